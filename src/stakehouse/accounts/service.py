@@ -1,0 +1,299 @@
+"""Users, sub-accounts, KYC, terms, freezes and OKX API keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from threading import Lock
+
+from sqlalchemy import Connection, func, select, update
+
+from stakehouse.accounts import rules
+from stakehouse.clock import Clock
+from stakehouse.db.engine import Database
+from stakehouse.db.tables import api_keys, terms_acceptances, users
+from stakehouse.errors import Conflict, InvalidParameter, NotAllowed, NotFound
+from stakehouse.security import SecretBox, hash_passphrase, new_api_key, new_passphrase, new_secret
+
+KEY_EXPIRY = dt.timedelta(days=14)
+#: ``last_used_at`` is written at most this often per key (a write per request would serialise reads).
+TOUCH_EVERY = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class User:
+    uid: str
+    env: str
+    master_uid: str | None
+    parent_uid: str | None
+    level: int
+    sub_name: str | None
+    label: str
+    kyc_level: int
+    frozen: bool
+    frozen_funcs: str
+    can_trans_out: bool
+    created_at: dt.datetime
+
+    @property
+    def is_sub(self) -> bool:
+        return self.level > 0
+
+    @property
+    def group_uid(self) -> str:
+        return self.master_uid or self.uid
+
+    def frozen_for(self, function: str) -> bool:
+        return rules.is_frozen_for(self.frozen, self.frozen_funcs, function)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: int
+    api_key: str
+    uid: str
+    perms: str
+    ips: str
+    label: str
+    frozen: bool
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    revoke_reason: str | None
+
+
+@dataclass(frozen=True)
+class AuthKey:
+    """What request authentication needs of a key (secret decrypted)."""
+
+    key: ApiKey
+    secret: str
+    passphrase_hash: str
+    user: User
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A created key; the only moment secret and passphrase are ever shown."""
+
+    key: ApiKey
+    secret: str
+    passphrase: str
+
+
+def _user(row: object) -> User:
+    return User(**{f: getattr(row, f) for f in User.__dataclass_fields__})
+
+
+def _key(row: object) -> ApiKey:
+    return ApiKey(**{f: getattr(row, f) for f in ApiKey.__dataclass_fields__})
+
+
+class AccountService:
+    def __init__(self, db: Database, clock: Clock, box: SecretBox) -> None:
+        self.db = db
+        self.clock = clock
+        self.box = box
+        self._touched: dict[int, dt.datetime] = {}
+        self._touch_lock = Lock()
+
+    # -- users -------------------------------------------------------------------------
+
+    def _new_uid(self, conn: Connection) -> str:
+        while True:
+            uid = str(10**15 + secrets.randbelow(9 * 10**15))
+            if conn.execute(select(users.c.uid).where(users.c.uid == uid)).first() is None:
+                return uid
+
+    def create_user(self, *, env: str = "live", label: str = "", kyc_level: int = 0,
+                    accept_terms: tuple[str, ...] = ()) -> User:
+        if env not in rules.ENVIRONMENTS:
+            raise InvalidParameter("env", "live or demo")
+        if len(label) > rules.MAX_LABEL:
+            raise InvalidParameter("label", f"at most {rules.MAX_LABEL} characters")
+        if kyc_level < 0 or kyc_level > 3:
+            raise InvalidParameter("kycLevel", "0..3")
+        now = self.clock.now()
+        with self.db.write() as conn:
+            uid = self._new_uid(conn)
+            conn.execute(users.insert().values(uid=uid, env=env, level=0, label=label, kyc_level=kyc_level,
+                                               frozen=False, frozen_funcs="", can_trans_out=True, created_at=now))
+            for product in accept_terms:
+                conn.execute(terms_acceptances.insert().values(uid=uid, product=product, accepted_at=now))
+            return self._get(conn, uid)
+
+    def create_sub_account(self, *, parent_uid: str, sub_name: str, label: str = "",
+                           can_trans_out: bool = True) -> User:
+        """A sub-account of a master (level 1) or of a level-1 sub-account (level 2)."""
+        if not sub_name or len(sub_name) > 32:
+            raise InvalidParameter("subAcct", "1..32 characters")
+        now = self.clock.now()
+        with self.db.write() as conn:
+            parent = self._get(conn, parent_uid)
+            if parent.level >= 2:
+                raise NotAllowed("A sub-account can have sub-accounts only two levels deep")
+            if conn.execute(select(users.c.uid).where(users.c.sub_name == sub_name)).first() is not None:
+                raise Conflict("Sub-account name already exists.", subAcct=sub_name)
+            uid = self._new_uid(conn)
+            conn.execute(users.insert().values(
+                uid=uid, env=parent.env, master_uid=parent.group_uid, parent_uid=parent.uid,
+                level=parent.level + 1, sub_name=sub_name, label=label, kyc_level=parent.kyc_level,
+                frozen=False, frozen_funcs="", can_trans_out=can_trans_out, created_at=now))
+            return self._get(conn, uid)
+
+    def _get(self, conn: Connection, uid: str) -> User:
+        row = conn.execute(select(users).where(users.c.uid == uid)).first()
+        if row is None:
+            raise NotFound("User", uid)
+        return _user(row)
+
+    def get(self, uid: str) -> User:
+        with self.db.read() as conn:
+            return self._get(conn, uid)
+
+    def get_in(self, conn: Connection, uid: str) -> User:
+        return self._get(conn, uid)
+
+    def find_sub(self, conn: Connection, sub_name: str) -> User | None:
+        row = conn.execute(select(users).where(users.c.sub_name == sub_name)).first()
+        return _user(row) if row else None
+
+    def list_users(self, *, master_uid: str | None = None, limit: int = 100) -> list[User]:
+        q = select(users).order_by(users.c.created_at, users.c.uid).limit(limit)
+        if master_uid:
+            q = q.where(users.c.master_uid == master_uid)
+        with self.db.read() as conn:
+            return [_user(r) for r in conn.execute(q)]
+
+    def set_kyc(self, uid: str, level: int) -> User:
+        if level < 0 or level > 3:
+            raise InvalidParameter("kycLevel", "0..3")
+        return self._update(uid, kyc_level=level)
+
+    def set_frozen(self, uid: str, frozen: bool, functions: list[str] | None = None) -> User:
+        """Global freeze when ``functions`` is empty, else freeze/unfreeze those functions."""
+        names = rules.normalise_functions(functions or [])
+        with self.db.write() as conn:
+            user = self._get(conn, uid)
+            if not names:
+                conn.execute(update(users).where(users.c.uid == uid).values(frozen=frozen))
+            else:
+                current = [f for f in user.frozen_funcs.split(",") if f]
+                new = sorted(set(current) | set(names)) if frozen else [f for f in current if f not in names]
+                conn.execute(update(users).where(users.c.uid == uid).values(frozen_funcs=",".join(new)))
+            return self._get(conn, uid)
+
+    def _update(self, uid: str, **values: object) -> User:
+        with self.db.write() as conn:
+            self._get(conn, uid)
+            conn.execute(update(users).where(users.c.uid == uid).values(**values))
+            return self._get(conn, uid)
+
+    def accept_terms(self, uid: str, product: str) -> None:
+        if not product or len(product) > 32:
+            raise InvalidParameter("product", "1..32 characters")
+        with self.db.write() as conn:
+            self._get(conn, uid)
+            exists = conn.execute(select(terms_acceptances.c.uid).where(
+                terms_acceptances.c.uid == uid, terms_acceptances.c.product == product)).first()
+            if exists is None:
+                conn.execute(terms_acceptances.insert().values(uid=uid, product=product,
+                                                               accepted_at=self.clock.now()))
+
+    def accepted_terms(self, conn: Connection, uid: str) -> set[str]:
+        rows = conn.execute(select(terms_acceptances.c.product).where(terms_acceptances.c.uid == uid))
+        return {r.product for r in rows}
+
+    # -- API keys ----------------------------------------------------------------------
+
+    def create_key(self, uid: str, *, perms: list[str], ips: list[str] | None = None, label: str = "",
+                   passphrase: str | None = None) -> NewKey:
+        perm_text = rules.normalise_perms(perms)
+        ip_text = rules.normalise_ips(ips or [])
+        if len(label) > rules.MAX_LABEL:
+            raise InvalidParameter("label", f"at most {rules.MAX_LABEL} characters")
+        phrase = passphrase or new_passphrase()
+        if not 8 <= len(phrase) <= 32:
+            raise InvalidParameter("passphrase", "8..32 characters")
+        secret = new_secret()
+        now = self.clock.now()
+        with self.db.write() as conn:
+            self._get(conn, uid)
+            live = conn.execute(select(func.count()).select_from(api_keys).where(
+                api_keys.c.uid == uid, api_keys.c.revoked_at.is_(None))).scalar_one()
+            if live >= rules.MAX_KEYS_PER_ACCOUNT:
+                raise Conflict(f"Each account can create up to {rules.MAX_KEYS_PER_ACCOUNT} API keys")
+            if label and conn.execute(select(api_keys.c.id).where(
+                    api_keys.c.uid == uid, api_keys.c.label == label, api_keys.c.revoked_at.is_(None))).first():
+                raise Conflict("This note name already exists.", label=label)
+            key_id = conn.execute(api_keys.insert().values(
+                api_key=new_api_key(), uid=uid, secret_enc=self.box.seal(secret),
+                passphrase_hash=hash_passphrase(phrase), perms=perm_text, ips=ip_text, label=label,
+                frozen=False, created_at=now).returning(api_keys.c.id)).scalar_one()
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
+        return NewKey(_key(row), secret, phrase)
+
+    def list_keys(self, uid: str, *, include_revoked: bool = False) -> list[ApiKey]:
+        q = select(api_keys).where(api_keys.c.uid == uid).order_by(api_keys.c.id)
+        if not include_revoked:
+            q = q.where(api_keys.c.revoked_at.is_(None))
+        with self.db.read() as conn:
+            return [_key(r) for r in conn.execute(q)]
+
+    def revoke_key(self, api_key: str, reason: str = "revoked") -> ApiKey:
+        with self.db.write() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.api_key == api_key)).first()
+            if row is None or row.revoked_at is not None:
+                raise NotFound("API key", api_key)
+            conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(
+                revoked_at=self.clock.now(), revoke_reason=reason))
+            return _key(conn.execute(select(api_keys).where(api_keys.c.id == row.id)).one())
+
+    def set_key_frozen(self, api_key: str, frozen: bool) -> ApiKey:
+        with self.db.write() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.api_key == api_key)).first()
+            if row is None or row.revoked_at is not None:
+                raise NotFound("API key", api_key)
+            conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(frozen=frozen))
+            return _key(conn.execute(select(api_keys).where(api_keys.c.id == row.id)).one())
+
+    def lookup_for_auth(self, api_key: str) -> AuthKey | None:
+        """The live (not revoked) key and its user, or ``None``."""
+        if len(api_key) > 64:
+            return None
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(api_keys, *[c.label(f"u_{c.name}") for c in users.c])
+                .join(users, users.c.uid == api_keys.c.uid)
+                .where(api_keys.c.api_key == api_key, api_keys.c.revoked_at.is_(None))
+            ).first()
+        if row is None:
+            return None
+        user = User(**{f: getattr(row, f"u_{f}") for f in User.__dataclass_fields__})
+        return AuthKey(_key(row), self.box.open(row.secret_enc), row.passphrase_hash, user)
+
+    def touch_key(self, key: ApiKey, now: dt.datetime) -> None:
+        """Record use of a key, at most once a minute per key and process."""
+        with self._touch_lock:
+            last = self._touched.get(key.id) or key.last_used_at
+            if last is not None and now - last < TOUCH_EVERY:
+                return
+            self._touched[key.id] = now
+        with self.db.write() as conn:
+            conn.execute(update(api_keys).where(api_keys.c.id == key.id).values(last_used_at=now))
+
+    def expire_idle_keys(self, conn: Connection, at: dt.datetime) -> int:
+        """Revoke live-environment keys with trade or withdraw, no bound IP, unused for 14 days."""
+        cutoff = at - KEY_EXPIRY
+        rows = conn.execute(
+            select(api_keys.c.id, api_keys.c.perms, api_keys.c.created_at, api_keys.c.last_used_at)
+            .join(users, users.c.uid == api_keys.c.uid)
+            .where(users.c.env == "live", api_keys.c.revoked_at.is_(None), api_keys.c.ips == "")
+        ).all()
+        expired = [r.id for r in rows
+                   if ("trade" in r.perms or "withdraw" in r.perms) and (r.last_used_at or r.created_at) <= cutoff]
+        if expired:
+            conn.execute(update(api_keys).where(api_keys.c.id.in_(expired)).values(
+                revoked_at=at, revoke_reason="expired"))
+        return len(expired)

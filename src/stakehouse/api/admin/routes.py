@@ -1,0 +1,222 @@
+"""The operator's HTTP API under ``/admin`` (bearer admin token). Thin: each route calls one service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from stakehouse import errors as dom
+from stakehouse.accounts.service import ApiKey, NewKey, User
+from stakehouse.assets.service import Balance, Deposit
+from stakehouse.clock import to_ms
+from stakehouse.ledger.journal import user_journal
+from stakehouse.ledger.rules import FUNDING, TRADING
+from stakehouse.money import AmountError, fmt, parse_amount
+from stakehouse.services import Services
+
+bearer = HTTPBearer(auto_error=False)
+
+AMOUNT_PATTERN = r"^[0-9]{1,40}(\.[0-9]{1,40})?$"
+
+
+class UserIn(BaseModel):
+    env: str = Field("live", pattern="^(live|demo)$")
+    label: str = Field("", max_length=50)
+    kycLevel: int = Field(0, ge=0, le=3)
+    acceptTerms: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(default_factory=list,
+                                                                                    max_length=20)
+
+
+class SubAccountIn(BaseModel):
+    subAcct: str = Field(min_length=1, max_length=32)
+    label: str = Field("", max_length=50)
+    canTransOut: bool = True
+
+
+class KycIn(BaseModel):
+    level: int = Field(ge=0, le=3)
+
+
+class TermsIn(BaseModel):
+    product: str = Field(min_length=1, max_length=32)
+
+
+class FreezeIn(BaseModel):
+    functions: list[str] = Field(default_factory=list, max_length=10)
+
+
+class KeyIn(BaseModel):
+    perms: list[str] = Field(default_factory=lambda: ["read_only"], max_length=3)
+    ips: list[str] = Field(default_factory=list, max_length=21)
+    label: str = Field("", max_length=50)
+    passphrase: str | None = Field(None, min_length=8, max_length=32)
+
+
+class DepositIn(BaseModel):
+    ccy: str = Field(min_length=1, max_length=16)
+    amt: str = Field(pattern=AMOUNT_PATTERN, max_length=80)
+    chain: str = Field("", max_length=48)
+    txId: str = Field("", max_length=128)
+    fromAddr: str = Field("", max_length=128)
+    toAddr: str = Field("", max_length=128)
+    idempotencyKey: str = Field("", max_length=64)
+
+
+class AdvanceIn(BaseModel):
+    seconds: int | None = Field(None, ge=0, le=10 * 366 * 86400)
+    days: int | None = Field(None, ge=0, le=10 * 366)
+    to: dt.datetime | None = None
+
+
+def user_out(u: User) -> dict[str, Any]:
+    return {"uid": u.uid, "env": u.env, "masterUid": u.master_uid or "", "parentUid": u.parent_uid or "",
+            "level": u.level, "subAcct": u.sub_name or "", "label": u.label, "kycLevel": u.kyc_level,
+            "frozen": u.frozen, "frozenFuncs": [f for f in u.frozen_funcs.split(",") if f],
+            "canTransOut": u.can_trans_out, "createdAt": u.created_at.isoformat()}
+
+
+def key_out(k: ApiKey) -> dict[str, Any]:
+    return {"apiKey": k.api_key, "uid": k.uid, "perms": k.perms, "ips": [i for i in k.ips.split(",") if i],
+            "label": k.label, "frozen": k.frozen, "createdAt": k.created_at.isoformat(),
+            "lastUsedAt": k.last_used_at.isoformat() if k.last_used_at else None,
+            "revokedAt": k.revoked_at.isoformat() if k.revoked_at else None, "revokeReason": k.revoke_reason}
+
+
+def new_key_out(n: NewKey) -> dict[str, Any]:
+    return {**key_out(n.key), "secretKey": n.secret, "passphrase": n.passphrase}
+
+
+def balance_out(acct_type: int, b: Balance) -> dict[str, str]:
+    return {"acctType": str(acct_type), "ccy": b.ccy, "available": fmt(b.available), "locked": fmt(b.locked),
+            "total": fmt(b.total)}
+
+
+def deposit_out(d: Deposit) -> dict[str, Any]:
+    return {"depId": d.dep_id, "uid": d.uid, "ccy": d.ccy, "chain": d.chain, "amt": fmt(d.amt), "txId": d.tx_id,
+            "state": str(d.state), "ts": str(to_ms(d.created_at))}
+
+
+def _amount(text: str, services: Services) -> Decimal:
+    try:
+        return parse_amount(text, scale=18, max_amount=services.settings.max_amount)
+    except AmountError as exc:
+        raise dom.InvalidParameter("amt", exc.reason) from None
+
+
+def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
+    def require_admin(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if creds is None or not hmac.compare_digest(creds.credentials.encode(), admin_token.encode()):
+            raise HTTPException(401, "admin bearer token required")
+
+    r = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], tags=["admin"])
+    acc = services.accounts
+
+    @r.post("/users")
+    def create_user(body: UserIn) -> dict[str, Any]:
+        return user_out(acc.create_user(env=body.env, label=body.label, kyc_level=body.kycLevel,
+                                        accept_terms=tuple(body.acceptTerms)))
+
+    @r.get("/users")
+    def list_users(masterUid: str = "", limit: int = 100) -> list[dict[str, Any]]:
+        return [user_out(u) for u in acc.list_users(master_uid=masterUid or None, limit=min(max(limit, 1), 1000))]
+
+    @r.get("/users/{uid}")
+    def get_user(uid: str) -> dict[str, Any]:
+        return user_out(acc.get(uid))
+
+    @r.post("/users/{uid}/sub-accounts")
+    def create_sub(uid: str, body: SubAccountIn) -> dict[str, Any]:
+        return user_out(acc.create_sub_account(parent_uid=uid, sub_name=body.subAcct, label=body.label,
+                                               can_trans_out=body.canTransOut))
+
+    @r.post("/users/{uid}/kyc")
+    def set_kyc(uid: str, body: KycIn) -> dict[str, Any]:
+        return user_out(acc.set_kyc(uid, body.level))
+
+    @r.post("/users/{uid}/terms")
+    def accept_terms(uid: str, body: TermsIn) -> dict[str, Any]:
+        acc.accept_terms(uid, body.product)
+        return {"uid": uid, "product": body.product, "accepted": True}
+
+    @r.post("/users/{uid}/freeze")
+    def freeze(uid: str, body: FreezeIn) -> dict[str, Any]:
+        return user_out(acc.set_frozen(uid, True, body.functions))
+
+    @r.post("/users/{uid}/unfreeze")
+    def unfreeze(uid: str, body: FreezeIn) -> dict[str, Any]:
+        return user_out(acc.set_frozen(uid, False, body.functions))
+
+    @r.post("/users/{uid}/api-keys")
+    def create_key(uid: str, body: KeyIn) -> dict[str, Any]:
+        return new_key_out(acc.create_key(uid, perms=body.perms, ips=body.ips, label=body.label,
+                                          passphrase=body.passphrase))
+
+    @r.get("/users/{uid}/api-keys")
+    def list_keys(uid: str, includeRevoked: bool = False) -> list[dict[str, Any]]:
+        acc.get(uid)
+        return [key_out(k) for k in acc.list_keys(uid, include_revoked=includeRevoked)]
+
+    @r.post("/api-keys/{api_key}/revoke")
+    def revoke_key(api_key: str) -> dict[str, Any]:
+        return key_out(acc.revoke_key(api_key))
+
+    @r.post("/users/{uid}/deposits")
+    def credit_deposit(uid: str, body: DepositIn) -> dict[str, Any]:
+        return deposit_out(services.assets.credit_deposit(
+            uid, body.ccy.upper(), _amount(body.amt, services), chain=body.chain, tx_id=body.txId,
+            from_addr=body.fromAddr, to_addr=body.toAddr, idempotency_key=body.idempotencyKey))
+
+    @r.get("/users/{uid}/balances")
+    def balances(uid: str) -> list[dict[str, str]]:
+        acc.get(uid)
+        return [balance_out(t, b) for t in (FUNDING, TRADING) for b in services.assets.balances(uid, t)]
+
+    @r.get("/users/{uid}/journal")
+    def journal(uid: str, limit: int = 100, beforeEntry: int | None = None) -> list[dict[str, Any]]:
+        acc.get(uid)
+        with services.db.read() as conn:
+            rows = user_journal(conn, uid, limit=min(max(limit, 1), 1000), before_entry=beforeEntry)
+        return [{"entryId": str(p.entry_id), "type": p.type, "ref": p.ref, "memo": p.memo,
+                 "acctType": str(p.acct_type), "ccy": p.ccy, "bucket": p.bucket, "amount": fmt(p.amount),
+                 "ts": p.created_at.isoformat()} for p in rows]
+
+    @r.get("/clock")
+    def get_clock() -> dict[str, Any]:
+        now = services.clock.now()
+        return {"now": now.isoformat(), "ts": str(to_ms(now)), "sandbox": services.settings.sandbox}
+
+    @r.post("/clock/advance")
+    def advance(body: AdvanceIn) -> dict[str, Any]:
+        if body.to is not None and body.to.tzinfo is None:
+            raise dom.InvalidParameter("to", "needs a time zone, e.g. 2026-01-01T00:00:00Z")
+        by = dt.timedelta(seconds=body.seconds or 0, days=body.days or 0)
+        ran = services.advance_clock(to=body.to, by=by)
+        return {"now": services.clock.now().isoformat(),
+                "jobsRun": [{"job": j.job, "period": j.period, "dueAt": j.due_at.isoformat(), "result": j.result}
+                            for j in ran]}
+
+    @r.get("/jobs")
+    def jobs(limit: int = 100) -> list[dict[str, Any]]:
+        return [{"job": j.job, "period": j.period, "dueAt": j.due_at.isoformat(), "result": j.result}
+                for j in services.runner.history(min(max(limit, 1), 1000))]
+
+    @r.get("/audit")
+    def audit() -> JSONResponse:
+        report = services.audit()
+        return JSONResponse(report.as_dict(), status_code=200 if report.ok else 409)
+
+    app.include_router(r)
+
+    @app.exception_handler(dom.DomainError)
+    async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, dom.DomainError)
+        status = 404 if isinstance(exc, dom.NotFound) else 409 if isinstance(exc, dom.Conflict) else \
+            403 if isinstance(exc, dom.NotAllowed) else 400
+        return JSONResponse({"error": type(exc).__name__, "message": exc.message}, status_code=status)

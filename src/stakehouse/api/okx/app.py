@@ -1,0 +1,162 @@
+"""The OKX v5 REST adapter: route table, request pipeline, envelope.
+
+Every reply is JSON ``{"code", "msg", "data"}``; no stack trace ever reaches a client.
+The pipeline follows the conventions' verification order: route and method, headers,
+timestamp, key, environment, passphrase, signature, key state, IP, permission, rate limit,
+parameters, business rules.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from stakehouse.api.net import client_ip
+from stakehouse.api.okx.auth import AuthContext, Authenticator
+from stakehouse.api.okx.errors import OkxError, Overrides, from_domain
+from stakehouse.api.okx.params import Params, parse_json_body
+from stakehouse.api.okx.ratelimit import Limit, RateLimiter
+from stakehouse.errors import DomainError
+from stakehouse.services import Services
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a route handler gets: the services, the parsed parameters, the caller."""
+
+    services: Services
+    params: Params
+    auth: AuthContext | None
+    ip: str
+
+    @property
+    def user(self) -> AuthContext:
+        assert self.auth is not None
+        return self.auth
+
+
+Handler = Callable[[Call], Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # below /api/v5
+    handler: Handler
+    #: ``None`` for public routes, else ``read``, ``trade`` or ``withdraw``.
+    perm: str | None
+    limit: Limit
+    #: Route-specific codes for domain errors (e.g. a short balance on a transfer is 58116).
+    overrides: Overrides = field(default_factory=dict)
+
+
+def _json(payload: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(payload, separators=(",", ":")), status_code=status, media_type="application/json")
+
+
+def error_response(err: OkxError) -> Response:
+    return _json({"code": err.code, "msg": err.msg, "data": []}, err.status)
+
+
+def ok_response(data: Any) -> Response:
+    return _json({"code": "0", "msg": "", "data": data})
+
+
+class OkxAdapter:
+    def __init__(self, services: Services, routes: Sequence[Route]) -> None:
+        self.services = services
+        settings = services.settings
+        self.auth = Authenticator(services.accounts, services.clock, skew_ms=settings.auth_skew_ms,
+                                  sandbox=settings.sandbox)
+        self.limiter = RateLimiter(settings.redis_url, settings.rate_limit_factor)
+        self.routes = list(routes)
+        self.max_body = settings.max_body_bytes
+        self.trusted = settings.trusted_proxies
+
+    def _rate_key(self, route: Route, call_ip: str, auth: AuthContext | None, params: Params) -> tuple[str, ...]:
+        env = auth.user.env if auth else "public"
+        rule = route.limit.rule
+        base = auth.uid if rule.startswith("uid") and auth else call_ip
+        extra = ""
+        if rule.endswith("+ccy"):
+            extra = str(params.values.get("ccy", ""))[:16]
+        elif rule.endswith("+instId"):
+            extra = str(params.values.get("instId", ""))[:32]
+        elif rule.endswith("+instType"):
+            extra = str(params.values.get("instType", ""))[:16]
+        return (env, route.method, route.path, base, extra)
+
+    def _process(self, route: Route, headers: dict[str, str], target: str, body: bytes, query: dict[str, str],
+                 ip: str) -> Response:
+        try:
+            auth = None
+            if route.perm is not None:
+                auth = self.auth.authenticate(headers=headers, method=route.method, target=target, body=body,
+                                              ip=ip, perm=route.perm)
+            if route.method == "GET":
+                params = Params(dict(query))
+            else:
+                parsed = parse_json_body(body)
+                if not isinstance(parsed, dict):
+                    raise OkxError("51000", msg="Parameter body error: a JSON object is required")
+                params = Params(parsed)
+            if not self.limiter.hit(route.limit, *self._rate_key(route, ip, auth, params)):
+                raise OkxError("50011")
+            call = Call(self.services, params, auth, ip)
+            try:
+                return ok_response(route.handler(call))
+            except DomainError as exc:
+                raise from_domain(exc, route.overrides) from None
+        except OkxError as err:
+            return error_response(err)
+
+    def endpoint(self, route: Route) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response:
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > self.max_body:
+                    return error_response(OkxError("51000", msg=f"Parameter body error: larger than "
+                                                                f"{self.max_body} bytes"))
+            raw_path = request.scope.get("raw_path") or request.url.path.encode()
+            query_string = request.scope.get("query_string", b"")
+            target = raw_path.decode("latin-1") + (("?" + query_string.decode("latin-1")) if query_string else "")
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            ip = client_ip(request, self.trusted)
+            return await run_in_threadpool(self._process, route, headers, target, body,
+                                           dict(request.query_params), ip)
+
+        return handle
+
+    def asgi(self) -> Starlette:
+        paths: dict[str, dict[str, Route]] = {}
+        for route in self.routes:
+            paths.setdefault(route.path, {})[route.method] = route
+        starlette_routes = []
+        for path, by_method in paths.items():
+            for method, route in by_method.items():
+                starlette_routes.append(StarletteRoute(path, self.endpoint(route), methods=[method]))
+
+        async def http_error(_request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            if exc.status_code == 405:
+                return error_response(OkxError("50115"))
+            return error_response(OkxError("404"))
+
+        async def crash(_request: Request, exc: Exception) -> Response:
+            log.exception("okx_unhandled", error=type(exc).__name__)
+            return error_response(OkxError("50026"))
+
+        return Starlette(routes=starlette_routes, exception_handlers={HTTPException: http_error, Exception: crash})

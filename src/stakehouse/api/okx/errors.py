@@ -1,0 +1,96 @@
+"""OKX error codes: the one table (HTTP status, message template) and the domain mapping."""
+
+from __future__ import annotations
+
+from stakehouse import errors as dom
+
+#: code -> (HTTP status, message template). Templates use ``{param0}``, ``{param1}``, ``{ccy}``.
+CODES: dict[str, tuple[int, str]] = {
+    "404": (404, "Not Found"),
+    "50000": (400, "Body for POST request cannot be empty."),
+    "50001": (503, "Service temporarily unavailable. Please try again later."),
+    "50002": (400, "JSON syntax error"),
+    "50011": (429, "Too Many Requests"),
+    "50014": (400, "Parameter {param0} can not be empty."),
+    "50015": (400, "Either parameter {param0} or {param1} is required"),
+    "50024": (200, "Parameter {param0} and {param1} can not exist at the same time."),
+    "50026": (500, "System error. Try again later"),
+    "50030": (200, "You don't have permission to use this API endpoint"),
+    "50038": (200, "This feature is unavailable in demo trading"),
+    "50053": (200, "This feature is only available in demo trading."),
+    "50100": (400, "API frozen, please contact customer service."),
+    "50101": (401, "APIKey does not match current environment."),
+    "50102": (401, "Timestamp request expired."),
+    "50103": (401, 'Request header "OK-ACCESS-KEY" cannot be empty.'),
+    "50104": (401, 'Request header "OK-ACCESS-PASSPHRASE" cannot be empty.'),
+    "50105": (401, 'Request header "OK-ACCESS-PASSPHRASE" incorrect.'),
+    "50106": (401, 'Request header "OK-ACCESS-SIGN" cannot be empty.'),
+    "50107": (401, 'Request header "OK-ACCESS-TIMESTAMP" cannot be empty.'),
+    "50110": (401, "Your IP {param0} is not included in your API key's IP whitelist."),
+    "50111": (401, "Invalid OK-ACCESS-KEY."),
+    "50112": (401, "Invalid OK-ACCESS-TIMESTAMP."),
+    "50113": (401, "Invalid signature."),
+    "50115": (405, "Invalid request method."),
+    "50120": (200, "This API key doesn't have permission to use this function"),
+    "51000": (400, "Parameter {param0} error"),
+    "51001": (200, "Instrument ID or Spread ID doesn't exist."),
+    "58004": (200, "Account blocked."),
+    "58114": (400, "Transfer amount must be greater than 0"),
+    "58115": (200, "Sub-account does not exist."),
+    "58116": (200, "Transfer exceeds the available amount."),
+    "58119": (200, "{param0} Sub-account has no permission to transfer out, please set first."),
+    "58123": (200, "The From parameter cannot be the same as the To parameter."),
+    "58127": (200, "Main account API key does not support current transfer 'type' parameter. Please refer to the API documentation."),
+    "58128": (200, "Sub-account API key does not support current transfer 'type' parameter. Please refer to the API documentation."),
+    "58129": (200, "{param0} is incorrect or {param0} does not match with 'type'"),
+    "58350": (200, "Insufficient balance."),
+}
+
+
+class OkxError(Exception):
+    """An OKX error reply: ``{"code": code, "msg": msg, "data": []}`` with the code's HTTP status."""
+
+    def __init__(self, code: str, *, msg: str | None = None, **params: str) -> None:
+        status, template = CODES[code]
+        self.code = code
+        self.status = status
+        self.msg = msg if msg is not None else template.format(**params) if params else template
+        super().__init__(f"{code} {self.msg}")
+
+
+def missing(field: str) -> OkxError:
+    return OkxError("50014", param0=field)
+
+
+def bad(field: str, detail: str = "") -> OkxError:
+    text = CODES["51000"][1].format(param0=field)
+    return OkxError("51000", msg=f"{text}: {detail}" if detail else text)
+
+
+#: Per-route overrides: domain error class -> OKX code (e.g. a short balance on a transfer is 58116).
+Overrides = dict[type[dom.DomainError], str]
+
+
+def from_domain(exc: dom.DomainError, overrides: Overrides | None = None) -> OkxError:
+    for cls in type(exc).__mro__:
+        if overrides and cls in overrides:
+            code = overrides[cls]
+            field = getattr(exc, "field", "") or exc.params.get("subAcct", "")
+            return OkxError(code, param0=field) if "{param0}" in CODES[code][1] else OkxError(code)
+    if isinstance(exc, dom.TransferTypeNotAllowed):
+        return OkxError("58128" if exc.caller_is_sub else "58127")
+    if isinstance(exc, dom.InvalidParameter):
+        return bad(exc.field, exc.reason)
+    if isinstance(exc, dom.MissingParameter):
+        return missing(exc.field)
+    if isinstance(exc, dom.AmountNotPositive):
+        return bad(exc.field, "must be greater than 0")
+    if isinstance(exc, dom.InsufficientBalance):
+        return OkxError("58350")
+    if isinstance(exc, dom.AccountFrozen):
+        return OkxError("58004")
+    if isinstance(exc, dom.NotFound):
+        return OkxError("51000", msg=exc.message)
+    if isinstance(exc, dom.NotAllowed):
+        return OkxError("50030")
+    return OkxError("51000", msg=exc.message)

@@ -1,0 +1,71 @@
+"""Currencies, chains and spot instruments: operator reference data, seeded on first start."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Connection, select
+
+from stakehouse.db.tables import chains, currencies, instruments
+from stakehouse.errors import InvalidParameter
+from stakehouse.ledger.journal import dialect_insert
+
+
+@dataclass(frozen=True)
+class Currency:
+    ccy: str
+    name: str
+    scale: int
+
+
+D = Decimal
+#: ccy, name, scale, [(chain suffix, confirmations, fee, min_dep, min_wd, max_wd, need_tag)]
+DEFAULT_CURRENCIES: list[tuple[str, str, int, list[tuple[str, int, Decimal, Decimal, Decimal, Decimal, bool]]]] = [
+    ("BTC", "Bitcoin", 8, [("Bitcoin", 2, D("0.0002"), D("0.00005"), D("0.001"), D("500"), False)]),
+    ("ETH", "Ethereum", 18, [("ERC20", 64, D("0.0016"), D("0.00000001"), D("0.005"), D("10000"), False)]),
+    ("SOL", "Solana", 9, [("Solana", 32, D("0.008"), D("0.01"), D("0.1"), D("100000"), False)]),
+    ("USDT", "Tether", 6, [("TRC20", 20, D("1"), D("0.1"), D("10"), D("10000000"), False),
+                           ("ERC20", 64, D("3"), D("1"), D("10"), D("10000000"), False)]),
+    ("USDC", "USD Coin", 6, [("ERC20", 64, D("3"), D("1"), D("10"), D("10000000"), False)]),
+    ("XRP", "Ripple", 6, [("Ripple", 1, D("0.2"), D("0.01"), D("20"), D("1000000"), True)]),
+    ("BETH", "Beacon ETH", 8, []),
+    ("OKSOL", "OKX staked SOL", 8, []),
+]
+
+#: instId, base, quote, tick, lot, min size, max size
+DEFAULT_INSTRUMENTS = [
+    ("BTC-USDT", "BTC", "USDT", D("0.1"), D("0.00000001"), D("0.00001"), D("9999999999")),
+    ("ETH-USDT", "ETH", "USDT", D("0.01"), D("0.000001"), D("0.0001"), D("9999999999")),
+    ("SOL-USDT", "SOL", "USDT", D("0.01"), D("0.000001"), D("0.001"), D("9999999999")),
+    ("ETH-BTC", "ETH", "BTC", D("0.00001"), D("0.000001"), D("0.0001"), D("9999999999")),
+]
+
+
+def seed_reference_data(conn: Connection, now: dt.datetime) -> None:
+    """Insert the default currencies, chains and instruments that are not there yet."""
+    insert = dialect_insert(conn)
+    for ccy, name, scale, chain_rows in DEFAULT_CURRENCIES:
+        conn.execute(insert(currencies).values(ccy=ccy, name=name, scale=scale).on_conflict_do_nothing())
+        for index, (suffix, confirmations, fee, min_dep, min_wd, max_wd, need_tag) in enumerate(chain_rows):
+            conn.execute(insert(chains).values(
+                ccy=ccy, chain=f"{ccy}-{suffix}", main_net=index == 0, can_dep=True, can_wd=True,
+                can_internal=True, need_tag=need_tag, min_dep=min_dep, min_wd=min_wd, max_wd=max_wd,
+                wd_tick_sz=min(scale, 8), fee=fee, confirmations=confirmations,
+                unlock_confirmations=confirmations).on_conflict_do_nothing())
+    for inst_id, base, quote, tick, lot, min_sz, max_sz in DEFAULT_INSTRUMENTS:
+        conn.execute(insert(instruments).values(
+            inst_id=inst_id, base_ccy=base, quote_ccy=quote, tick_sz=tick, lot_sz=lot, min_sz=min_sz,
+            max_sz=max_sz, list_time=now, state="live").on_conflict_do_nothing())
+
+
+def currency(conn: Connection, ccy: str, field: str = "ccy") -> Currency:
+    row = conn.execute(select(currencies).where(currencies.c.ccy == ccy)).first()
+    if row is None:
+        raise InvalidParameter(field, f"unknown currency {ccy[:16]}")
+    return Currency(row.ccy, row.name, row.scale)
+
+
+def all_currencies(conn: Connection) -> dict[str, Currency]:
+    return {r.ccy: Currency(r.ccy, r.name, r.scale) for r in conn.execute(select(currencies))}

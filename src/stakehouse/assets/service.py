@@ -1,0 +1,307 @@
+"""Balances, transfers between accounts, and deposits (the funds every product stands on)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Connection, select
+
+from stakehouse.accounts.service import AccountService, User
+from stakehouse.assets.reference import currency
+from stakehouse.clock import Clock
+from stakehouse.db.engine import Database
+from stakehouse.db.tables import chains, deposits, journal_entries, ledger_accounts, transfers
+from stakehouse.errors import (
+    AccountFrozen,
+    AmountNotPositive,
+    InvalidParameter,
+    MissingParameter,
+    NotFound,
+    SameAccount,
+    TransferOutNotAllowed,
+    TransferTypeNotAllowed,
+)
+from stakehouse.ledger.journal import Ledger, dialect_insert
+from stakehouse.ledger.rules import FUNDING, USER_ACCOUNT_TYPES, AccountRef, Leg
+from stakehouse.money import round_down
+
+TRANSFER_TYPES = (0, 1, 2, 3, 4)
+
+
+class _LostRace(Exception):
+    """Raised inside a transaction to roll it back when a concurrent twin already committed."""
+
+
+@dataclass(frozen=True)
+class Balance:
+    ccy: str
+    available: Decimal
+    locked: Decimal
+    updated_at: dt.datetime
+
+    @property
+    def total(self) -> Decimal:
+        return self.available + self.locked
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    ccy: str
+    amt: Decimal
+    from_type: int
+    to_type: int
+    type: int = 0
+    sub_acct: str = ""
+    client_id: str = ""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    trans_id: str
+    client_id: str
+    ccy: str
+    amt: Decimal
+    type: int
+    from_type: int
+    to_type: int
+    sub_acct: str
+    state: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Deposit:
+    dep_id: str
+    uid: str
+    ccy: str
+    chain: str
+    amt: Decimal
+    type: int
+    from_addr: str
+    to_addr: str
+    tx_id: str
+    from_wd_id: str
+    state: int
+    confirmations: int
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class DepositQuery:
+    ccy: str = ""
+    dep_id: str = ""
+    from_wd_id: str = ""
+    tx_id: str = ""
+    type: int | None = None
+    state: int | None = None
+    after: dt.datetime | None = None
+    before: dt.datetime | None = None
+    limit: int = 100
+
+
+def _transfer(row: object) -> Transfer:
+    r = row
+    return Transfer(str(r.trans_id), r.client_id or "", r.ccy, r.amt, r.type, r.from_type, r.to_type,  # type: ignore[attr-defined]
+                    r.sub_acct, r.state, r.created_at)  # type: ignore[attr-defined]
+
+
+def _deposit(r: object) -> Deposit:
+    return Deposit(**{f: (str(getattr(r, f)) if f == "dep_id" else getattr(r, f)) for f in Deposit.__dataclass_fields__})
+
+
+class AssetService:
+    def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService) -> None:
+        self.db = db
+        self.clock = clock
+        self.ledger = ledger
+        self.accounts = accounts
+
+    # -- balances ----------------------------------------------------------------------
+
+    def balances(self, uid: str, acct_type: int, ccys: list[str] | None = None) -> list[Balance]:
+        cols = ledger_accounts.c
+        q = (select(cols.ccy, cols.available, cols.locked, cols.updated_at)
+             .where(cols.owner == f"u:{uid}", cols.acct_type == acct_type).order_by(cols.ccy))
+        if ccys:
+            q = q.where(cols.ccy.in_(ccys))
+        with self.db.read() as conn:
+            return [Balance(r.ccy, r.available, r.locked, r.updated_at) for r in conn.execute(q)]
+
+    # -- transfers ---------------------------------------------------------------------
+
+    def _resolve(self, conn: Connection, caller: User, req: TransferRequest) -> tuple[User, User]:
+        """(source user, destination user) of a transfer, by its type."""
+        if req.type == 0:
+            if req.from_type == req.to_type:
+                raise SameAccount()
+            return caller, caller
+        if req.type in (1, 2):
+            if caller.is_sub:
+                raise TransferTypeNotAllowed(caller_is_sub=True)
+            if not req.sub_acct:
+                raise MissingParameter("subAcct")
+            sub = self.accounts.find_sub(conn, req.sub_acct)
+            if sub is None or sub.master_uid != caller.uid:
+                raise NotFound("Sub-account", req.sub_acct)
+            return (caller, sub) if req.type == 1 else (sub, caller)
+        if not caller.is_sub:
+            raise TransferTypeNotAllowed(caller_is_sub=False)
+        master = self.accounts.get_in(conn, caller.group_uid)
+        if req.type == 3:
+            return caller, master
+        if not req.sub_acct:
+            raise MissingParameter("subAcct")
+        sibling = self.accounts.find_sub(conn, req.sub_acct)
+        if sibling is None or sibling.master_uid != caller.master_uid or sibling.uid == caller.uid:
+            raise NotFound("Sub-account", req.sub_acct)
+        if not caller.can_trans_out:
+            raise TransferOutNotAllowed(caller.sub_name or caller.uid)
+        return caller, sibling
+
+    def transfer(self, caller_uid: str, req: TransferRequest) -> Transfer:
+        """Move funds synchronously. A retry with the same ``clientId`` returns the first result."""
+        if req.type not in TRANSFER_TYPES:
+            raise InvalidParameter("type")
+        if req.from_type not in USER_ACCOUNT_TYPES:
+            raise InvalidParameter("from")
+        if req.to_type not in USER_ACCOUNT_TYPES:
+            raise InvalidParameter("to")
+        if req.amt <= 0:
+            raise AmountNotPositive("amt")
+        now = self.clock.now()
+        with self.db.write() as conn:
+            if req.client_id:
+                existing = conn.execute(select(transfers).where(
+                    transfers.c.uid == caller_uid, transfers.c.client_id == req.client_id)).first()
+                if existing is not None:
+                    return _transfer(existing)
+            cur = currency(conn, req.ccy)
+            if round_down(req.amt, cur.scale) != req.amt:
+                raise InvalidParameter("amt", f"at most {cur.scale} decimals for {cur.ccy}")
+            caller = self.accounts.get_in(conn, caller_uid)
+            source, dest = self._resolve(conn, caller, req)
+            for user in (caller, source):
+                if user.frozen_for("transfer"):
+                    raise AccountFrozen(user.uid, "transfer")
+            trans_id = conn.execute(
+                dialect_insert(conn)(transfers)
+                .values(uid=caller_uid, client_id=req.client_id or None, type=req.type, ccy=req.ccy, amt=req.amt,
+                        from_uid=source.uid, from_type=req.from_type, to_uid=dest.uid, to_type=req.to_type,
+                        sub_acct=req.sub_acct, state="success", created_at=now)
+                .on_conflict_do_nothing()
+                .returning(transfers.c.trans_id)
+            ).scalar_one_or_none()
+            if trans_id is None:  # a concurrent retry with the same clientId won
+                return _transfer(conn.execute(select(transfers).where(
+                    transfers.c.uid == caller_uid, transfers.c.client_id == req.client_id)).one())
+            posted = self.ledger.post(
+                conn, type="transfer", ref=str(trans_id), idempotency_key=f"transfer:{trans_id}", at=now,
+                uid=caller_uid,
+                legs=[Leg(AccountRef.user(source.uid, req.from_type, req.ccy), -req.amt),
+                      Leg(AccountRef.user(dest.uid, req.to_type, req.ccy), req.amt)],
+            )
+            conn.execute(transfers.update().where(transfers.c.trans_id == trans_id).values(entry_id=posted.entry_id))
+            return _transfer(conn.execute(select(transfers).where(transfers.c.trans_id == trans_id)).one())
+
+    def transfer_state(self, caller_uid: str, *, trans_id: str = "", client_id: str = "") -> Transfer:
+        q = select(transfers).where(transfers.c.uid == caller_uid)
+        if trans_id:
+            if not trans_id.isdigit() or len(trans_id) > 19:
+                raise NotFound("Transfer", trans_id)
+            q = q.where(transfers.c.trans_id == int(trans_id))
+        elif client_id:
+            q = q.where(transfers.c.client_id == client_id)
+        else:
+            raise MissingParameter("transId")
+        with self.db.read() as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            raise NotFound("Transfer", trans_id or client_id)
+        return _transfer(row)
+
+    # -- deposits ----------------------------------------------------------------------
+
+    def credit_deposit(self, uid: str, ccy: str, amt: Decimal, *, chain: str = "", tx_id: str = "",
+                       from_addr: str = "", to_addr: str = "", idempotency_key: str = "") -> Deposit:
+        """Credit an on-chain deposit at once (the sandbox faucet and operator credits).
+
+        With an ``idempotency_key``, a retry returns the first deposit and credits nothing."""
+        if amt <= 0:
+            raise AmountNotPositive("amt")
+        if len(idempotency_key) > 64:
+            raise InvalidParameter("idempotencyKey", "at most 64 characters")
+        entry_key = f"deposit:ext:{idempotency_key}" if idempotency_key else ""
+        now = self.clock.now()
+        try:
+            return self._credit(uid, ccy, amt, chain, tx_id, from_addr, to_addr, entry_key, now)
+        except _LostRace:
+            # A concurrent retry with the same key committed first; ours rolled back whole.
+            with self.db.read() as conn:
+                winner = self._deposit_by_entry_key(conn, entry_key)
+            assert winner is not None
+            return winner
+
+    def _credit(self, uid: str, ccy: str, amt: Decimal, chain: str, tx_id: str, from_addr: str, to_addr: str,
+                entry_key: str, now: dt.datetime) -> Deposit:
+        with self.db.write() as conn:
+            if entry_key:
+                prior = self._deposit_by_entry_key(conn, entry_key)
+                if prior is not None:
+                    return prior
+            user = self.accounts.get_in(conn, uid)
+            cur = currency(conn, ccy)
+            if round_down(amt, cur.scale) != amt:
+                raise InvalidParameter("amt", f"at most {cur.scale} decimals for {ccy}")
+            if user.frozen_for("deposit"):
+                raise AccountFrozen(uid, "deposit")
+            chain_q = select(chains.c.chain).where(chains.c.ccy == ccy)
+            chain_q = chain_q.where(chains.c.chain == chain) if chain else chain_q.where(chains.c.main_net.is_(True))
+            chain_name = conn.execute(chain_q).scalar_one_or_none()
+            if chain and chain_name is None:
+                raise InvalidParameter("chain", f"unknown chain {chain[:48]}")
+            dep_id = conn.execute(deposits.insert().values(
+                uid=uid, ccy=ccy, chain=chain_name or ccy, amt=amt, type=4, from_addr=from_addr, to_addr=to_addr,
+                tx_id=tx_id, from_wd_id="", state=2, confirmations=0, acct_type=FUNDING, created_at=now,
+            ).returning(deposits.c.dep_id)).scalar_one()
+            posted = self.ledger.post(
+                conn, type="deposit", ref=str(dep_id), idempotency_key=entry_key or f"deposit:{dep_id}", at=now,
+                uid=uid,
+                legs=[Leg(AccountRef.system("custody", ccy), -amt), Leg(AccountRef.user(uid, FUNDING, ccy), amt)],
+            )
+            if not posted.created:
+                raise _LostRace()
+            conn.execute(deposits.update().where(deposits.c.dep_id == dep_id).values(entry_id=posted.entry_id))
+            return _deposit(conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)).one())
+
+    def _deposit_by_entry_key(self, conn: Connection, entry_key: str) -> Deposit | None:
+        row = conn.execute(
+            select(deposits).join(journal_entries, journal_entries.c.id == deposits.c.entry_id)
+            .where(journal_entries.c.idempotency_key == entry_key)
+        ).first()
+        return _deposit(row) if row else None
+
+    def deposit_history(self, uid: str, query: DepositQuery) -> list[Deposit]:
+        c = deposits.c
+        q = select(deposits).where(c.uid == uid)
+        if query.ccy:
+            q = q.where(c.ccy == query.ccy)
+        if query.dep_id:
+            q = q.where(c.dep_id == int(query.dep_id)) if query.dep_id.isdigit() and len(query.dep_id) < 19 \
+                else q.where(c.dep_id == -1)
+        if query.from_wd_id:
+            q = q.where(c.from_wd_id == query.from_wd_id)
+        if query.tx_id:
+            q = q.where(c.tx_id == query.tx_id)
+        if query.type is not None:
+            q = q.where(c.type == query.type)
+        if query.state is not None:
+            q = q.where(c.state == query.state)
+        if query.after is not None:
+            q = q.where(c.created_at < query.after)
+        if query.before is not None:
+            q = q.where(c.created_at > query.before)
+        q = q.order_by(c.created_at.desc(), c.dep_id.desc()).limit(query.limit)
+        with self.db.read() as conn:
+            return [_deposit(r) for r in conn.execute(q)]

@@ -1,0 +1,272 @@
+"""``stakehouse``: the server, the job worker and the operator's commands (over the same services)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from stakehouse import errors as dom
+from stakehouse.api.admin.routes import balance_out, deposit_out, key_out, new_key_out, user_out
+from stakehouse.config import load_settings
+from stakehouse.ledger.journal import user_journal
+from stakehouse.ledger.rules import FUNDING, TRADING
+from stakehouse.logging import configure_logging
+from stakehouse.money import AmountError, fmt, parse_amount
+from stakehouse.services import Services
+
+app = typer.Typer(help="Stakehouse: Earn & Broker backend (OKX v5 / Gemini REST).", no_args_is_help=True)
+users_app = typer.Typer(help="Users and sub-accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="OKX API keys.", no_args_is_help=True)
+clock_app = typer.Typer(help="The sandbox clock.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(clock_app, name="clock")
+
+DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: STAKEHOUSE_DATABASE_URL).")]
+SandboxOpt = Annotated[bool | None, typer.Option("--sandbox/--production", help="Sandbox mode.")]
+
+
+def _services(db: str | None = None, sandbox: bool | None = None) -> Services:
+    overrides: dict[str, Any] = {}
+    if db:
+        overrides["database_url"] = db
+    if sandbox is not None:
+        overrides["sandbox"] = sandbox
+    settings = load_settings(**overrides)
+    configure_logging("WARNING", settings.log_format)
+    return Services(settings)
+
+
+def _print(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def _run(fn: Any) -> None:
+    try:
+        fn()
+    except dom.DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+# -- server and worker --------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    sandbox: Annotated[bool, typer.Option("--sandbox", help="Embedded SQLite, demo users, movable clock.")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    db: DbOpt = None,
+) -> None:
+    """Run the API server (migrations are applied first)."""
+    overrides: dict[str, Any] = {"sandbox": sandbox} if sandbox else {}
+    if db:
+        overrides["database_url"] = db
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_level, settings.log_format)
+    services = Services(settings)
+    env = {"STAKEHOUSE_SANDBOX": "true" if settings.sandbox else "false", "STAKEHOUSE_DATABASE_URL": settings.database_url}
+    if settings.sandbox:
+        from stakehouse.sandbox.demo import banner, bootstrap
+
+        creds = bootstrap(services)
+        env["STAKEHOUSE_ADMIN_TOKEN"] = creds["adminToken"]
+        if not settings.server_key:
+            from stakehouse.services import resolve_server_key
+
+            env["STAKEHOUSE_SERVER_KEY"] = resolve_server_key(settings)
+        typer.echo(banner(creds, f"http://{host or settings.host}:{port or settings.port}"))
+    elif not settings.admin_token:
+        raise typer.BadParameter("STAKEHOUSE_ADMIN_TOKEN is required outside the sandbox")
+    services.close()
+    os.environ.update(env)
+    uvicorn.run("stakehouse.asgi:create", factory=True, host=host or settings.host, port=port or settings.port,
+                workers=workers, log_level="warning", access_log=False)
+
+
+@app.command()
+def worker(db: DbOpt = None, once: Annotated[bool, typer.Option(help="Run what is due, then exit.")] = False) -> None:
+    """Run periodic jobs (production): every due period of every job, exactly once."""
+    services = _services(db)
+    if once:
+        _print([r.__dict__ for r in services.runner.run_due()])
+        return
+    from stakehouse.asgi import job_loop
+
+    stop = threading.Event()
+    services.runner.run_due()
+    try:
+        job_loop(services, stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
+def migrate(db: DbOpt = None) -> None:
+    """Apply database migrations."""
+    _services(db).close()
+    typer.echo("migrations applied")
+
+
+@app.command()
+def audit(db: DbOpt = None) -> None:
+    """Check the books: entries balance, cached balances equal postings, no negative user balance."""
+    report = _services(db).audit()
+    for check in report.checks:
+        typer.echo(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.checked} checked, "
+                   f"{len(check.violations)} violations")
+        for v in check.violations[:50]:
+            typer.echo(f"    {v}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+# -- users ---------------------------------------------------------------------------------
+
+
+@users_app.command("create")
+def users_create(env: str = "live", label: str = "", kyc_level: int = 0,
+                 accept_terms: Annotated[list[str] | None, typer.Option()] = None, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print(user_out(s.accounts.create_user(env=env, label=label, kyc_level=kyc_level,
+                                                        accept_terms=tuple(accept_terms or ())))))
+
+
+@users_app.command("sub-create")
+def users_sub_create(parent_uid: str, sub_acct: str, label: str = "", db: DbOpt = None) -> None:
+    """Create a sub-account under a master (or under a first-level sub-account)."""
+    s = _services(db)
+    _run(lambda: _print(user_out(s.accounts.create_sub_account(parent_uid=parent_uid, sub_name=sub_acct,
+                                                               label=label))))
+
+
+@users_app.command("list")
+def users_list(master_uid: str = "", db: DbOpt = None) -> None:
+    _print([user_out(u) for u in _services(db).accounts.list_users(master_uid=master_uid or None)])
+
+
+@users_app.command("show")
+def users_show(uid: str, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print(user_out(s.accounts.get(uid))))
+
+
+@users_app.command("kyc")
+def users_kyc(uid: str, level: int, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print(user_out(s.accounts.set_kyc(uid, level))))
+
+
+@users_app.command("accept-terms")
+def users_terms(uid: str, product: str, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: (s.accounts.accept_terms(uid, product), typer.echo("accepted")))
+
+
+@users_app.command("freeze")
+def users_freeze(uid: str, function: Annotated[list[str] | None, typer.Option()] = None, db: DbOpt = None) -> None:
+    """Freeze a user (globally, or only the --function ones)."""
+    s = _services(db)
+    _run(lambda: _print(user_out(s.accounts.set_frozen(uid, True, function or []))))
+
+
+@users_app.command("unfreeze")
+def users_unfreeze(uid: str, function: Annotated[list[str] | None, typer.Option()] = None, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print(user_out(s.accounts.set_frozen(uid, False, function or []))))
+
+
+@users_app.command("deposit")
+def users_deposit(uid: str, ccy: str, amt: str, chain: str = "", tx_id: str = "", idempotency_key: str = "",
+                  db: DbOpt = None) -> None:
+    """Credit a deposit (the sandbox faucet; shown in deposit history)."""
+    s = _services(db)
+
+    def go() -> None:
+        try:
+            value = parse_amount(amt, scale=18, max_amount=s.settings.max_amount)
+        except AmountError as exc:
+            raise dom.InvalidParameter("amt", exc.reason) from None
+        _print(deposit_out(s.assets.credit_deposit(uid, ccy.upper(), value, chain=chain, tx_id=tx_id,
+                                                   idempotency_key=idempotency_key)))
+
+    _run(go)
+
+
+@users_app.command("balances")
+def users_balances(uid: str, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: (s.accounts.get(uid), _print([balance_out(t, b) for t in (FUNDING, TRADING)
+                                                for b in s.assets.balances(uid, t)])))
+
+
+@users_app.command("journal")
+def users_journal(uid: str, limit: int = 50, db: DbOpt = None) -> None:
+    s = _services(db)
+    with s.db.read() as conn:
+        rows = user_journal(conn, uid, limit=limit)
+    _print([{"entryId": p.entry_id, "type": p.type, "ref": p.ref, "acctType": p.acct_type, "ccy": p.ccy,
+             "bucket": p.bucket, "amount": fmt(p.amount), "ts": p.created_at.isoformat()} for p in rows])
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(uid: str, perm: Annotated[list[str] | None, typer.Option(help="read_only, trade, withdraw")] = None,
+                ip: Annotated[list[str] | None, typer.Option()] = None, label: str = "",
+                passphrase: str | None = None, db: DbOpt = None) -> None:
+    """Create an OKX API key; secretKey and passphrase are shown this once."""
+    s = _services(db)
+    _run(lambda: _print(new_key_out(s.accounts.create_key(uid, perms=perm or ["read_only"], ips=ip or [],
+                                                          label=label, passphrase=passphrase))))
+
+
+@keys_app.command("list")
+def keys_list(uid: str, db: DbOpt = None) -> None:
+    _print([key_out(k) for k in _services(db).accounts.list_keys(uid)])
+
+
+@keys_app.command("revoke")
+def keys_revoke(api_key: str, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print(key_out(s.accounts.revoke_key(api_key))))
+
+
+# -- clock ---------------------------------------------------------------------------------
+
+
+@clock_app.command("show")
+def clock_show(db: DbOpt = None) -> None:
+    s = _services(db)
+    _print({"now": s.clock.now().isoformat(), "sandbox": s.settings.sandbox})
+
+
+@clock_app.command("advance")
+def clock_advance(days: int = 0, hours: int = 0, seconds: int = 0, to: str = "", db: DbOpt = None) -> None:
+    """Move the sandbox clock forward and run every job that falls due (sandbox only)."""
+    s = _services(db)
+
+    def go() -> None:
+        target = dt.datetime.fromisoformat(to.replace("Z", "+00:00")) if to else None
+        if target is not None and target.tzinfo is None:
+            raise dom.InvalidParameter("to", "needs a time zone")
+        ran = s.advance_clock(to=target, by=dt.timedelta(days=days, hours=hours, seconds=seconds))
+        _print({"now": s.clock.now().isoformat(), "jobsRun": [r.__dict__ for r in ran]})
+
+    _run(go)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["main"]

@@ -1,0 +1,87 @@
+"""Configuration: environment variables (``STAKEHOUSE_*``) over an optional TOML file.
+
+Every setting is documented in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_SANDBOX_URL = "sqlite:///./data/stakehouse.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STAKEHOUSE_", extra="forbid")
+
+    #: SQLAlchemy URL: ``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``.
+    database_url: str = DEFAULT_SANDBOX_URL
+    #: Sandbox mode: controllable clock, demo users, generated admin token, faucet.
+    sandbox: bool = False
+    #: Fernet key (urlsafe base64, 32 bytes) that encrypts API secrets at rest. Required in
+    #: production; the sandbox keeps a generated one next to its SQLite file.
+    server_key: str = ""
+    #: Bearer token for ``/admin``. Required in production; the sandbox generates one.
+    admin_token: str = ""
+    #: ``redis://host:port/db``: shared rate-limit counters for several workers.
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Allowed |server time - OK-ACCESS-TIMESTAMP| in ms.
+    auth_skew_ms: int = 30_000
+    #: Peers whose ``X-Forwarded-For`` is believed (exact IPs or CIDRs).
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: Business time zone of the T-day.
+    business_tz: str = "Europe/Istanbul"
+    #: Multiplies every rate limit (1 = OKX's documented numbers).
+    rate_limit_factor: float = 1.0
+    #: Largest amount any request may carry.
+    max_amount: Decimal = Decimal(10) ** 12
+    #: Expire trade/withdraw keys without a bound IP after 14 days unused (live keys only).
+    key_expiry_enabled: bool = True
+    #: Largest accepted request body in bytes.
+    max_body_bytes: int = 64 * 1024
+    #: How often (seconds) ``serve --sandbox`` and ``worker`` look for due jobs.
+    job_poll_seconds: float = 5.0
+    log_level: str = "INFO"
+    #: Log format: ``json`` (default) or ``console``.
+    log_format: str = "json"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("STAKEHOUSE_CONFIG")
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        tail = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
+        return Path(tail) if tail and tail != ":memory:" else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

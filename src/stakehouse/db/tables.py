@@ -1,0 +1,243 @@
+"""The schema, as SQLAlchemy Core tables. Migrations in ``migrations/versions`` build it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from stakehouse.db.types import Money, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = UtcDateTime()
+
+#: Small key/value facts about this installation (e.g. when jobs start counting periods).
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+#: The sandbox clock: business time = base_time + (wall - base_wall) while running.
+clock_state = Table(
+    "clock_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("base_time", TS, nullable=False),
+    Column("base_wall", TS, nullable=False),
+    Column("running", Boolean, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("uid", String(20), primary_key=True),
+    Column("env", String(4), nullable=False),  # live | demo
+    Column("master_uid", String(20), ForeignKey("users.uid"), nullable=True),  # root of the group
+    Column("parent_uid", String(20), ForeignKey("users.uid"), nullable=True),  # direct parent
+    Column("level", Integer, nullable=False, default=0),  # 0 master, 1 sub, 2 sub of a sub
+    Column("sub_name", String(32), nullable=True, unique=True),
+    Column("label", String(64), nullable=False, default=""),
+    Column("kyc_level", Integer, nullable=False, default=0),
+    Column("frozen", Boolean, nullable=False, default=False),
+    Column("frozen_funcs", String(200), nullable=False, default=""),
+    Column("can_trans_out", Boolean, nullable=False, default=True),
+    Column("created_at", TS, nullable=False),
+    CheckConstraint("env in ('live', 'demo')", name="env"),
+    CheckConstraint("level in (0, 1, 2)", name="level"),
+)
+Index("ix_users_master", users.c.master_uid)
+
+terms_acceptances = Table(
+    "terms_acceptances",
+    metadata,
+    Column("uid", String(20), ForeignKey("users.uid"), primary_key=True),
+    Column("product", String(32), primary_key=True),
+    Column("accepted_at", TS, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("api_key", String(64), nullable=False, unique=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("secret_enc", Text, nullable=False),
+    Column("passphrase_hash", Text, nullable=False),
+    Column("perms", String(64), nullable=False),
+    Column("ips", Text, nullable=False, default=""),
+    Column("label", String(64), nullable=False, default=""),
+    Column("frozen", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+    Column("last_used_at", TS, nullable=True),
+    Column("revoked_at", TS, nullable=True),
+    Column("revoke_reason", String(32), nullable=True),
+)
+Index("ix_api_keys_uid", api_keys.c.uid)
+
+currencies = Table(
+    "currencies",
+    metadata,
+    Column("ccy", String(16), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("scale", Integer, nullable=False),  # decimals accepted in amounts
+)
+
+chains = Table(
+    "chains",
+    metadata,
+    Column("ccy", String(16), ForeignKey("currencies.ccy"), primary_key=True),
+    Column("chain", String(48), primary_key=True),  # e.g. USDT-TRC20
+    Column("main_net", Boolean, nullable=False),
+    Column("can_dep", Boolean, nullable=False),
+    Column("can_wd", Boolean, nullable=False),
+    Column("can_internal", Boolean, nullable=False),
+    Column("need_tag", Boolean, nullable=False),
+    Column("min_dep", Money, nullable=False),
+    Column("min_wd", Money, nullable=False),
+    Column("max_wd", Money, nullable=False),
+    Column("wd_tick_sz", Integer, nullable=False),
+    Column("fee", Money, nullable=False),
+    Column("confirmations", Integer, nullable=False),
+    Column("unlock_confirmations", Integer, nullable=False),
+)
+
+instruments = Table(
+    "instruments",
+    metadata,
+    Column("inst_id", String(32), primary_key=True),
+    Column("base_ccy", String(16), ForeignKey("currencies.ccy"), nullable=False),
+    Column("quote_ccy", String(16), ForeignKey("currencies.ccy"), nullable=False),
+    Column("tick_sz", Money, nullable=False),
+    Column("lot_sz", Money, nullable=False),
+    Column("min_sz", Money, nullable=False),
+    Column("max_sz", Money, nullable=False),
+    Column("list_time", TS, nullable=False),
+    Column("state", String(16), nullable=False),
+)
+
+#: One row per (owner, account type, currency): the cached balance, kept in step with
+#: postings in the same transaction. Owner is ``u:<uid>`` for users, ``s:<name>`` for the
+#: platform's system accounts (account type 0).
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(48), nullable=False),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=True),
+    Column("acct_type", Integer, nullable=False),
+    Column("ccy", String(16), nullable=False),
+    Column("allow_negative", Boolean, nullable=False),
+    Column("available", Money, nullable=False),
+    Column("locked", Money, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("owner", "acct_type", "ccy", name="uq_ledger_accounts_owner_type_ccy"),
+    CheckConstraint("acct_type in (0, 6, 18)", name="acct_type"),
+)
+Index("ix_ledger_accounts_uid", ledger_accounts.c.uid)
+
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("type", String(32), nullable=False),
+    Column("ref", String(64), nullable=False),
+    Column("idempotency_key", String(128), nullable=False, unique=True),
+    Column("uid", String(20), nullable=True),  # the user the entry is about, for history
+    Column("created_at", TS, nullable=False),
+    Column("memo", Text, nullable=False, default=""),
+    Column("reverses_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("journal_entries.id"),
+           nullable=True),
+)
+Index("ix_journal_entries_uid", journal_entries.c.uid, journal_entries.c.id)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("entry_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("journal_entries.id"),
+           nullable=False),
+    Column("account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("bucket", String(8), nullable=False),  # available | locked
+    Column("ccy", String(16), nullable=False),
+    Column("amount", Money, nullable=False),  # signed: + credit to the holder, - debit
+    Column("created_at", TS, nullable=False),
+    CheckConstraint("bucket in ('available', 'locked')", name="bucket"),
+)
+Index("ix_postings_account_time", postings.c.account_id, postings.c.created_at)
+Index("ix_postings_entry", postings.c.entry_id)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("trans_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),  # the caller
+    Column("client_id", String(32), nullable=True),
+    Column("type", Integer, nullable=False),
+    Column("ccy", String(16), nullable=False),
+    Column("amt", Money, nullable=False),
+    Column("from_uid", String(20), nullable=False),
+    Column("from_type", Integer, nullable=False),
+    Column("to_uid", String(20), nullable=False),
+    Column("to_type", Integer, nullable=False),
+    Column("sub_acct", String(32), nullable=False, default=""),
+    Column("state", String(16), nullable=False),
+    Column("entry_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("journal_entries.id"),
+           nullable=True),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("uid", "client_id", name="uq_transfers_uid_client_id"),
+)
+
+deposits = Table(
+    "deposits",
+    metadata,
+    Column("dep_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("ccy", String(16), nullable=False),
+    Column("chain", String(48), nullable=False),
+    Column("amt", Money, nullable=False),
+    Column("type", Integer, nullable=False),  # 3 internal, 4 on-chain
+    Column("from_addr", String(128), nullable=False, default=""),
+    Column("to_addr", String(128), nullable=False, default=""),
+    Column("tx_id", String(128), nullable=False, default=""),
+    Column("from_wd_id", String(20), nullable=False, default=""),
+    Column("state", Integer, nullable=False),  # 0 confirming, 1 credited, 2 done
+    Column("confirmations", Integer, nullable=False, default=0),
+    Column("acct_type", Integer, nullable=False, default=6),
+    Column("entry_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("journal_entries.id"),
+           nullable=True),
+    Column("created_at", TS, nullable=False),
+)
+Index("ix_deposits_uid_time", deposits.c.uid, deposits.c.created_at)
+
+#: Exactly-once job execution: one row per (job, period) that has run.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("period", String(32), primary_key=True),  # ISO start of the period (UTC)
+    Column("due_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=False),
+    Column("result", Text, nullable=False, default=""),
+)

@@ -1,0 +1,80 @@
+"""Wiring: one object holding the database, the clock and every service (use cases)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from stakehouse.accounts.service import AccountService
+from stakehouse.assets.reference import seed_reference_data
+from stakehouse.assets.service import AssetService
+from stakehouse.clock import Clock, SystemClock
+from stakehouse.config import Settings
+from stakehouse.db.engine import Database
+from stakehouse.db.migrate import upgrade
+from stakehouse.errors import NotAllowed
+from stakehouse.jobs.runner import Job, JobRegistry, JobRunner, RunRecord
+from stakehouse.jobs.schedule import Hourly
+from stakehouse.ledger.audit import AuditReport, run_audit
+from stakehouse.ledger.journal import Ledger
+from stakehouse.sandbox.clock import SandboxClock
+from stakehouse.sandbox.control import advance_to
+from stakehouse.security import SecretBox, new_server_key
+
+
+class Services:
+    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        if migrate:
+            upgrade(self.db)
+        self.sandbox_clock: SandboxClock | None = None
+        self.clock: Clock
+        if settings.sandbox:
+            self.sandbox_clock = SandboxClock(self.db)
+            self.sandbox_clock.ensure()
+            self.clock = self.sandbox_clock
+        else:
+            self.clock = SystemClock()
+        self.box = SecretBox(resolve_server_key(settings))
+        self.ledger = Ledger()
+        self.accounts = AccountService(self.db, self.clock, self.box)
+        self.assets = AssetService(self.db, self.clock, self.ledger, self.accounts)
+        self.jobs = JobRegistry()
+        if settings.key_expiry_enabled:
+            self.jobs.add(Job("api_key_expiry", Hourly(),
+                              lambda conn, period: f"expired {self.accounts.expire_idle_keys(conn, period.end)}"))
+        self.runner = JobRunner(self.db, self.clock, self.jobs)
+        with self.db.write() as conn:
+            seed_reference_data(conn, self.clock.now())
+        self.runner.origin()
+
+    def audit(self) -> AuditReport:
+        with self.db.read() as conn:
+            return run_audit(conn)
+
+    def advance_clock(self, *, to: dt.datetime | None = None, by: dt.timedelta | None = None) -> list[RunRecord]:
+        if self.sandbox_clock is None:
+            raise NotAllowed("The clock can only be moved in the sandbox")
+        target = to if to is not None else self.sandbox_clock.now() + (by or dt.timedelta())
+        return advance_to(self.sandbox_clock, self.runner, target)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def resolve_server_key(settings: Settings) -> str:
+    """The configured server key; in the sandbox, one generated once and kept beside the database."""
+    if settings.server_key:
+        return settings.server_key
+    if not settings.sandbox:
+        raise SystemExit("STAKEHOUSE_SERVER_KEY is required outside the sandbox")
+    path = settings.sqlite_path()
+    key_file = (path.parent if path else Path("data")) / ".server.key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key = new_server_key()
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
