@@ -73,7 +73,8 @@ def serve(
     settings = load_settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     services = Services(settings)
-    env = {"STAKEHOUSE_SANDBOX": "true" if settings.sandbox else "false", "STAKEHOUSE_DATABASE_URL": settings.database_url}
+    env = {"STAKEHOUSE_SANDBOX": "true" if settings.sandbox else "false",
+           "STAKEHOUSE_DATABASE_URL": settings.database_url}
     if settings.sandbox:
         from stakehouse.sandbox.demo import banner, bootstrap
 
@@ -168,7 +169,12 @@ def users_kyc(uid: str, level: int, db: DbOpt = None) -> None:
 @users_app.command("accept-terms")
 def users_terms(uid: str, product: str, db: DbOpt = None) -> None:
     s = _services(db)
-    _run(lambda: (s.accounts.accept_terms(uid, product), typer.echo("accepted")))
+
+    def go() -> None:
+        s.accounts.accept_terms(uid, product)
+        typer.echo("accepted")
+
+    _run(go)
 
 
 @users_app.command("freeze")
@@ -204,8 +210,12 @@ def users_deposit(uid: str, ccy: str, amt: str, chain: str = "", tx_id: str = ""
 @users_app.command("balances")
 def users_balances(uid: str, db: DbOpt = None) -> None:
     s = _services(db)
-    _run(lambda: (s.accounts.get(uid), _print([balance_out(t, b) for t in (FUNDING, TRADING)
-                                                for b in s.assets.balances(uid, t)])))
+
+    def go() -> None:
+        s.accounts.get(uid)
+        _print([balance_out(t, b) for t in (FUNDING, TRADING) for b in s.assets.balances(uid, t)])
+
+    _run(go)
 
 
 @users_app.command("journal")
@@ -270,3 +280,7 @@ def main() -> None:
 
 
 __all__ = ["main"]
+
+
+if __name__ == "__main__":
+    main()

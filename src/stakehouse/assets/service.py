@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -101,14 +102,14 @@ class DepositQuery:
     limit: int = 100
 
 
-def _transfer(row: object) -> Transfer:
-    r = row
-    return Transfer(str(r.trans_id), r.client_id or "", r.ccy, r.amt, r.type, r.from_type, r.to_type,  # type: ignore[attr-defined]
-                    r.sub_acct, r.state, r.created_at)  # type: ignore[attr-defined]
+def _transfer(r: Any) -> Transfer:
+    return Transfer(str(r.trans_id), r.client_id or "", r.ccy, r.amt, r.type, r.from_type, r.to_type, r.sub_acct,
+                    r.state, r.created_at)
 
 
-def _deposit(r: object) -> Deposit:
-    return Deposit(**{f: (str(getattr(r, f)) if f == "dep_id" else getattr(r, f)) for f in Deposit.__dataclass_fields__})
+def _deposit(r: Any) -> Deposit:
+    return Deposit(str(r.dep_id), r.uid, r.ccy, r.chain, r.amt, r.type, r.from_addr, r.to_addr, r.tx_id,
+                   r.from_wd_id, r.state, r.confirmations, r.created_at)
 
 
 class AssetService:

@@ -179,7 +179,7 @@ postings = Table(
     Column("entry_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("journal_entries.id"),
            nullable=False),
     Column("account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False),
-    Column("bucket", String(8), nullable=False),  # available | locked
+    Column("bucket", String(16), nullable=False),  # available | locked
     Column("ccy", String(16), nullable=False),
     Column("amount", Money, nullable=False),  # signed: + credit to the holder, - debit
     Column("created_at", TS, nullable=False),

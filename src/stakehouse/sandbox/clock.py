@@ -55,6 +55,14 @@ class SandboxClock:
             conn.execute(update(clock_state).where(clock_state.c.id == 1).values(**values))
         return moment
 
+    def freeze(self) -> dt.datetime:
+        """Stop business time where it is (tests and demos that want exact timestamps)."""
+        with self.db.write() as conn:
+            current = self._now(conn)
+            conn.execute(update(clock_state).where(clock_state.c.id == 1).values(
+                base_time=current, base_wall=wall_time(), running=False))
+        return current
+
     def is_running(self) -> bool:
         with self.db.read() as conn:
             return bool(conn.execute(select(clock_state.c.running)).scalar_one())

@@ -40,8 +40,10 @@ CODES: dict[str, tuple[int, str]] = {
     "58116": (200, "Transfer exceeds the available amount."),
     "58119": (200, "{param0} Sub-account has no permission to transfer out, please set first."),
     "58123": (200, "The From parameter cannot be the same as the To parameter."),
-    "58127": (200, "Main account API key does not support current transfer 'type' parameter. Please refer to the API documentation."),
-    "58128": (200, "Sub-account API key does not support current transfer 'type' parameter. Please refer to the API documentation."),
+    "58127": (200, "Main account API key does not support current transfer 'type' parameter. "
+                   "Please refer to the API documentation."),
+    "58128": (200, "Sub-account API key does not support current transfer 'type' parameter. "
+                   "Please refer to the API documentation."),
     "58129": (200, "{param0} is incorrect or {param0} does not match with 'type'"),
     "58350": (200, "Insufficient balance."),
 }

@@ -219,7 +219,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('entry_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('bucket', sa.String(length=8), nullable=False),
+    sa.Column('bucket', sa.String(length=16), nullable=False),
     sa.Column('ccy', sa.String(length=16), nullable=False),
     sa.Column('amount', stakehouse.db.types.Money(precision=38, scale=18), nullable=False),
     sa.Column('created_at', stakehouse.db.types.UtcDateTime(), nullable=False),

@@ -1,0 +1,48 @@
+"""The operator CLI over a real database: audit passes, then catches a corrupted balance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+
+from sqlalchemy import update
+
+from stakehouse.config import Settings
+from stakehouse.db.tables import ledger_accounts
+from stakehouse.security import new_server_key
+from stakehouse.services import Services
+
+
+def cli(*args: str, db: str, key: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "STAKEHOUSE_SERVER_KEY": key, "STAKEHOUSE_DATABASE_URL": db}
+    return subprocess.run([sys.executable, "-m", "stakehouse.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+
+
+def test_cli_creates_credits_and_audits(backend: str, make_db: Callable[[str], str]) -> None:
+    db, key = make_db(backend), new_server_key()
+    created = cli("users", "create", "--env", "live", "--kyc-level", "1", db=db, key=key)
+    assert created.returncode == 0, created.stderr
+    uid = created.stdout.split('"uid": "')[1].split('"')[0]
+    credited = cli("users", "deposit", uid, "USDT", "12.5", db=db, key=key)
+    assert credited.returncode == 0, credited.stderr
+    refused = cli("users", "deposit", uid, "USDT", "1e3", db=db, key=key)
+    assert refused.returncode == 2 and "amt" in refused.stderr
+    ok = cli("audit", db=db, key=key)
+    assert ok.returncode == 0 and "[ok] cached balances equal the sum of postings" in ok.stdout
+
+    services = Services(Settings(database_url=db, server_key=key))
+    with services.db.write() as conn:  # tamper with a cached balance behind the ledger's back
+        conn.execute(update(ledger_accounts).where(ledger_accounts.c.uid == uid).values(available=Decimal("99")))
+    services.close()
+    broken = cli("audit", db=db, key=key)
+    assert broken.returncode == 1
+    assert "[FAIL] cached balances equal the sum of postings" in broken.stdout and "cached 99" in broken.stdout
+
+
+def test_cli_refuses_clock_in_production(backend: str, make_db: Callable[[str], str]) -> None:
+    r = cli("clock", "advance", "--days", "1", db=make_db(backend), key=new_server_key())
+    assert r.returncode == 2 and "sandbox" in r.stderr

@@ -1,0 +1,109 @@
+"""A real Stakehouse server for tests: uvicorn in a thread, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import uvicorn
+
+from stakehouse.app import create_app
+from stakehouse.config import Settings
+from stakehouse.security import new_server_key
+from stakehouse.services import Services
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Creds:
+    uid: str
+    env: str
+    api_key: str
+    secret: str
+    passphrase: str
+
+    @property
+    def flag(self) -> str:
+        return "1" if self.env == "demo" else "0"
+
+
+@dataclass
+class Stack:
+    services: Services
+    base_url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+    admin: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admin = httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                                  timeout=60)
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        r = self.admin.request(method, path, **kw)
+        assert r.status_code < 300, (r.status_code, r.text)
+        return r.json()
+
+    def new_user(self, *, env: str = "live", funds: dict[str, str] | None = None, perms: tuple[str, ...] = (
+            "read_only", "trade", "withdraw"), ips: tuple[str, ...] = (), kyc: int = 2) -> Creds:
+        user = self.call("POST", "/admin/users", json={"env": env, "kycLevel": kyc})
+        return self.add_key(user["uid"], env=env, funds=funds, perms=perms, ips=ips)
+
+    def add_key(self, uid: str, *, env: str, funds: dict[str, str] | None = None,
+                perms: tuple[str, ...] = ("read_only", "trade", "withdraw"), ips: tuple[str, ...] = ()) -> Creds:
+        key = self.call("POST", f"/admin/users/{uid}/api-keys", json={"perms": list(perms), "ips": list(ips)})
+        for ccy, amt in (funds or {}).items():
+            self.call("POST", f"/admin/users/{uid}/deposits", json={"ccy": ccy, "amt": amt})
+        return Creds(uid, env, key["apiKey"], key["secretKey"], key["passphrase"])
+
+    def balances(self, uid: str) -> dict[tuple[str, str], Decimal]:
+        rows = self.call("GET", f"/admin/users/{uid}/balances")
+        return {(r["acctType"], r["ccy"]): Decimal(r["available"]) for r in rows}
+
+    def audit_ok(self) -> dict[str, Any]:
+        r = self.admin.get("/admin/audit")
+        report = r.json()
+        assert r.status_code == 200 and report["ok"], report
+        return report
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.admin.close()
+        self.services.close()
+
+
+def start_stack(database_url: str, **settings: Any) -> Stack:
+    values: dict[str, Any] = {"database_url": database_url, "sandbox": True, "server_key": new_server_key(),
+                              "admin_token": ADMIN_TOKEN, "rate_limit_factor": 1000.0, "key_expiry_enabled": True,
+                              "log_level": "WARNING"}
+    values.update(settings)
+    services = Services(Settings(**values))
+    app = create_app(services, ADMIN_TOKEN)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    return Stack(services, f"http://127.0.0.1:{port}", server, thread)
+
+
+def utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.UTC)
