@@ -14,14 +14,14 @@ import httpx
 from tests.stack import Creds, Stack
 
 
-def signed_get(stack: Stack, c: Creds, path: str) -> httpx.Response:
+def signed_get(base_url: str, c: Creds, path: str) -> httpx.Response:
     ts = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     sign = base64.b64encode(hmac.new(c.secret.encode(), f"{ts}GET{path}".encode(), hashlib.sha256).digest()).decode()
     headers = {"OK-ACCESS-KEY": c.api_key, "OK-ACCESS-SIGN": sign, "OK-ACCESS-TIMESTAMP": ts,
                "OK-ACCESS-PASSPHRASE": c.passphrase}
     if c.env == "demo":
         headers["x-simulated-trading"] = "1"
-    return httpx.get(stack.base_url + path, headers=headers)
+    return httpx.get(base_url + path, headers=headers)
 
 
 def test_admin_needs_the_token(stack: Stack) -> None:
@@ -35,15 +35,16 @@ def test_key_expires_after_14_idle_days_on_the_sandbox_clock(fresh_stack: Callab
     bound = stack.new_user(env="live", ips=("127.0.0.1",))
     reader = stack.new_user(env="live", perms=("read_only",))
     demo = stack.new_user(env="demo")
-    assert signed_get(stack, idle, "/api/v5/asset/balances").json()["code"] == "0"
+    assert signed_get(stack.base_url, idle, "/api/v5/asset/balances").json()["code"] == "0"
     ran = stack.call("POST", "/admin/clock/advance", json={"days": 13})["jobsRun"]
     assert len(ran) == 13 * 24 and {j["job"] for j in ran} == {"api_key_expiry"}
-    assert signed_get(stack, idle, "/api/v5/asset/balances").json()["code"] == "0"  # used: the idle time restarts
+    # a call restarts the idle time
+    assert signed_get(stack.base_url, idle, "/api/v5/asset/balances").json()["code"] == "0"
     stack.call("POST", "/admin/clock/advance", json={"days": 15})
-    expired = signed_get(stack, idle, "/api/v5/asset/balances")
+    expired = signed_get(stack.base_url, idle, "/api/v5/asset/balances")
     assert (expired.status_code, expired.json()["code"]) == (401, "50111")
     for still_valid in (bound, reader, demo):
-        assert signed_get(stack, still_valid, "/api/v5/asset/balances").json()["code"] == "0"
+        assert signed_get(stack.base_url, still_valid, "/api/v5/asset/balances").json()["code"] == "0"
     keys = stack.call("GET", f"/admin/users/{idle.uid}/api-keys", params={"includeRevoked": True})
     assert keys[0]["revokeReason"] == "expired"
 
