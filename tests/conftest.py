@@ -12,7 +12,6 @@ import pytest
 from tests.stack import Stack, start_stack
 from tests.support.external import create_database, drop_database, postgres_server, redis_server
 
-
 #: Databases the session created on the PostgreSQL server, dropped before it stops.
 _PG_DATABASES: list[str] = []
 
@@ -24,7 +23,7 @@ def pg_base() -> Iterator[str]:
         for name in _PG_DATABASES:
             try:
                 drop_database(url, name)
-            except Exception as exc:  # noqa: BLE001 - cleanup must not hide test results
+            except Exception as exc:
                 print(f"could not drop {name}: {exc}")
 
 

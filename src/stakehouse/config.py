@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     #: Largest amount any request may carry.
     max_amount: Decimal = Decimal(10) ** 12
     #: Expire trade/withdraw keys without a bound IP after 14 days unused (live keys only).
-    key_expiry_enabled: bool = True
+    #: Unset: on in production, off in the sandbox (where a month may pass in a second).
+    key_expiry_enabled: bool | None = None
     #: Largest accepted request body in bytes.
     max_body_bytes: int = 64 * 1024
     #: How often (seconds) ``serve --sandbox`` and ``worker`` look for due jobs.
@@ -71,6 +72,10 @@ class Settings(BaseSettings):
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
+
+    @property
+    def key_expiry_active(self) -> bool:
+        return self.key_expiry_enabled if self.key_expiry_enabled is not None else not self.sandbox
 
     @property
     def is_sqlite(self) -> bool:

@@ -41,7 +41,7 @@ class Services:
         self.accounts = AccountService(self.db, self.clock, self.box)
         self.assets = AssetService(self.db, self.clock, self.ledger, self.accounts)
         self.jobs = JobRegistry()
-        if settings.key_expiry_enabled:
+        if settings.key_expiry_active:
             self.jobs.add(Job("api_key_expiry", Hourly(),
                               lambda conn, period: f"expired {self.accounts.expire_idle_keys(conn, period.end)}"))
         self.runner = JobRunner(self.db, self.clock, self.jobs)

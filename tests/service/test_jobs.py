@@ -17,6 +17,7 @@ from stakehouse.ledger.journal import dialect_insert
 from stakehouse.security import new_server_key
 from stakehouse.services import Services
 
+
 def counter_job(name: str, log: list[str] | None = None, fail_on: str = "") -> Job:
     """A deliberately non-idempotent job: it adds one to a counter per run."""
 

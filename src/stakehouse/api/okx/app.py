@@ -105,15 +105,24 @@ class OkxAdapter:
             if route.perm is not None:
                 auth = self.auth.authenticate(headers=headers, method=route.method, target=target, body=body,
                                               ip=ip, perm=route.perm)
+            body_error: OkxError | None = None
             if route.method == "GET":
                 params = Params(dict(query))
             else:
-                parsed = parse_json_body(body)
+                try:
+                    parsed = parse_json_body(body)
+                except OkxError as err:
+                    parsed, body_error = {}, err
                 if not isinstance(parsed, dict):
-                    raise OkxError("51000", msg="Parameter body error: a JSON object is required")
+                    parsed = {}
+                    body_error = OkxError("51000", msg="Parameter body error: a JSON object is required")
                 params = Params(parsed)
+            # The rate limit comes before parameter errors (conventions 2.4), so malformed
+            # requests are counted too.
             if not self.limiter.hit(route.limit, *self._rate_key(route, ip, auth, params)):
                 raise OkxError("50011")
+            if body_error is not None:
+                raise body_error
             call = Call(self.services, params, auth, ip)
             try:
                 return ok_response(route.handler(call))

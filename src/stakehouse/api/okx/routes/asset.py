@@ -17,7 +17,8 @@ from stakehouse.ledger.rules import FUNDING
 from stakehouse.money import fmt
 
 
-def _known(call: Call, ccys: list[str]) -> None:
+def known_currencies(call: Call, ccys: list[str]) -> None:
+    """51000 naming ``ccy`` unless every currency is listed."""
     with call.services.db.read() as conn:
         known = {r.ccy for r in conn.execute(select(currencies.c.ccy).where(currencies.c.ccy.in_(ccys)))}
     unknown = [c for c in ccys if c not in known]
@@ -28,7 +29,7 @@ def _known(call: Call, ccys: list[str]) -> None:
 def get_currencies(call: Call) -> list[dict[str, Any]]:
     ccys = call.params.ccy_list()
     if ccys:
-        _known(call, ccys)
+        known_currencies(call, ccys)
     q = (select(chains, currencies.c.name).join(currencies, currencies.c.ccy == chains.c.ccy)
          .order_by(chains.c.ccy, chains.c.main_net.desc(), chains.c.chain))
     if ccys:
@@ -49,6 +50,8 @@ def get_currencies(call: Call) -> list[dict[str, Any]]:
 
 def get_balances(call: Call) -> list[dict[str, str]]:
     ccys = call.params.ccy_list()
+    if ccys:
+        known_currencies(call, ccys)
     rows = call.services.assets.balances(call.user.uid, FUNDING, ccys)
     return [
         {"ccy": b.ccy, "bal": fmt(b.total), "frozenBal": fmt(b.locked), "availBal": fmt(b.available)}
