@@ -79,10 +79,6 @@ class PassphraseVerifier:
         return True
 
 
-def sign_okx(secret: str, prehash: str) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).digest()).decode()
-
-
 def new_api_key() -> str:
     return str(uuid.uuid4())
 
