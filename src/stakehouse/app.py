@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stakehouse import __version__
 from stakehouse.api.admin.routes import build_admin
@@ -23,19 +23,39 @@ def _surface(path: str) -> str:
     return "okx" if path.startswith("/api/v5") else "admin" if path.startswith("/admin") else "other"
 
 
+class MetricsMiddleware:
+    """Request count and latency per surface (plain ASGI: no per-request task or copy)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        surface = _surface(scope["path"])
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            LATENCY.labels(surface).observe(time.perf_counter() - started)
+            REQUESTS.labels(surface, str(status)).inc()
+
+
 def create_app(services: Services, admin_token: str) -> FastAPI:
     app = FastAPI(title="Stakehouse admin API", version=__version__, docs_url="/admin/docs",
                   openapi_url="/admin/openapi.json", redoc_url=None)
     app.state.services = services
 
-    @app.middleware("http")
-    async def metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        surface = _surface(request.url.path)
-        started = time.perf_counter()
-        response = await call_next(request)
-        LATENCY.labels(surface).observe(time.perf_counter() - started)
-        REQUESTS.labels(surface, str(response.status_code)).inc()
-        return response
+    app.add_middleware(MetricsMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

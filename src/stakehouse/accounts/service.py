@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 from dataclasses import dataclass
 from threading import Lock
 
@@ -17,6 +18,9 @@ from stakehouse.errors import Conflict, InvalidParameter, NotAllowed, NotFound
 from stakehouse.security import SecretBox, hash_passphrase, new_api_key, new_passphrase, new_secret
 
 KEY_EXPIRY = dt.timedelta(days=14)
+#: Authenticated keys are kept in memory this long (seconds). A change made through this process
+#: (revoke, freeze, ...) clears the cache at once; another worker process sees it within this time.
+AUTH_CACHE_SECONDS = 2.0
 #: ``last_used_at`` is written at most this often per key (a write per request would serialise reads).
 TOUCH_EVERY = dt.timedelta(minutes=1)
 
@@ -97,6 +101,7 @@ class AccountService:
         self.box = box
         self._touched: dict[int, dt.datetime] = {}
         self._touch_lock = Lock()
+        self._auth_cache: dict[str, tuple[float, AuthKey]] = {}
 
     # -- users -------------------------------------------------------------------------
 
@@ -174,6 +179,7 @@ class AccountService:
     def set_frozen(self, uid: str, frozen: bool, functions: list[str] | None = None) -> User:
         """Global freeze when ``functions`` is empty, else freeze/unfreeze those functions."""
         names = rules.normalise_functions(functions or [])
+        self.forget_cached_keys()
         with self.db.write() as conn:
             user = self._get(conn, uid)
             if not names:
@@ -185,6 +191,7 @@ class AccountService:
             return self._get(conn, uid)
 
     def _update(self, uid: str, **values: object) -> User:
+        self.forget_cached_keys()
         with self.db.write() as conn:
             self._get(conn, uid)
             conn.execute(update(users).where(users.c.uid == uid).values(**values))
@@ -242,6 +249,7 @@ class AccountService:
             return [_key(r) for r in conn.execute(q)]
 
     def revoke_key(self, api_key: str, reason: str = "revoked") -> ApiKey:
+        self.forget_cached_keys()
         with self.db.write() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.api_key == api_key)).first()
             if row is None or row.revoked_at is not None:
@@ -251,6 +259,7 @@ class AccountService:
             return _key(conn.execute(select(api_keys).where(api_keys.c.id == row.id)).one())
 
     def set_key_frozen(self, api_key: str, frozen: bool) -> ApiKey:
+        self.forget_cached_keys()
         with self.db.write() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.api_key == api_key)).first()
             if row is None or row.revoked_at is not None:
@@ -258,11 +267,29 @@ class AccountService:
             conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(frozen=frozen))
             return _key(conn.execute(select(api_keys).where(api_keys.c.id == row.id)).one())
 
+    def cached_auth_key(self, api_key: str) -> tuple[bool, AuthKey | None]:
+        """(True, key) when :meth:`lookup_for_auth` found it less than ``AUTH_CACHE_SECONDS`` ago."""
+        entry = self._auth_cache.get(api_key)
+        if entry is None or entry[0] < time.monotonic():
+            return (not api_key or len(api_key) > 64), None
+        return True, entry[1]
+
+    def forget_cached_keys(self) -> None:
+        self._auth_cache.clear()
+
     def lookup_for_auth(self, api_key: str) -> AuthKey | None:
         """The live (not revoked) key and its user, or ``None``."""
-        if len(api_key) > 64:
+        if not api_key or len(api_key) > 64:
             return None
-        with self.db.read() as conn:
+        found = self._lookup_for_auth(api_key)
+        if found is not None:
+            if len(self._auth_cache) > 50_000:
+                self._auth_cache.clear()
+            self._auth_cache[api_key] = (time.monotonic() + AUTH_CACHE_SECONDS, found)
+        return found
+
+    def _lookup_for_auth(self, api_key: str) -> AuthKey | None:
+        with self.db.query() as conn:
             row = conn.execute(
                 select(api_keys, *[c.label(f"u_{c.name}") for c in users.c])
                 .join(users, users.c.uid == api_keys.c.uid)
@@ -273,11 +300,15 @@ class AccountService:
         user = User(**{f: getattr(row, f"u_{f}") for f in User.__dataclass_fields__})
         return AuthKey(_key(row), self.box.open(row.secret_enc), row.passphrase_hash, user)
 
+    def touch_due(self, key: ApiKey, now: dt.datetime) -> bool:
+        """Whether :meth:`touch_key` would write (in memory only)."""
+        last = self._touched.get(key.id) or key.last_used_at
+        return last is None or now - last >= TOUCH_EVERY
+
     def touch_key(self, key: ApiKey, now: dt.datetime) -> None:
         """Record use of a key, at most once a minute per key and process."""
         with self._touch_lock:
-            last = self._touched.get(key.id) or key.last_used_at
-            if last is not None and now - last < TOUCH_EVERY:
+            if not self.touch_due(key, now):
                 return
             self._touched[key.id] = now
         with self.db.write() as conn:
@@ -294,6 +325,7 @@ class AccountService:
         expired = [r.id for r in rows
                    if ("trade" in r.perms or "withdraw" in r.perms) and (r.last_used_at or r.created_at) <= cutoff]
         if expired:
+            self.forget_cached_keys()
             conn.execute(update(api_keys).where(api_keys.c.id.in_(expired)).values(
                 revoked_at=at, revoke_reason="expired"))
         return len(expired)

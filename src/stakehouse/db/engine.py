@@ -35,12 +35,16 @@ class _DecSum:
         return to_plain(self.total)
 
 
-def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+def _sqlite_engine(url: str, *, immediate: bool | None) -> Engine:
+    """``immediate``: True = BEGIN IMMEDIATE (writers), False = BEGIN (readers), None = autocommit."""
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
-                           if path == ":memory:" else None)
+    if path == ":memory:":
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool)
+    else:  # as many pooled connections as request threads, so none is opened per request
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40,
+                               max_overflow=10)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -53,9 +57,11 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cur.close()
         dbapi_conn.create_aggregate("decsum", 1, _DecSum)  # type: ignore[arg-type]
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if immediate is not None:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -67,9 +73,14 @@ class Database:
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url, immediate=True)
             self._read_engine = _sqlite_engine(url, immediate=False)
+            self._autocommit_engine = _sqlite_engine(url, immediate=None)
         else:
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
             self._read_engine = self.engine
+            # No pre-ping here: it would double the round trips of every hot read; stale
+            # connections are recycled instead.
+            self._autocommit_engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=300,
+                                                    isolation_level="AUTOCOMMIT")
 
     @property
     def is_sqlite(self) -> bool:
@@ -86,7 +97,13 @@ class Database:
         with self._read_engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def query(self) -> Iterator[Connection]:
+        """A connection in autocommit mode for single-statement reads on hot paths: no
+        BEGIN/COMMIT round trips. Use :meth:`read` whenever several statements must agree."""
+        with self._autocommit_engine.connect() as conn:
+            yield conn
+
     def dispose(self) -> None:
-        self.engine.dispose()
-        if self._read_engine is not self.engine:
-            self._read_engine.dispose()
+        for engine in {self.engine, self._read_engine, self._autocommit_engine}:
+            engine.dispose()

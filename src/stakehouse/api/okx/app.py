@@ -78,12 +78,16 @@ class OkxAdapter:
     def __init__(self, services: Services, routes: Sequence[Route]) -> None:
         self.services = services
         settings = services.settings
-        self.auth = Authenticator(services.accounts, services.clock, skew_ms=settings.auth_skew_ms,
+        self.auth = Authenticator(services.clock, skew_ms=settings.auth_skew_ms,
                                   sandbox=settings.sandbox)
         self.limiter = RateLimiter(settings.redis_url, settings.rate_limit_factor)
         self.routes = list(routes)
         self.max_body = settings.max_body_bytes
         self.trusted = settings.trusted_proxies
+        # Reads are one short indexed query (autocommit, one round trip): answering them on the
+        # event loop beats a thread hop and the GIL hand-offs it brings under load (measured in
+        # bench/RESULTS.md). Writes may wait on locks, so they go to a worker thread.
+        self.reads_inline = True
 
     def _rate_key(self, route: Route, call_ip: str, auth: AuthContext | None, params: Params) -> tuple[str, ...]:
         env = auth.user.env if auth else "public"
@@ -98,38 +102,36 @@ class OkxAdapter:
             extra = str(params.values.get("instType", ""))[:16]
         return (env, route.method, route.path, base, extra)
 
-    def _process(self, route: Route, headers: dict[str, str], target: str, body: bytes, query: dict[str, str],
-                 ip: str) -> Response:
+    @staticmethod
+    def _params(route: Route, query: dict[str, str], body: bytes) -> tuple[Params, OkxError | None]:
+        """The request's parameters, and the body error to report once the rate limit has counted it."""
+        if route.method == "GET":
+            return Params(query), None
         try:
-            auth = None
-            if route.perm is not None:
-                auth = self.auth.authenticate(headers=headers, method=route.method, target=target, body=body,
-                                              ip=ip, perm=route.perm)
-            body_error: OkxError | None = None
-            if route.method == "GET":
-                params = Params(dict(query))
-            else:
-                try:
-                    parsed = parse_json_body(body)
-                except OkxError as err:
-                    parsed, body_error = {}, err
-                if not isinstance(parsed, dict):
-                    parsed = {}
-                    body_error = OkxError("51000", msg="Parameter body error: a JSON object is required")
-                params = Params(parsed)
-            # The rate limit comes before parameter errors (conventions 2.4), so malformed
-            # requests are counted too.
-            if not self.limiter.hit(route.limit, *self._rate_key(route, ip, auth, params)):
-                raise OkxError("50011")
-            if body_error is not None:
-                raise body_error
-            call = Call(self.services, params, auth, ip)
-            try:
-                return ok_response(route.handler(call))
-            except DomainError as exc:
-                raise from_domain(exc, route.overrides) from None
+            parsed = parse_json_body(body)
+        except OkxError as err:
+            return Params({}), err
+        if not isinstance(parsed, dict):
+            return Params({}), OkxError("51000", msg="Parameter body error: a JSON object is required")
+        return Params(parsed), None
+
+    def _handle(self, route: Route, call: Call) -> Response:
+        """The business part: parameters, the service call, the reply."""
+        try:
+            return ok_response(route.handler(call))
+        except DomainError as exc:
+            return error_response(from_domain(exc, route.overrides))
         except OkxError as err:
             return error_response(err)
+
+    async def _authenticate(self, route: Route, perm: str, headers: dict[str, str], target: str, body: bytes,
+                            ip: str) -> AuthContext:
+        api_key = headers.get("ok-access-key", "")
+        hit, found = self.services.accounts.cached_auth_key(api_key)
+        if not hit:  # only a cache miss needs the database (and so a worker thread)
+            found = await run_in_threadpool(self.services.accounts.lookup_for_auth, api_key)
+        return self.auth.authenticate(headers=headers, method=route.method, target=target, body=body, ip=ip,
+                                      perm=perm, found=found)
 
     def endpoint(self, route: Route) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
@@ -144,8 +146,27 @@ class OkxAdapter:
             target = raw_path.decode("latin-1") + (("?" + query_string.decode("latin-1")) if query_string else "")
             headers = {k.lower(): v for k, v in request.headers.items()}
             ip = client_ip(request, self.trusted)
-            return await run_in_threadpool(self._process, route, headers, target, body,
-                                           dict(request.query_params), ip)
+            try:
+                auth = None
+                if route.perm is not None:
+                    auth = await self._authenticate(route, route.perm, headers, target, body, ip)
+                params, body_error = self._params(route, dict(request.query_params), body)
+                # The rate limit comes before parameter errors (conventions 2.4): malformed
+                # requests are counted too.
+                if not await self.limiter.hit(route.limit, *self._rate_key(route, ip, auth, params)):
+                    raise OkxError("50011")
+                if body_error is not None:
+                    raise body_error
+            except OkxError as err:
+                return error_response(err)
+            if auth is not None:
+                accounts = self.services.accounts
+                if accounts.touch_due(auth.key, self.services.clock.now()):
+                    await run_in_threadpool(accounts.touch_key, auth.key, self.services.clock.now())
+            call = Call(self.services, params, auth, ip)
+            if route.method == "GET" and self.reads_inline:
+                return self._handle(route, call)
+            return await run_in_threadpool(self._handle, route, call)
 
         return handle
 

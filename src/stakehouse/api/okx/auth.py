@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from stakehouse.accounts.rules import ip_allowed
-from stakehouse.accounts.service import AccountService, ApiKey, User
+from stakehouse.accounts.service import ApiKey, AuthKey, User
 from stakehouse.api.okx.errors import OkxError
 from stakehouse.clock import Clock
 from stakehouse.security import PassphraseVerifier
@@ -50,22 +50,23 @@ def signature(secret: str, prehash: bytes) -> bytes:
 
 
 class Authenticator:
-    def __init__(self, accounts: AccountService, clock: Clock, *, skew_ms: int, sandbox: bool) -> None:
-        self.accounts = accounts
+    def __init__(self, clock: Clock, *, skew_ms: int, sandbox: bool) -> None:
         self.clock = clock
         self.skew = dt.timedelta(milliseconds=skew_ms)
         self.sandbox = sandbox
         self.passphrases = PassphraseVerifier()
 
     def _fresh(self, ts: dt.datetime) -> bool:
-        if abs(self.clock.now() - ts) <= self.skew:
+        # Production: business time is wall time. Sandbox: clients sign with their host's clock
+        # while business time may have been advanced far ahead, so either one makes it fresh.
+        if abs(self.clock.wall() - ts) <= self.skew:
             return True
-        # Clients sign with their host's clock; in the sandbox business time may have been
-        # advanced far ahead of it, so a timestamp near the wall clock is fresh too.
-        return self.sandbox and abs(self.clock.wall() - ts) <= self.skew
+        return self.sandbox and abs(self.clock.now() - ts) <= self.skew
 
     def authenticate(self, *, headers: dict[str, str], method: str, target: str, body: bytes, ip: str,
-                     perm: str) -> AuthContext:
+                     perm: str, found: AuthKey | None) -> AuthContext:
+        """Check a request against the key ``found`` for its OK-ACCESS-KEY (pure CPU: no I/O
+        unless the sandbox clock must be read for a timestamp far from the wall clock)."""
         api_key = headers.get("ok-access-key", "")
         sign = headers.get("ok-access-sign", "")
         ts_text = headers.get("ok-access-timestamp", "")
@@ -75,7 +76,6 @@ class Authenticator:
                 raise OkxError(code)
         if not self._fresh(parse_timestamp(ts_text)):
             raise OkxError("50102")
-        found = self.accounts.lookup_for_auth(api_key)
         if found is None:
             raise OkxError("50111")
         env = "demo" if headers.get("x-simulated-trading", "") == "1" else "live"
@@ -96,5 +96,4 @@ class Authenticator:
             raise OkxError("50110", param0=ip)
         if NEEDS[perm] not in found.key.perms.split(","):
             raise OkxError("50120")
-        self.accounts.touch_key(found.key, self.clock.now())
         return AuthContext(found.user, found.key, ip)
