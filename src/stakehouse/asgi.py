@@ -39,7 +39,7 @@ def create() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         thread = None
-        if settings.sandbox:
+        if services.settings.sandbox:
             thread = threading.Thread(target=job_loop, args=(services, stop), daemon=True, name="jobs")
             thread.start()
         yield

@@ -29,15 +29,13 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(clock_app, name="clock")
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: STAKEHOUSE_DATABASE_URL).")]
-SandboxOpt = Annotated[bool | None, typer.Option("--sandbox/--production", help="Sandbox mode.")]
 
 
-def _services(db: str | None = None, sandbox: bool | None = None) -> Services:
+def _services(db: str | None = None) -> Services:
+    """The services over the configured database, in the mode that database was created in."""
     overrides: dict[str, Any] = {}
     if db:
         overrides["database_url"] = db
-    if sandbox is not None:
-        overrides["sandbox"] = sandbox
     settings = load_settings(**overrides)
     configure_logging("WARNING", settings.log_format)
     return Services(settings)
@@ -70,15 +68,18 @@ def serve(
     overrides: dict[str, Any] = {"sandbox": sandbox} if sandbox else {}
     if db:
         overrides["database_url"] = db
-    settings = load_settings(**overrides)
-    configure_logging(settings.log_level, settings.log_format)
-    services = Services(settings)
+    configured = load_settings(**overrides)
+    configure_logging(configured.log_level, configured.log_format)
+    services = Services(configured)
+    settings = services.settings
     env = {"STAKEHOUSE_SANDBOX": "true" if settings.sandbox else "false",
            "STAKEHOUSE_DATABASE_URL": settings.database_url}
     if settings.sandbox:
         from stakehouse.sandbox.demo import banner, bootstrap
 
         creds = bootstrap(services)
+        if settings.admin_token:  # a configured token wins over the one generated at the first start
+            creds["adminToken"] = settings.admin_token
         env["STAKEHOUSE_ADMIN_TOKEN"] = creds["adminToken"]
         if not settings.server_key:
             from stakehouse.services import resolve_server_key

@@ -26,8 +26,10 @@ class Settings(BaseSettings):
 
     #: SQLAlchemy URL: ``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``.
     database_url: str = DEFAULT_SANDBOX_URL
-    #: Sandbox mode: controllable clock, demo users, generated admin token, faucet.
-    sandbox: bool = False
+    #: Sandbox mode: controllable clock, demo users, generated admin token, faucet. A database
+    #: remembers the mode it was created in; unset means "whatever the database says"
+    #: (production for a new one), and a contradicting value is refused.
+    sandbox: bool | None = None
     #: Fernet key (urlsafe base64, 32 bytes) that encrypts API secrets at rest. Required in
     #: production; the sandbox keeps a generated one next to its SQLite file.
     server_key: str = ""
@@ -70,6 +72,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = os.environ.get("STAKEHOUSE_CONFIG")
         if path:
+            if not Path(path).is_file():
+                raise SystemExit(f"STAKEHOUSE_CONFIG names {path}, which is not a file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from sqlalchemy import select
+
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets.reference import seed_reference_data
 from stakehouse.assets.service import AssetService
@@ -12,11 +14,12 @@ from stakehouse.clock import Clock, SystemClock
 from stakehouse.config import Settings
 from stakehouse.db.engine import Database
 from stakehouse.db.migrate import upgrade
+from stakehouse.db.tables import meta
 from stakehouse.errors import NotAllowed
 from stakehouse.jobs.runner import Job, JobRegistry, JobRunner, RunRecord
 from stakehouse.jobs.schedule import Hourly
 from stakehouse.ledger.audit import AuditReport, run_audit
-from stakehouse.ledger.journal import Ledger
+from stakehouse.ledger.journal import Ledger, dialect_insert
 from stakehouse.sandbox.clock import SandboxClock
 from stakehouse.sandbox.control import advance_to
 from stakehouse.security import SecretBox, new_server_key
@@ -24,10 +27,11 @@ from stakehouse.security import SecretBox, new_server_key
 
 class Services:
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
-        self.settings = settings
         self.db = Database(settings.database_url)
         if migrate:
             upgrade(self.db)
+        settings = settings.model_copy(update={"sandbox": self._resolve_mode(settings.sandbox)})
+        self.settings = settings
         self.sandbox_clock: SandboxClock | None = None
         self.clock: Clock
         if settings.sandbox:
@@ -48,6 +52,17 @@ class Services:
         with self.db.write() as conn:
             seed_reference_data(conn, self.clock.now())
         self.runner.origin()
+
+    def _resolve_mode(self, wanted: bool | None) -> bool:
+        """The database's mode (sandbox or production), recorded when it was first used."""
+        with self.db.write() as conn:
+            conn.execute(dialect_insert(conn)(meta).values(
+                key="mode", value="sandbox" if wanted else "production").on_conflict_do_nothing())
+            mode: str = conn.execute(select(meta.c.value).where(meta.c.key == "mode")).scalar_one()
+        if wanted is not None and wanted != (mode == "sandbox"):
+            raise SystemExit(f"this database was created in {mode} mode; "
+                             f"refusing to open it in {'sandbox' if wanted else 'production'} mode")
+        return mode == "sandbox"
 
     def audit(self) -> AuditReport:
         with self.db.read() as conn:

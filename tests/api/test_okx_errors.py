@@ -441,6 +441,8 @@ def test_transfer_retry_with_client_id_moves_money_once(stack: Stack, api: Api) 
     assert stack.balances(c.uid)[("6", "USDT")] == Decimal("80")
     # a malformed clientId is refused, not silently ignored
     refused(api.post(c, TRANSFER, {**payload, "clientId": "bad id!"}), 400, "51000", msg_has="clientId")
+    # the same clientId with other data is refused, not answered with the first transfer
+    refused(api.post(c, TRANSFER, {**payload, "amt": "11"}), 400, "51000", msg_has="clientId")
     assert stack.balances(c.uid)[("6", "USDT")] == Decimal("80")
     stack.audit_ok()
 

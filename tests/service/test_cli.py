@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import update
 
@@ -46,3 +48,41 @@ def test_cli_creates_credits_and_audits(backend: str, make_db: Callable[[str], s
 def test_cli_refuses_clock_in_production(backend: str, make_db: Callable[[str], str]) -> None:
     r = cli("clock", "advance", "--days", "1", db=make_db(backend), key=new_server_key())
     assert r.returncode == 2 and "sandbox" in r.stderr
+
+
+def test_database_remembers_its_mode(backend: str, make_db: Callable[[str], str]) -> None:
+    db, key = make_db(backend), new_server_key()
+    sandbox = Services(Settings(database_url=db, server_key=key, sandbox=True))
+    start = sandbox.clock.now()
+    sandbox.close()
+    # the CLI needs no flag: the database says it is a sandbox, so its clock may move
+    moved = cli("clock", "advance", "--days", "2", db=db, key=key)
+    assert moved.returncode == 0, moved.stderr
+    assert '"now": "' in moved.stdout
+    reopened = Services(Settings(database_url=db, server_key=key))
+    assert reopened.settings.sandbox is True and reopened.clock.now() >= start + dt.timedelta(days=2)
+    reopened.close()
+    try:
+        Services(Settings(database_url=db, server_key=key, sandbox=False))
+    except SystemExit as exc:
+        assert "created in sandbox mode" in str(exc)
+    else:
+        raise AssertionError("a sandbox database opened in production mode")
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    env = {**os.environ, "STAKEHOUSE_CONFIG": str(tmp_path / "nope.toml")}
+    r = subprocess.run([sys.executable, "-m", "stakehouse.cli", "audit"], capture_output=True, text=True, env=env,
+                       timeout=60, check=False)
+    assert r.returncode != 0 and "not a file" in r.stderr
+
+
+def test_config_file_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "stakehouse.toml"
+    path.write_text('business_tz = "UTC"\nauth_skew_ms = 5000\n')
+    os.environ["STAKEHOUSE_CONFIG"] = str(path)
+    try:
+        settings = Settings()
+    finally:
+        del os.environ["STAKEHOUSE_CONFIG"]
+    assert (settings.business_tz, settings.auth_skew_ms) == ("UTC", 5000)

@@ -115,6 +115,14 @@ def _transfer(r: Any) -> Transfer:
                     r.state, r.created_at)
 
 
+def _same_request(first: Transfer, req: TransferRequest) -> Transfer:
+    """A retry returns the first result; the same ``clientId`` with other data is refused."""
+    if (first.ccy, first.amt, first.type, first.from_type, first.to_type, first.sub_acct) != (
+            req.ccy, req.amt, req.type, req.from_type, req.to_type, req.sub_acct):
+        raise InvalidParameter("clientId", "already used for a different transfer")
+    return first
+
+
 def _deposit(r: Any) -> Deposit:
     return Deposit(str(r.dep_id), r.uid, r.ccy, r.chain, r.amt, r.type, r.from_addr, r.to_addr, r.tx_id,
                    r.from_wd_id, r.state, r.confirmations, r.created_at)
@@ -184,7 +192,7 @@ class AssetService:
                 existing = conn.execute(select(transfers).where(
                     transfers.c.uid == caller_uid, transfers.c.client_id == req.client_id)).first()
                 if existing is not None:
-                    return _transfer(existing)
+                    return _same_request(_transfer(existing), req)
             cur = currency(conn, req.ccy)
             if round_down(req.amt, cur.scale) != req.amt:
                 raise InvalidParameter("amt", f"at most {cur.scale} decimals for {cur.ccy}")
@@ -202,8 +210,8 @@ class AssetService:
                 .returning(transfers.c.trans_id)
             ).scalar_one_or_none()
             if trans_id is None:  # a concurrent retry with the same clientId won
-                return _transfer(conn.execute(select(transfers).where(
-                    transfers.c.uid == caller_uid, transfers.c.client_id == req.client_id)).one())
+                return _same_request(_transfer(conn.execute(select(transfers).where(
+                    transfers.c.uid == caller_uid, transfers.c.client_id == req.client_id)).one()), req)
             posted = self.ledger.post(
                 conn, type="transfer", ref=str(trans_id), idempotency_key=f"transfer:{trans_id}", at=now,
                 uid=caller_uid,

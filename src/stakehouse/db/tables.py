@@ -139,7 +139,8 @@ instruments = Table(
 
 #: One row per (owner, account type, currency): the cached balance, kept in step with
 #: postings in the same transaction. Owner is ``u:<uid>`` for users, ``s:<name>`` for the
-#: platform's system accounts (account type 0).
+#: platform's system accounts (account type 0). The migration also adds a CHECK that a user
+#: balance is never negative (its SQL differs per database, so it lives only there).
 ledger_accounts = Table(
     "ledger_accounts",
     metadata,

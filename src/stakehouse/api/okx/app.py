@@ -79,7 +79,7 @@ class OkxAdapter:
         self.services = services
         settings = services.settings
         self.auth = Authenticator(services.clock, skew_ms=settings.auth_skew_ms,
-                                  sandbox=settings.sandbox)
+                                  sandbox=bool(settings.sandbox))
         self.limiter = RateLimiter(settings.redis_url, settings.rate_limit_factor)
         self.routes = list(routes)
         self.max_body = settings.max_body_bytes
