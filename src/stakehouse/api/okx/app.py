@@ -84,10 +84,6 @@ class OkxAdapter:
         self.routes = list(routes)
         self.max_body = settings.max_body_bytes
         self.trusted = settings.trusted_proxies
-        # Reads are one short indexed query (autocommit, one round trip): answering them on the
-        # event loop beats a thread hop and the GIL hand-offs it brings under load (measured in
-        # bench/RESULTS.md). Writes may wait on locks, so they go to a worker thread.
-        self.reads_inline = True
 
     def _rate_key(self, route: Route, call_ip: str, auth: AuthContext | None, params: Params) -> tuple[str, ...]:
         env = auth.user.env if auth else "public"
@@ -160,11 +156,14 @@ class OkxAdapter:
             except OkxError as err:
                 return error_response(err)
             if auth is not None:
-                accounts = self.services.accounts
-                if accounts.touch_due(auth.key, self.services.clock.now()):
-                    await run_in_threadpool(accounts.touch_key, auth.key, self.services.clock.now())
+                accounts, now = self.services.accounts, self.services.clock.now()
+                if accounts.touch_due(auth.key, now):
+                    await run_in_threadpool(accounts.touch_key, auth.key, now)
             call = Call(self.services, params, auth, ip)
-            if route.method == "GET" and self.reads_inline:
+            if route.method == "GET":
+                # Reads are one short indexed query (autocommit, one round trip): answering them on
+                # the event loop beats a thread hop and the GIL hand-offs it brings under load
+                # (bench/RESULTS.md). Writes may wait on locks, so they go to a worker thread.
                 return self._handle(route, call)
             return await run_in_threadpool(self._handle, route, call)
 
