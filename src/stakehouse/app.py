@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from fastapi import FastAPI, Response
+import structlog
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -12,8 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stakehouse import __version__
 from stakehouse.api.admin.routes import build_admin
 from stakehouse.api.okx import routes as okx_routes
-from stakehouse.api.okx.app import OkxAdapter
+from stakehouse.api.okx.app import OkxAdapter, unhandled_error
 from stakehouse.services import Services
+
+log = structlog.get_logger(__name__)
 
 REQUESTS = Counter("stakehouse_http_requests_total", "HTTP requests", ["surface", "status"])
 LATENCY = Histogram("stakehouse_http_request_seconds", "HTTP request latency", ["surface"])
@@ -73,5 +76,13 @@ def create_app(services: Services, admin_token: str) -> FastAPI:
         return Response('{"code":"0","msg":"","data":[]}', media_type="application/json")
 
     build_admin(app, services, admin_token)
-    app.mount("/api/v5", OkxAdapter(services, okx_routes.ALL).asgi())
+    OkxAdapter(services, okx_routes.ALL).install(app)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled", path=request.url.path, error=type(exc).__name__)
+        if request.url.path.startswith("/api/v5/"):
+            return unhandled_error()
+        return JSONResponse({"error": "InternalError", "message": "internal error"}, status_code=500)
+
     return app

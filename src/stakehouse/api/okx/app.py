@@ -13,10 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
@@ -28,8 +26,6 @@ from stakehouse.api.okx.params import Params, parse_json_body
 from stakehouse.api.okx.ratelimit import Limit, RateLimiter
 from stakehouse.errors import DomainError
 from stakehouse.services import Services
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -169,23 +165,26 @@ class OkxAdapter:
 
         return handle
 
-    def asgi(self) -> Starlette:
-        paths: dict[str, dict[str, Route]] = {}
+    def install(self, app: Starlette, prefix: str = "/api/v5") -> None:
+        """Add the routes to ``app`` directly (a mounted sub-application would add its own
+        middleware stack to every request), plus a catch-all that answers unknown paths with the
+        OKX 404 and known paths with a wrong method with 50115."""
+        known: set[str] = set()
         for route in self.routes:
-            paths.setdefault(route.path, {})[route.method] = route
-        starlette_routes = []
-        for path, by_method in paths.items():
-            for method, route in by_method.items():
-                starlette_routes.append(StarletteRoute(path, self.endpoint(route), methods=[method]))
+            known.add(prefix + route.path)
+            app.router.routes.append(StarletteRoute(prefix + route.path, self.endpoint(route), methods=[route.method]))
 
-        async def http_error(_request: Request, exc: Exception) -> Response:
-            assert isinstance(exc, HTTPException)
-            if exc.status_code == 405:
+        async def unmatched(request: Request) -> Response:
+            if request.url.path in known:
                 return error_response(OkxError("50115"))
             return error_response(OkxError("404"))
 
-        async def crash(_request: Request, exc: Exception) -> Response:
-            log.exception("okx_unhandled", error=type(exc).__name__)
-            return error_response(OkxError("50026"))
+        app.router.routes.append(StarletteRoute(prefix + "/{rest:path}", unmatched, methods=list(ANY_METHOD)))
 
-        return Starlette(routes=starlette_routes, exception_handlers={HTTPException: http_error, Exception: crash})
+
+ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def unhandled_error() -> Response:
+    """The reply to an exception nobody expected (logged by the caller, never shown)."""
+    return error_response(OkxError("50026"))
