@@ -30,7 +30,8 @@ class Services:
         self.db = Database(settings.database_url)
         if migrate:
             upgrade(self.db)
-        settings = settings.model_copy(update={"sandbox": self._resolve_mode(settings.sandbox)})
+        sandbox, recorded = self._resolve_mode(settings.sandbox)
+        settings = settings.model_copy(update={"sandbox": sandbox})
         self.settings = settings
         self.sandbox_clock: SandboxClock | None = None
         self.clock: Clock
@@ -52,17 +53,25 @@ class Services:
         with self.db.write() as conn:
             seed_reference_data(conn, self.clock.now())
         self.runner.origin()
+        if not recorded:
+            self._record_mode()
 
-    def _resolve_mode(self, wanted: bool | None) -> bool:
-        """The database's mode (sandbox or production), recorded when it was first used."""
-        with self.db.write() as conn:
-            conn.execute(dialect_insert(conn)(meta).values(
-                key="mode", value="sandbox" if wanted else "production").on_conflict_do_nothing())
-            mode: str = conn.execute(select(meta.c.value).where(meta.c.key == "mode")).scalar_one()
+    def _resolve_mode(self, wanted: bool | None) -> tuple[bool, bool]:
+        """(sandbox?, already recorded?): the mode the database was first used in, else ``wanted``."""
+        with self.db.read() as conn:
+            mode = conn.execute(select(meta.c.value).where(meta.c.key == "mode")).scalar_one_or_none()
+        if mode is None:
+            return bool(wanted), False
         if wanted is not None and wanted != (mode == "sandbox"):
             raise SystemExit(f"this database was created in {mode} mode; "
                              f"refusing to open it in {'sandbox' if wanted else 'production'} mode")
-        return mode == "sandbox"
+        return mode == "sandbox", True
+
+    def _record_mode(self) -> None:
+        """Remember the mode, once everything else has started (a failed start records nothing)."""
+        with self.db.write() as conn:
+            conn.execute(dialect_insert(conn)(meta).values(
+                key="mode", value="sandbox" if self.settings.sandbox else "production").on_conflict_do_nothing())
 
     def audit(self) -> AuditReport:
         with self.db.read() as conn:

@@ -86,3 +86,14 @@ def test_config_file_is_read(tmp_path: Path) -> None:
     finally:
         del os.environ["STAKEHOUSE_CONFIG"]
     assert (settings.business_tz, settings.auth_skew_ms) == ("UTC", 5000)
+
+
+def test_a_failed_start_records_no_mode(backend: str, make_db: Callable[[str], str]) -> None:
+    db = make_db(backend)
+    env = {k: v for k, v in os.environ.items() if k != "STAKEHOUSE_SERVER_KEY"}
+    failed = subprocess.run([sys.executable, "-m", "stakehouse.cli", "audit", "--db", db], capture_output=True,
+                            text=True, env=env, timeout=60, check=False)
+    assert failed.returncode != 0 and "STAKEHOUSE_SERVER_KEY is required" in failed.stderr
+    sandbox = Services(Settings(database_url=db, server_key=new_server_key(), sandbox=True))  # still possible
+    assert sandbox.settings.sandbox is True
+    sandbox.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from threading import Lock
 
@@ -179,8 +181,7 @@ class AccountService:
     def set_frozen(self, uid: str, frozen: bool, functions: list[str] | None = None) -> User:
         """Global freeze when ``functions`` is empty, else freeze/unfreeze those functions."""
         names = rules.normalise_functions(functions or [])
-        self.forget_cached_keys()
-        with self.db.write() as conn:
+        with self._changing_keys() as conn:
             user = self._get(conn, uid)
             if not names:
                 conn.execute(update(users).where(users.c.uid == uid).values(frozen=frozen))
@@ -191,8 +192,7 @@ class AccountService:
             return self._get(conn, uid)
 
     def _update(self, uid: str, **values: object) -> User:
-        self.forget_cached_keys()
-        with self.db.write() as conn:
+        with self._changing_keys() as conn:
             self._get(conn, uid)
             conn.execute(update(users).where(users.c.uid == uid).values(**values))
             return self._get(conn, uid)
@@ -249,8 +249,7 @@ class AccountService:
             return [_key(r) for r in conn.execute(q)]
 
     def revoke_key(self, api_key: str, reason: str = "revoked") -> ApiKey:
-        self.forget_cached_keys()
-        with self.db.write() as conn:
+        with self._changing_keys() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.api_key == api_key)).first()
             if row is None or row.revoked_at is not None:
                 raise NotFound("API key", api_key)
@@ -259,8 +258,7 @@ class AccountService:
             return _key(conn.execute(select(api_keys).where(api_keys.c.id == row.id)).one())
 
     def set_key_frozen(self, api_key: str, frozen: bool) -> ApiKey:
-        self.forget_cached_keys()
-        with self.db.write() as conn:
+        with self._changing_keys() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.api_key == api_key)).first()
             if row is None or row.revoked_at is not None:
                 raise NotFound("API key", api_key)
@@ -276,6 +274,15 @@ class AccountService:
 
     def forget_cached_keys(self) -> None:
         self._auth_cache.clear()
+
+    @contextmanager
+    def _changing_keys(self) -> Iterator[Connection]:
+        """A write transaction that changes keys or users: the auth cache is cleared before it
+        and again after the commit, so no request of this process sees the old state after it."""
+        self.forget_cached_keys()
+        with self.db.write() as conn:
+            yield conn
+        self.forget_cached_keys()
 
     def lookup_for_auth(self, api_key: str) -> AuthKey | None:
         """The live (not revoked) key and its user, or ``None``."""
