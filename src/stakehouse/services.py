@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from stakehouse.accounts.service import AccountService
-from stakehouse.assets.reference import seed_reference_data
+from stakehouse.assets.reference import ReferenceData, seed_reference_data
 from stakehouse.assets.service import AssetService
 from stakehouse.clock import Clock, SystemClock
 from stakehouse.config import Settings
@@ -43,6 +43,7 @@ class Services:
             self.clock = SystemClock()
         self.box = SecretBox(resolve_server_key(settings))
         self.ledger = Ledger()
+        self.reference = ReferenceData(self.db)
         self.accounts = AccountService(self.db, self.clock, self.box)
         self.assets = AssetService(self.db, self.clock, self.ledger, self.accounts)
         self.jobs = JobRegistry()

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, select
 
+from stakehouse.db.engine import Database
 from stakehouse.db.tables import chains, currencies, instruments
 from stakehouse.errors import InvalidParameter
 from stakehouse.ledger.journal import dialect_insert
@@ -69,3 +70,67 @@ def currency(conn: Connection, ccy: str, field: str = "ccy") -> Currency:
 
 def all_currencies(conn: Connection) -> dict[str, Currency]:
     return {r.ccy: Currency(r.ccy, r.name, r.scale) for r in conn.execute(select(currencies))}
+
+
+@dataclass(frozen=True)
+class Chain:
+    ccy: str
+    name: str
+    chain: str
+    main_net: bool
+    can_dep: bool
+    can_wd: bool
+    can_internal: bool
+    need_tag: bool
+    min_dep: Decimal
+    min_wd: Decimal
+    max_wd: Decimal
+    wd_tick_sz: int
+    fee: Decimal
+    confirmations: int
+    unlock_confirmations: int
+
+
+@dataclass(frozen=True)
+class Instrument:
+    inst_id: str
+    base_ccy: str
+    quote_ccy: str
+    tick_sz: Decimal
+    lot_sz: Decimal
+    min_sz: Decimal
+    max_sz: Decimal
+    list_time: dt.datetime
+    state: str
+
+
+class ReferenceData:
+    """Read access to the operator's currencies, chains and instruments."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def require_currencies(self, ccys: list[str], field: str = "ccy") -> None:
+        """Raise :class:`InvalidParameter` naming ``field`` unless every currency is listed."""
+        with self.db.query() as conn:
+            known = set(conn.execute(select(currencies.c.ccy).where(currencies.c.ccy.in_(ccys))).scalars())
+        unknown = [c for c in ccys if c not in known]
+        if unknown:
+            raise InvalidParameter(field, f"unknown currency {unknown[0]}")
+
+    def chains(self, ccys: list[str]) -> list[Chain]:
+        """Every chain of the currencies (all when empty), main chain first."""
+        q = (select(chains, currencies.c.name).join(currencies, currencies.c.ccy == chains.c.ccy)
+             .order_by(chains.c.ccy, chains.c.main_net.desc(), chains.c.chain))
+        if ccys:
+            q = q.where(chains.c.ccy.in_(ccys))
+        with self.db.query() as conn:
+            return [Chain(**{f: getattr(r, f) for f in Chain.__dataclass_fields__}) for r in conn.execute(q)]
+
+    def instruments(self, inst_id: str = "") -> list[Instrument]:
+        q = select(instruments).order_by(instruments.c.inst_id)
+        if inst_id:
+            q = q.where(instruments.c.inst_id == inst_id)
+        with self.db.query() as conn:
+            return [Instrument(**{f: getattr(r, f) for f in Instrument.__dataclass_fields__})
+                    for r in conn.execute(q)]

@@ -6,7 +6,6 @@ from typing import Any
 
 from stakehouse.api.okx.app import Call, Route
 from stakehouse.api.okx.ratelimit import Limit
-from stakehouse.api.okx.routes.asset import known_currencies
 from stakehouse.clock import to_ms
 from stakehouse.ledger.rules import TRADING
 from stakehouse.money import fmt
@@ -25,7 +24,7 @@ _TOP_EMPTY = ("totalEq", "isoEq", "adjEq", "availEq", "ordFroz", "imr", "mmr", "
 def get_balance(call: Call) -> list[dict[str, Any]]:
     ccys = call.params.ccy_list()
     if ccys:
-        known_currencies(call, ccys)
+        call.services.reference.require_currencies(ccys)
     rows = [b for b in call.services.assets.balances(call.user.uid, TRADING, ccys) if b.total != 0]
     details = [
         {"ccy": b.ccy, "eq": fmt(b.total), "cashBal": fmt(b.total), "availBal": fmt(b.available),

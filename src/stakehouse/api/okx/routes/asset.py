@@ -4,38 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from stakehouse import errors as dom
 from stakehouse.api.okx.app import Call, Route
-from stakehouse.api.okx.errors import bad
 from stakehouse.api.okx.ratelimit import Limit
 from stakehouse.assets.service import DepositQuery, TransferRequest
 from stakehouse.clock import to_ms
-from stakehouse.db.tables import chains, currencies
 from stakehouse.ledger.rules import FUNDING
 from stakehouse.money import fmt
-
-
-def known_currencies(call: Call, ccys: list[str]) -> None:
-    """51000 naming ``ccy`` unless every currency is listed."""
-    with call.services.db.read() as conn:
-        known = {r.ccy for r in conn.execute(select(currencies.c.ccy).where(currencies.c.ccy.in_(ccys)))}
-    unknown = [c for c in ccys if c not in known]
-    if unknown:
-        raise bad("ccy", f"unknown currency {unknown[0]}")
 
 
 def get_currencies(call: Call) -> list[dict[str, Any]]:
     ccys = call.params.ccy_list()
     if ccys:
-        known_currencies(call, ccys)
-    q = (select(chains, currencies.c.name).join(currencies, currencies.c.ccy == chains.c.ccy)
-         .order_by(chains.c.ccy, chains.c.main_net.desc(), chains.c.chain))
-    if ccys:
-        q = q.where(chains.c.ccy.in_(ccys))
-    with call.services.db.read() as conn:
-        rows = conn.execute(q).all()
+        call.services.reference.require_currencies(ccys)
     return [
         {"ccy": r.ccy, "name": r.name, "chain": r.chain, "canDep": r.can_dep, "canWd": r.can_wd,
          "canInternal": r.can_internal, "minDep": fmt(r.min_dep), "minWd": fmt(r.min_wd), "maxWd": fmt(r.max_wd),
@@ -44,14 +25,14 @@ def get_currencies(call: Call) -> list[dict[str, Any]]:
          "minWdUnlockConfirm": str(r.unlock_confirmations), "wdQuota": "", "usedWdQuota": "", "ctAddr": "",
          "logoLink": "", "depEstOpenTime": "", "wdEstOpenTime": "", "depQuotaFixed": "", "usedDepQuotaFixed": "",
          "depQuoteDailyLayer2": "", "burningFeeRate": "", "minInternal": "", "wdAll": False}
-        for r in rows
+        for r in call.services.reference.chains(ccys)
     ]
 
 
 def get_balances(call: Call) -> list[dict[str, str]]:
     ccys = call.params.ccy_list()
     if ccys:
-        known_currencies(call, ccys)
+        call.services.reference.require_currencies(ccys)
     rows = call.services.assets.balances(call.user.uid, FUNDING, ccys)
     return [
         {"ccy": b.ccy, "bal": fmt(b.total), "frozenBal": fmt(b.locked), "availBal": fmt(b.available)}

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from stakehouse.api.okx.app import Call, Route
 from stakehouse.api.okx.ratelimit import Limit
 from stakehouse.clock import to_ms
-from stakehouse.db.tables import instruments
 from stakehouse.money import fmt
 
 INST_TYPES = ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION")
@@ -28,18 +25,13 @@ def get_instruments(call: Call) -> list[dict[str, Any]]:
     call.params.text("instFamily", max_len=32)
     if inst_type != "SPOT":
         return []  # the platform lists spot pairs only
-    q = select(instruments).order_by(instruments.c.inst_id)
-    if inst_id:
-        q = q.where(instruments.c.inst_id == inst_id)
-    with call.services.db.read() as conn:
-        rows = conn.execute(q).all()
     return [
         {"instType": "SPOT", "instId": r.inst_id, "baseCcy": r.base_ccy, "quoteCcy": r.quote_ccy,
          "tickSz": fmt(r.tick_sz), "lotSz": fmt(r.lot_sz), "minSz": fmt(r.min_sz), "maxLmtSz": fmt(r.max_sz),
          "maxMktSz": fmt(r.max_sz), "maxMktAmt": "1000000", "maxTwapSz": "", "maxIcebergSz": "",
          "maxTriggerSz": "", "maxStopSz": "", "state": r.state, "listTime": str(to_ms(r.list_time)),
          "ruleType": "normal", **dict.fromkeys(CONTRACT_FIELDS, "")}
-        for r in rows
+        for r in call.services.reference.instruments(inst_id)
     ]
 
 
