@@ -12,12 +12,11 @@ import typer
 import uvicorn
 
 from stakehouse import errors as dom
-from stakehouse.api.admin.routes import balance_out, deposit_out, key_out, new_key_out, user_out
+from stakehouse.api.admin.routes import balance_out, deposit_out, key_out, new_key_out, posting_out, user_out
 from stakehouse.config import load_settings
-from stakehouse.ledger.journal import user_journal
 from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.logging import configure_logging
-from stakehouse.money import AmountError, fmt, parse_amount
+from stakehouse.money import AmountError, parse_amount
 from stakehouse.services import Services
 
 app = typer.Typer(help="Stakehouse: Earn & Broker backend (OKX v5 / Gemini REST).", no_args_is_help=True)
@@ -221,11 +220,9 @@ def users_balances(uid: str, db: DbOpt = None) -> None:
 
 @users_app.command("journal")
 def users_journal(uid: str, limit: int = 50, db: DbOpt = None) -> None:
+    """A user's postings, newest first."""
     s = _services(db)
-    with s.db.read() as conn:
-        rows = user_journal(conn, uid, limit=limit)
-    _print([{"entryId": p.entry_id, "type": p.type, "ref": p.ref, "acctType": p.acct_type, "ccy": p.ccy,
-             "bucket": p.bucket, "amount": fmt(p.amount), "ts": p.created_at.isoformat()} for p in rows])
+    _run(lambda: _print([posting_out(p) for p in s.user_journal(uid, limit=limit)]))
 
 
 # -- keys ----------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ class AccountFrozen(DomainError):
 
 class NotFound(DomainError):
     def __init__(self, what: str, ident: str = "") -> None:
-        super().__init__(f"{what} {ident} does not exist".replace("  ", " "), what=what)
+        super().__init__(f"{what} {ident} does not exist" if ident else f"{what} does not exist", what=what)
         self.what = what
 
 

@@ -19,7 +19,7 @@ from stakehouse.errors import NotAllowed
 from stakehouse.jobs.runner import Job, JobRegistry, JobRunner, RunRecord
 from stakehouse.jobs.schedule import Hourly
 from stakehouse.ledger.audit import AuditReport, run_audit
-from stakehouse.ledger.journal import Ledger, dialect_insert
+from stakehouse.ledger.journal import Ledger, PostingView, dialect_insert, user_journal
 from stakehouse.sandbox.clock import SandboxClock
 from stakehouse.sandbox.control import advance_to
 from stakehouse.security import SecretBox, new_server_key
@@ -73,6 +73,12 @@ class Services:
         with self.db.write() as conn:
             conn.execute(dialect_insert(conn)(meta).values(
                 key="mode", value="sandbox" if self.settings.sandbox else "production").on_conflict_do_nothing())
+
+    def user_journal(self, uid: str, *, limit: int = 100, before_entry: int | None = None) -> list[PostingView]:
+        """A user's postings, newest first (raises NotFound for an unknown user)."""
+        self.accounts.get(uid)
+        with self.db.read() as conn:
+            return user_journal(conn, uid, limit=min(max(limit, 1), 1000), before_entry=before_entry)
 
     def audit(self) -> AuditReport:
         with self.db.read() as conn:

@@ -92,3 +92,15 @@ def test_health_metrics_openapi(stack: Stack) -> None:
     assert httpx.get(stack.base_url + "/healthz").json()["status"] == "ok"
     assert "stakehouse_http_requests_total" in httpx.get(stack.base_url + "/metrics").text
     assert "/admin/users" in httpx.get(stack.base_url + "/admin/openapi.json").json()["paths"]
+
+
+def test_journal_shows_a_users_postings_newest_first(stack: Stack) -> None:
+    c = stack.new_user(funds={"USDT": "7.5"})
+    from tests.api.test_clients import funding
+
+    assert funding(stack, c).funds_transfer("USDT", "2.5", "6", "18")["code"] == "0"
+    rows = stack.call("GET", f"/admin/users/{c.uid}/journal")
+    assert [(r["type"], r["acctType"], r["amount"]) for r in rows] == [
+        ("transfer", "6", "-2.5"), ("transfer", "18", "2.5"), ("deposit", "6", "7.5")]
+    assert stack.call("GET", f"/admin/users/{c.uid}/journal", params={"limit": 1})[0]["amount"] == "-2.5"
+    assert stack.admin.get("/admin/users/1/journal").status_code == 404

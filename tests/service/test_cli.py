@@ -97,3 +97,13 @@ def test_a_failed_start_records_no_mode(backend: str, make_db: Callable[[str], s
     sandbox = Services(Settings(database_url=db, server_key=new_server_key(), sandbox=True))  # still possible
     assert sandbox.settings.sandbox is True
     sandbox.close()
+
+
+def test_cli_journal(backend: str, make_db: Callable[[str], str]) -> None:
+    db, key = make_db(backend), new_server_key()
+    uid = cli("users", "create", db=db, key=key).stdout.split('"uid": "')[1].split('"')[0]
+    assert cli("users", "deposit", uid, "BTC", "0.25", db=db, key=key).returncode == 0
+    shown = cli("users", "journal", uid, db=db, key=key)
+    assert shown.returncode == 0 and '"type": "deposit"' in shown.stdout and '"amount": "0.25"' in shown.stdout
+    unknown = cli("users", "journal", "1", db=db, key=key)
+    assert unknown.returncode == 2 and "does not exist" in unknown.stderr

@@ -16,7 +16,7 @@ from stakehouse import errors as dom
 from stakehouse.accounts.service import ApiKey, NewKey, User
 from stakehouse.assets.service import Balance, Deposit
 from stakehouse.clock import to_ms
-from stakehouse.ledger.journal import user_journal
+from stakehouse.ledger.journal import PostingView
 from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.money import AmountError, fmt, parse_amount
 from stakehouse.services import Services
@@ -96,6 +96,11 @@ def new_key_out(n: NewKey) -> dict[str, Any]:
 def balance_out(acct_type: int, b: Balance) -> dict[str, str]:
     return {"acctType": str(acct_type), "ccy": b.ccy, "available": fmt(b.available), "locked": fmt(b.locked),
             "total": fmt(b.total)}
+
+
+def posting_out(p: PostingView) -> dict[str, str]:
+    return {"entryId": str(p.entry_id), "type": p.type, "ref": p.ref, "memo": p.memo, "acctType": str(p.acct_type),
+            "ccy": p.ccy, "bucket": p.bucket, "amount": fmt(p.amount), "ts": p.created_at.isoformat()}
 
 
 def deposit_out(d: Deposit) -> dict[str, Any]:
@@ -179,13 +184,8 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
         return [balance_out(t, b) for t in (FUNDING, TRADING) for b in services.assets.balances(uid, t)]
 
     @r.get("/users/{uid}/journal")
-    def journal(uid: str, limit: int = 100, beforeEntry: int | None = None) -> list[dict[str, Any]]:
-        acc.get(uid)
-        with services.db.read() as conn:
-            rows = user_journal(conn, uid, limit=min(max(limit, 1), 1000), before_entry=beforeEntry)
-        return [{"entryId": str(p.entry_id), "type": p.type, "ref": p.ref, "memo": p.memo,
-                 "acctType": str(p.acct_type), "ccy": p.ccy, "bucket": p.bucket, "amount": fmt(p.amount),
-                 "ts": p.created_at.isoformat()} for p in rows]
+    def journal(uid: str, limit: int = 100, beforeEntry: int | None = None) -> list[dict[str, str]]:
+        return [posting_out(p) for p in services.user_journal(uid, limit=limit, before_entry=beforeEntry)]
 
     @r.get("/clock")
     def get_clock() -> dict[str, Any]:

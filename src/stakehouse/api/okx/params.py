@@ -85,11 +85,10 @@ class Params:
             raise bad(name)
         return value
 
-    def integer(self, name: str, *, lo: int, hi: int, default: int | None = None, required: bool = False) -> int:
+    def integer(self, name: str, *, lo: int, hi: int, default: int | None = None) -> int:
+        """An integer in ``lo..hi``; absent: ``default``, or 50014 when there is none."""
         value = self.values.get(name)
         if value is None:
-            if required:
-                raise missing(name)
             if default is None:
                 raise missing(name)
             return default
