@@ -10,9 +10,13 @@ Usage (from the project root)::
 
     .venv/bin/python bench/balances.py [--duration 5] [--warmup 1] [--connections 16]
         [--backends sqlite,postgres] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
-        [--client auto|wrk|python]
+        [--client auto|wrk|python] [--users 16]
 
 Goal: authenticated requests/s >= 50 % of bare requests/s.
+
+The signed requests rotate over ``--users`` users (one key each), so the server cannot answer
+them all from one user's row: concurrent balance reads are coalesced into one statement per
+batch (``stakehouse.db.batch``), and several users keep that batch honest.
 """
 
 from __future__ import annotations
@@ -184,14 +188,16 @@ class Result:
 WRK_LUA = r"""
 local reqs = {}
 local fallback = nil
+local turn = 0
 %(entries)s
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) errors = 0; responses = 0 end
 function request()
-  local r = reqs[os.time()]
-  if r == nil then r = fallback end
-  return r
+  local batch = reqs[os.time()]
+  if batch == nil then batch = fallback end
+  turn = turn %% #batch + 1
+  return batch[turn]
 end
 function response(status, headers, body)
   responses = responses + 1
@@ -208,23 +214,26 @@ end
 """
 
 
-def wrk_script(host: str, path: str, creds: dict[str, str] | None, seconds: int) -> str:
+def wrk_script(host: str, path: str, users: list[dict[str, str]], seconds: int) -> str:
     lines: list[str] = []
     now = int(time.time())
     for sec in range(now - 5, now + seconds + 10):
-        headers = {"Host": host}
-        if creds:
-            headers.update(okx_headers(creds, "GET", path, at=dt.datetime.fromtimestamp(sec, dt.UTC)))
-        hdr = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
-        lines.append(f'reqs[{sec}] = wrk.format("GET", "{path}", {{{hdr}}})')
+        batch = []
+        for creds in users or [{}]:
+            headers = {"Host": host}
+            if creds:
+                headers.update(okx_headers(creds, "GET", path, at=dt.datetime.fromtimestamp(sec, dt.UTC)))
+            hdr = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
+            batch.append(f'wrk.format("GET", "{path}", {{{hdr}}})')
+        lines.append(f"reqs[{sec}] = {{{', '.join(batch)}}}")
     lines.append(f"fallback = reqs[{now}]")
     return WRK_LUA % {"entries": "\n".join(lines)}
 
 
-def run_wrk(base: str, path: str, creds: dict[str, str] | None, args: argparse.Namespace) -> Result:
+def run_wrk(base: str, path: str, users: list[dict[str, str]], args: argparse.Namespace) -> Result:
     total = args.warmup + args.duration
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(wrk_script(base.split("://", 1)[1], path, creds, int(total) + 5))
+        f.write(wrk_script(base.split("://", 1)[1], path, users, int(total) + 5))
         script = f.name
     try:
         def wrk(seconds: float) -> dict[str, int]:
@@ -244,7 +253,7 @@ def run_wrk(base: str, path: str, creds: dict[str, str] | None, args: argparse.N
         os.unlink(script)
 
 
-async def _client_main(base: str, path: str, creds: dict[str, str] | None, connections: int, warmup: float,
+async def _client_main(base: str, path: str, users: list[dict[str, str]], connections: int, warmup: float,
                        duration: float) -> Result:
     import aiohttp  # only the fallback client needs it
 
@@ -252,7 +261,7 @@ async def _client_main(base: str, path: str, creds: dict[str, str] | None, conne
     measuring = False
     stop = False
 
-    async def worker(session: aiohttp.ClientSession) -> None:
+    async def worker(session: aiohttp.ClientSession, creds: dict[str, str] | None) -> None:
         while not stop:
             headers = okx_headers(creds, "GET", path) if creds else None
             try:
@@ -266,7 +275,8 @@ async def _client_main(base: str, path: str, creds: dict[str, str] | None, conne
 
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
-        tasks = [asyncio.create_task(worker(session)) for _ in range(connections)]
+        tasks = [asyncio.create_task(worker(session, users[i % len(users)] if users else None))
+                 for i in range(connections)]
         await asyncio.sleep(warmup)
         measuring = True
         started = time.perf_counter()
@@ -278,8 +288,8 @@ async def _client_main(base: str, path: str, creds: dict[str, str] | None, conne
     return Result(counts["ok"] + counts["err"], counts["err"], elapsed)
 
 
-def run_python(base: str, path: str, creds: dict[str, str] | None, args: argparse.Namespace) -> Result:
-    spec = json.dumps({"base": base, "path": path, "creds": creds, "connections": args.connections,
+def run_python(base: str, path: str, users: list[dict[str, str]], args: argparse.Namespace) -> Result:
+    spec = json.dumps({"base": base, "path": path, "users": users, "connections": args.connections,
                        "warmup": args.warmup, "duration": args.duration})
     out = subprocess.run([sys.executable, __file__, "--client", "python", "--client-spec", spec],
                          capture_output=True, text=True, check=True)
@@ -302,10 +312,10 @@ def bench_backend(name: str, db_url: str, args: argparse.Namespace) -> Row:
     port = args.port or free_port()
     runner = run_wrk if args.client == "wrk" else run_python
     with server(db_url, port) as (base, _proc):
-        creds = setup_user(base)
+        users = [setup_user(base) for _ in range(args.users)]
         row = Row(name)
-        row.bare = runner(base, BARE, None, args)
-        row.auth = runner(base, BALANCES, creds, args)
+        row.bare = runner(base, BARE, [], args)
+        row.auth = runner(base, BALANCES, users, args)
         return row
 
 
@@ -327,6 +337,7 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds per endpoint (default 5)")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before each measurement (default 1)")
     p.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
+    p.add_argument("--users", type=int, default=16, help="users whose signed requests rotate (default 16)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1; the machine has few cores)")
     p.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
     p.add_argument("--pg-url", default=os.environ.get("STAKEHOUSE_TEST_PG_URL", ""),
@@ -349,7 +360,7 @@ def main() -> int:
     if args.client == "wrk" and not shutil.which("wrk"):
         p.error("wrk is not installed (apt-get install wrk), use --client python")
 
-    print(f"client={args.client} connections={args.connections} duration={args.duration:g}s "
+    print(f"client={args.client} connections={args.connections} users={args.users} duration={args.duration:g}s "
           f"warmup={args.warmup:g}s cpus={os.cpu_count()} (client and server share the machine)", flush=True)
     rows: list[Row] = []
     load1 = os.getloadavg()[0]

@@ -35,14 +35,16 @@ def create() -> FastAPI:
         raise SystemExit("STAKEHOUSE_ADMIN_TOKEN is required")
     app = create_app(services, token)
     stop = threading.Event()
+    app_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
         thread = None
         if services.settings.sandbox:
             thread = threading.Thread(target=job_loop, args=(services, stop), daemon=True, name="jobs")
             thread.start()
-        yield
+        async with app_lifespan(app_):
+            yield
         stop.set()
         if thread:
             thread.join(timeout=5)

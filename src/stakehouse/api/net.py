@@ -16,7 +16,8 @@ def _trusted(peer: str, trusted: list[str]) -> bool:
 
 
 def client_ip(request: Request, trusted: list[str]) -> str:
-    peer = request.client.host if request.client else ""
+    client = request.scope.get("client")
+    peer = client[0] if client else ""
     if trusted and _trusted(peer, trusted):
         forwarded = request.headers.get("x-forwarded-for", "")
         if forwarded:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, select
 
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.assets.reference import currency
 from stakehouse.clock import Clock
+from stakehouse.db.batch import Batcher
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import chains, deposits, journal_entries, ledger_accounts, transfers
+from stakehouse.db.types import money_from_db, utc_from_db
 from stakehouse.errors import (
     AccountFrozen,
     AmountNotPositive,
@@ -29,22 +31,37 @@ from stakehouse.ledger.rules import FUNDING, USER_ACCOUNT_TYPES, AccountRef, Leg
 from stakehouse.money import round_down
 
 TRANSFER_TYPES = (0, 1, 2, 3, 4)
+#: Balance statements running at once per API process (bench/RESULTS.md).
+BALANCE_READS_IN_FLIGHT = 1
 
 
-_cols = ledger_accounts.c
-# Built once: the hot read path of every balance endpoint.
-_BALANCES = (select(_cols.ccy, _cols.available, _cols.locked, _cols.updated_at)
-             .where(_cols.owner == bindparam("owner"), _cols.acct_type == bindparam("acct_type"))
-             .order_by(_cols.ccy))
-_BALANCES_OF_CCYS = _BALANCES.where(_cols.ccy.in_(bindparam("ccys", expanding=True)))
+def _balances_sql(db: Database, owners: list[str]) -> tuple[str, tuple[Any, ...]]:
+    """The balances of some owners, in the bare driver's SQL (it also runs on ``Database.hot``)."""
+    where, params = db.in_list("owner", owners)
+    return (f"SELECT owner, acct_type, ccy, available, locked, updated_at FROM {ledger_accounts.name} "
+            f"WHERE {where} ORDER BY owner, acct_type, ccy"), params
+
+
+def _by_owner(rows: list[Any]) -> dict[str, tuple[tuple[int, Balance], ...]]:
+    found: dict[str, list[tuple[int, Balance]]] = {}
+    for r in rows:
+        found.setdefault(r[0], []).append(
+            (r[1], Balance(r[2], money_from_db(r[3]), money_from_db(r[4]), utc_from_db(r[5]))))
+    return {owner: tuple(items) for owner, items in found.items()}
+
+
+def _select(items: tuple[tuple[int, Balance], ...], acct_type: int, ccys: list[str] | None) -> list[Balance]:
+    wanted = set(ccys) if ccys else None
+    return [b for t, b in items if t == acct_type and (wanted is None or b.ccy in wanted)]
 
 
 class _LostRace(Exception):
     """Raised inside a transaction to roll it back when a concurrent twin already committed."""
 
 
-@dataclass(frozen=True)
-class Balance:
+class Balance(NamedTuple):
+    """One currency of one account (a named tuple: built for every row of the hottest read)."""
+
     ccy: str
     available: Decimal
     locked: Decimal
@@ -134,16 +151,29 @@ class AssetService:
         self.clock = clock
         self.ledger = ledger
         self.accounts = accounts
+        self._balance_reads: Batcher[str, tuple[tuple[int, Balance], ...]] = Batcher(
+            self._load_balances, tuple, max_inflight=BALANCE_READS_IN_FLIGHT)
 
     # -- balances ----------------------------------------------------------------------
 
     def balances(self, uid: str, acct_type: int, ccys: list[str] | None = None) -> list[Balance]:
-        params: dict[str, Any] = {"owner": f"u:{uid}", "acct_type": acct_type}
-        if ccys:
-            params["ccys"] = ccys
+        """The balances of one account type of a user, by currency (operator tools)."""
+        owner = f"u:{uid}"
         with self.db.query() as conn:
-            rows = conn.execute(_BALANCES_OF_CCYS if ccys else _BALANCES, params)
-            return [Balance(r.ccy, r.available, r.locked, r.updated_at) for r in rows]
+            found = _by_owner(list(conn.exec_driver_sql(*_balances_sql(self.db, [owner]))))
+        return _select(found.get(owner, ()), acct_type, ccys)
+
+    async def read_balances(self, uid: str, acct_type: int, ccys: list[str] | None = None) -> list[Balance]:
+        """:meth:`balances` for API requests, awaited on the event loop. Where the read waits for
+        the network (PostgreSQL), the balances of all requests waiting at the same moment are
+        read with one statement (``db.batch``); a local SQLite read is simply made."""
+        owner = f"u:{uid}"
+        if self.db.hot.waits:
+            return _select(await self._balance_reads.get(owner), acct_type, ccys)
+        return _select((await self._load_balances([owner])).get(owner, ()), acct_type, ccys)
+
+    async def _load_balances(self, owners: list[str]) -> dict[str, tuple[tuple[int, Balance], ...]]:
+        return _by_owner(await self.db.hot.fetch(*_balances_sql(self.db, owners)))
 
     # -- transfers ---------------------------------------------------------------------
 

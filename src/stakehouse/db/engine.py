@@ -3,20 +3,29 @@
 ``Database.write()`` opens a transaction that may change money. On SQLite it starts with
 ``BEGIN IMMEDIATE`` so writers queue on the database lock instead of failing half-way; on
 PostgreSQL services lock the rows they change (``SELECT ... FOR UPDATE``) in a fixed order.
-``Database.read()`` is a plain transaction for queries.
+``Database.read()`` is a plain transaction for queries, ``Database.query()`` an autocommit
+connection for one-statement reads.
+
+``Database.hot`` runs the few single-statement reads that every API request makes (balances)
+on the event loop through the bare driver: SQLAlchemy's per-statement machinery costs more than
+the whole rest of such a request (bench/RESULTS.md). On SQLite it is one read-only connection
+owned by the loop (a local file read never blocks for long); on PostgreSQL a psycopg
+asynchronous connection pool, so the loop overlaps the network waits of concurrent requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import psycopg
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.pool import NullPool
 
 from stakehouse.money import to_plain
 
@@ -35,16 +44,20 @@ class _DecSum:
         return to_plain(self.total)
 
 
+def sqlite_path(url: str) -> str:
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        # Every connection to an in-memory database would see its own empty database.
+        raise ValueError(f"SQLite needs a database file path, not {url!r}")
+    return path
+
+
 def _sqlite_engine(url: str, *, immediate: bool | None) -> Engine:
     """``immediate``: True = BEGIN IMMEDIATE (writers), False = BEGIN (readers), None = autocommit."""
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if path == ":memory:":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool)
-    else:  # as many pooled connections as request threads, so none is opened per request
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40,
-                               max_overflow=10)
+    Path(sqlite_path(url)).parent.mkdir(parents=True, exist_ok=True)
+    # As many pooled connections as request threads, so none is opened per request.
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40,
+                           max_overflow=10)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -66,6 +79,101 @@ def _sqlite_engine(url: str, *, immediate: bool | None) -> Engine:
     return engine
 
 
+class HotReader(Protocol):
+    """Single-statement reads in autocommit through the bare driver, awaited on the event loop.
+
+    ``sql`` uses the driver's placeholders (see :meth:`Database.in_list`). Rows come back as
+    the driver gives them (see :func:`stakehouse.db.types.money_from_db`)."""
+
+    #: Whether a fetch waits for I/O (a network round trip) during which other requests run.
+    waits: bool
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+
+    async def close(self) -> None: ...
+
+
+class _SqliteHotReader:
+    """One read-only connection, used only from the event loop (statements run one at a time)."""
+
+    waits = False
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        self._conn = conn
+        return conn
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        conn = self._conn or self._open()
+        return conn.execute(sql, tuple(params)).fetchall()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+#: ``application_name`` of the hot-read connections (visible in ``pg_stat_activity``).
+HOT_READS_APPLICATION = "stakehouse-hot-reads"
+
+
+class _PgHotReader:
+    """A psycopg asynchronous pool in autocommit, opened on first use by the loop that uses it.
+
+    Statements are prepared server-side after a few uses (psycopg's ``prepare_threshold``); put a
+    transaction-pooling PgBouncer in front only with ``prepare_threshold=None``."""
+
+    waits = True
+
+    def __init__(self, url: str, size: int) -> None:
+        self._conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self._size = size
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
+        self._opening: asyncio.Lock | None = None
+
+    async def _open(self) -> AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]:
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._pool is None:
+                pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
+                    self._conninfo, min_size=1, max_size=self._size, open=False,
+                    kwargs={"autocommit": True, "application_name": HOT_READS_APPLICATION,
+                            "options": "-c TimeZone=UTC"},  # moments arrive already in UTC
+                    max_lifetime=300, name="hot-reads")
+                await pool.open()
+                self._pool = pool
+            return self._pool
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        pool = self._pool or await self._open()
+        try:
+            return await self._fetch(pool, sql, params)
+        except psycopg.OperationalError:
+            # Connections the server closed (restart, failover): the pool drops the one that
+            # failed, ``check`` the other idle ones; a read can safely be tried once more.
+            await pool.check()
+            return await self._fetch(pool, sql, params)
+
+    @staticmethod
+    async def _fetch(pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]], sql: str,
+                     params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        async with pool.connection() as conn:
+            cur = await conn.execute(sql.encode(), tuple(params))  # bytes: a built, not literal, query
+            return await cur.fetchall()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -74,6 +182,7 @@ class Database:
             self.engine = _sqlite_engine(url, immediate=True)
             self._read_engine = _sqlite_engine(url, immediate=False)
             self._autocommit_engine = _sqlite_engine(url, immediate=None)
+            self.hot: HotReader = _SqliteHotReader(sqlite_path(url))
         else:
             self.engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
             self._read_engine = self.engine
@@ -81,10 +190,18 @@ class Database:
             # connections are recycled instead.
             self._autocommit_engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=300,
                                                     isolation_level="AUTOCOMMIT")
+            self.hot = _PgHotReader(url, pool_size)
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        """``column IN (values)`` in the bare driver's SQL, and its parameters (on PostgreSQL one
+        array parameter, so the statement text and its prepared plan do not depend on the count)."""
+        if self.is_sqlite:
+            return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)
+        return f"{column} = ANY(%s)", (list(values),)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

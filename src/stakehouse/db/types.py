@@ -12,6 +12,20 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from stakehouse.money import STORAGE_DIGITS, STORAGE_SCALE, to_plain
 
 
+def money_from_db(value: Any) -> Decimal:
+    """A stored amount (TEXT on SQLite, NUMERIC on PostgreSQL) as a normalised Decimal."""
+    return Decimal(value).normalize() if value != 0 else Decimal(0)
+
+
+def utc_from_db(value: Any) -> dt.datetime:
+    """A stored moment (naive UTC text on SQLite, timestamptz on PostgreSQL) as aware UTC."""
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(moment, dt.datetime)
+    if moment.tzinfo is dt.UTC:
+        return moment
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
 class Money(TypeDecorator[Decimal]):
     """NUMERIC(38, 18) on PostgreSQL; canonical decimal TEXT on SQLite.
 
@@ -38,9 +52,7 @@ class Money(TypeDecorator[Decimal]):
         return to_plain(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        return Decimal(value).normalize() if value != 0 else Decimal(0)
+        return None if value is None else money_from_db(value)
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -58,7 +70,4 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        moment: dt.datetime = value
-        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+        return None if value is None else utc_from_db(value)

@@ -8,11 +8,12 @@ parameters, business rules.
 
 from __future__ import annotations
 
-import json
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -43,6 +44,8 @@ class Call:
         return self.auth
 
 
+#: A plain function (run on a worker thread for writes, on the loop for short reads) or a
+#: coroutine function (awaited on the loop: reads through ``Database.hot``).
 Handler = Callable[[Call], Any]
 
 
@@ -56,10 +59,14 @@ class Route:
     limit: Limit
     #: Route-specific codes for domain errors (e.g. a short balance on a transfer is 58116).
     overrides: Overrides = field(default_factory=dict)
+    is_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
 
 
 def _json(payload: dict[str, Any], status: int = 200) -> Response:
-    return Response(json.dumps(payload, separators=(",", ":")), status_code=status, media_type="application/json")
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 def error_response(err: OkxError) -> Response:
@@ -107,10 +114,21 @@ class OkxAdapter:
             return Params({}), OkxError("51000", msg="Parameter body error: a JSON object is required")
         return Params(parsed), None
 
-    def _handle(self, route: Route, call: Call) -> Response:
-        """The business part: parameters, the service call, the reply."""
+    @staticmethod
+    async def _handle(route: Route, call: Call) -> Response:
+        """The business part: parameters, the service call, the reply.
+
+        Coroutine handlers are awaited on the loop. Plain GET handlers are one short indexed query
+        (autocommit): answering them on the loop beats a thread hop and the GIL hand-offs it brings
+        under load (bench/RESULTS.md). Writes may wait on locks, so they go to a worker thread."""
         try:
-            return ok_response(route.handler(call))
+            if route.is_async:
+                data = await route.handler(call)
+            elif route.method == "GET":
+                data = route.handler(call)
+            else:
+                data = await run_in_threadpool(route.handler, call)
+            return ok_response(data)
         except DomainError as exc:
             return error_response(from_domain(exc, route.overrides))
         except OkxError as err:
@@ -128,21 +146,24 @@ class OkxAdapter:
     def endpoint(self, route: Route) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
             body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > self.max_body:
-                    return error_response(OkxError("51000", msg=f"Parameter body error: larger than "
-                                                                f"{self.max_body} bytes"))
-            raw_path = request.scope.get("raw_path") or request.url.path.encode()
-            query_string = request.scope.get("query_string", b"")
+            if route.method != "GET":  # OKX signs GET requests without a body; one is ignored
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > self.max_body:
+                        return error_response(OkxError("51000", msg=f"Parameter body error: larger than "
+                                                                    f"{self.max_body} bytes"))
+            scope = request.scope
+            raw_path = scope.get("raw_path") or request.url.path.encode()
+            query_string = scope.get("query_string", b"")
             target = raw_path.decode("latin-1") + (("?" + query_string.decode("latin-1")) if query_string else "")
-            headers = {k.lower(): v for k, v in request.headers.items()}
+            # ASGI servers give header names lower-cased.
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             ip = client_ip(request, self.trusted)
             try:
                 auth = None
                 if route.perm is not None:
                     auth = await self._authenticate(route, route.perm, headers, target, body, ip)
-                params, body_error = self._params(route, dict(request.query_params), body)
+                params, body_error = self._params(route, dict(request.query_params) if query_string else {}, body)
                 # The rate limit comes before parameter errors (conventions 2.4): malformed
                 # requests are counted too.
                 if not await self.limiter.hit(route.limit, *self._rate_key(route, ip, auth, params)):
@@ -155,31 +176,30 @@ class OkxAdapter:
                 accounts, now = self.services.accounts, self.services.clock.now()
                 if accounts.touch_due(auth.key, now):
                     await run_in_threadpool(accounts.touch_key, auth.key, now)
-            call = Call(self.services, params, auth, ip)
-            if route.method == "GET":
-                # Reads are one short indexed query (autocommit, one round trip): answering them on
-                # the event loop beats a thread hop and the GIL hand-offs it brings under load
-                # (bench/RESULTS.md). Writes may wait on locks, so they go to a worker thread.
-                return self._handle(route, call)
-            return await run_in_threadpool(self._handle, route, call)
+            return await self._handle(route, Call(self.services, params, auth, ip))
 
         return handle
 
     def install(self, app: Starlette, prefix: str = "/api/v5") -> None:
-        """Add the routes to ``app`` directly (a mounted sub-application would add its own
-        middleware stack to every request), plus a catch-all that answers unknown paths with the
-        OKX 404 and known paths with a wrong method with 50115."""
-        known: set[str] = set()
+        """Answer everything under ``prefix`` through one route at the front of ``app``'s routing
+        table, dispatching on the exact path in this adapter's own table (one dictionary lookup
+        instead of trying route patterns in turn). An unknown path gets the OKX 404, a known path
+        with a wrong method 50115."""
+        table: dict[str, dict[str, Callable[[Request], Any]]] = {}
         for route in self.routes:
-            known.add(prefix + route.path)
-            app.router.routes.append(StarletteRoute(prefix + route.path, self.endpoint(route), methods=[route.method]))
+            table.setdefault(prefix + route.path, {})[route.method] = self.endpoint(route)
 
-        async def unmatched(request: Request) -> Response:
-            if request.url.path in known:
+        async def dispatch(request: Request) -> Response:
+            methods = table.get(request.scope["path"])
+            if methods is None:
+                return error_response(OkxError("404"))
+            endpoint = methods.get(request.scope["method"])
+            if endpoint is None:
                 return error_response(OkxError("50115"))
-            return error_response(OkxError("404"))
+            response: Response = await endpoint(request)
+            return response
 
-        app.router.routes.append(StarletteRoute(prefix + "/{rest:path}", unmatched, methods=list(ANY_METHOD)))
+        app.router.routes.insert(0, StarletteRoute(prefix + "/{rest:path}", dispatch, methods=list(ANY_METHOD)))
 
 
 ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

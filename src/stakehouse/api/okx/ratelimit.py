@@ -53,6 +53,7 @@ class LoopMemoryStorage(MemoryStorage):
 class RateLimiter:
     def __init__(self, redis_url: str = "", factor: float = 1.0) -> None:
         self.factor = factor
+        self._items: dict[Limit, RateLimitItem] = {}
         self.shared: AsyncMovingWindow | None = None
         self.local: MovingWindowRateLimiter | None = None
         if redis_url:
@@ -62,8 +63,11 @@ class RateLimiter:
 
     async def hit(self, limit: Limit, *identifiers: str) -> bool:
         """Count one request; ``False`` (and nothing counted) when over the limit."""
-        item = limit.item(self.factor)
+        item = self._items.get(limit)
+        if item is None:
+            item = self._items[limit] = limit.item(self.factor)
+        key = "/".join(identifiers)  # one key part: the library escapes each part it gets
         if self.local is not None:
-            return self.local.hit(item, "okx", *identifiers)
+            return self.local.hit(item, "okx", key)
         assert self.shared is not None
-        return await self.shared.hit(item, "okx", *identifiers)
+        return await self.shared.hit(item, "okx", key)

@@ -29,15 +29,16 @@ def get_currencies(call: Call) -> list[dict[str, Any]]:
     ]
 
 
-def get_balances(call: Call) -> list[dict[str, str]]:
+async def get_balances(call: Call) -> list[dict[str, str]]:
     ccys = call.params.ccy_list()
     if ccys:
         call.services.reference.require_currencies(ccys)
-    rows = call.services.assets.balances(call.user.uid, FUNDING, ccys)
-    return [
-        {"ccy": b.ccy, "bal": fmt(b.total), "frozenBal": fmt(b.locked), "availBal": fmt(b.available)}
-        for b in rows if b.total > 0
-    ]
+    out = []
+    for b in await call.services.assets.read_balances(call.user.uid, FUNDING, ccys):
+        total = b.total
+        if total > 0:
+            out.append({"ccy": b.ccy, "bal": fmt(total), "frozenBal": fmt(b.locked), "availBal": fmt(b.available)})
+    return out
 
 
 def post_transfer(call: Call) -> list[dict[str, str]]:
