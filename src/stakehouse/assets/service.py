@@ -31,7 +31,8 @@ from stakehouse.ledger.rules import FUNDING, USER_ACCOUNT_TYPES, AccountRef, Leg
 from stakehouse.money import round_down
 
 TRANSFER_TYPES = (0, 1, 2, 3, 4)
-#: Balance statements running at once per API process (bench/RESULTS.md).
+#: Balance statements running at once per API process: they share its one hot-read connection
+#: (``Database.hot``), and one at a time gave the largest batches (bench/RESULTS.md).
 BALANCE_READS_IN_FLIGHT = 1
 
 

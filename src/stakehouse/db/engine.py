@@ -9,8 +9,9 @@ connection for one-statement reads.
 ``Database.hot`` runs the few single-statement reads that every API request makes (balances)
 on the event loop through the bare driver: SQLAlchemy's per-statement machinery costs more than
 the whole rest of such a request (bench/RESULTS.md). On SQLite it is one read-only connection
-owned by the loop (a local file read never blocks for long); on PostgreSQL a psycopg
-asynchronous connection pool, so the loop overlaps the network waits of concurrent requests.
+owned by the loop (a local file read never blocks for long); on PostgreSQL one psycopg
+asynchronous connection, so the loop serves other requests while a statement is on the network
+(callers batch their reads into it: ``stakehouse.db.batch``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from stakehouse.money import to_plain
@@ -124,54 +124,52 @@ HOT_READS_APPLICATION = "stakehouse-hot-reads"
 
 
 class _PgHotReader:
-    """A psycopg asynchronous pool in autocommit, opened on first use by the loop that uses it.
+    """One psycopg asynchronous connection in autocommit per process, opened on first use by the
+    loop that uses it. psycopg runs the statements of one connection one after the other; the
+    callers (``db.batch``) keep one statement in flight and put everything waiting into it.
 
     Statements are prepared server-side after a few uses (psycopg's ``prepare_threshold``); put a
     transaction-pooling PgBouncer in front only with ``prepare_threshold=None``."""
 
     waits = True
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(self, url: str) -> None:
         self._conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
-        self._size = size
-        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
+        self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
         self._opening: asyncio.Lock | None = None
 
-    async def _open(self) -> AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]:
+    async def _connect(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
-            if self._pool is None:
-                pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = AsyncConnectionPool(
-                    self._conninfo, min_size=1, max_size=self._size, open=False,
-                    kwargs={"autocommit": True, "application_name": HOT_READS_APPLICATION,
-                            "options": "-c TimeZone=UTC"},  # moments arrive already in UTC
-                    max_lifetime=300, name="hot-reads")
-                await pool.open()
-                self._pool = pool
-            return self._pool
+            if self._conn is None or self._conn.closed:
+                self._conn = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, application_name=HOT_READS_APPLICATION,
+                    options="-c TimeZone=UTC")  # moments arrive already in UTC
+            return self._conn
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        pool = self._pool or await self._open()
+        conn = self._conn if self._conn is not None and not self._conn.closed else await self._connect()
         try:
-            return await self._fetch(pool, sql, params)
+            return await self._fetch(conn, sql, params)
         except psycopg.OperationalError:
-            # Connections the server closed (restart, failover): the pool drops the one that
-            # failed, ``check`` the other idle ones; a read can safely be tried once more.
-            await pool.check()
-            return await self._fetch(pool, sql, params)
+            # The server closed the connection (restart, failover, terminated backend): a read
+            # can safely be tried once more on a new one.
+            if not conn.closed:
+                raise
+            return await self._fetch(await self._connect(), sql, params)
 
     @staticmethod
-    async def _fetch(pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]], sql: str,
+    async def _fetch(conn: psycopg.AsyncConnection[tuple[Any, ...]], sql: str,
                      params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        async with pool.connection() as conn:
-            cur = await conn.execute(sql.encode(), tuple(params))  # bytes: a built, not literal, query
+        async with conn.cursor() as cur:
+            await cur.execute(sql.encode(), tuple(params))  # bytes: a built, not literal, query
             return await cur.fetchall()
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
 
 class Database:
@@ -190,7 +188,7 @@ class Database:
             # connections are recycled instead.
             self._autocommit_engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=300,
                                                     isolation_level="AUTOCOMMIT")
-            self.hot = _PgHotReader(url, pool_size)
+            self.hot = _PgHotReader(url)
 
     @property
     def is_sqlite(self) -> bool:
