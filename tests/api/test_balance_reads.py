@@ -10,7 +10,7 @@ from decimal import Decimal
 import okx.Funding as OkxFunding
 import psycopg
 
-from stakehouse.db.engine import HOT_READS_APPLICATION
+from stakehouse.db.engine import HOT_READS_APPLICATION, libpq_conninfo
 from tests.stack import Creds, Stack, start_stack
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -58,8 +58,7 @@ def test_balance_reads_survive_postgres_dropping_their_connections(make_db: Call
         c = s.new_user(funds={"USDT": "42.5"})
         api = funding(s, c)
         assert funding_usdt(api) == Decimal("42.5")
-        url = s.services.settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        with psycopg.connect(url, autocommit=True) as admin:
+        with psycopg.connect(libpq_conninfo(s.services.settings.database_url), autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND application_name = %s", (HOT_READS_APPLICATION,)).fetchall()

@@ -26,6 +26,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.engine import make_url
 
+from stakehouse.db.engine import libpq_conninfo
+
 PG_URL_ENV = "STAKEHOUSE_TEST_PG_URL"
 REDIS_URL_ENV = "STAKEHOUSE_TEST_REDIS_URL"
 HOST = "127.0.0.1"
@@ -119,20 +121,16 @@ def postgres_server() -> Iterator[str]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _admin_conninfo(base_url: str) -> str:
-    return make_url(base_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def drop_database(base_url: str, name: str) -> None:
     """Drop database ``name`` (if it exists, disconnecting its clients) on the server of ``base_url``."""
-    with psycopg.connect(_admin_conninfo(base_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_conninfo(base_url), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def create_database(base_url: str, name: str) -> str:
     """Create a fresh, empty database ``name`` (dropping any old one) and return its SQLAlchemy URL."""
     drop_database(base_url, name)
-    with psycopg.connect(_admin_conninfo(base_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_conninfo(base_url), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return make_url(base_url).set(database=name).render_as_string(hide_password=False)
 

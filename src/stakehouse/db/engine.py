@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
 from stakehouse.money import to_plain
 
@@ -77,6 +77,11 @@ def _sqlite_engine(url: str, *, immediate: bool | None) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def libpq_conninfo(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL (``postgresql+psycopg://...``) as libpq takes it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class HotReader(Protocol):
@@ -134,7 +139,7 @@ class _PgHotReader:
     waits = True
 
     def __init__(self, url: str) -> None:
-        self._conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self._conninfo = libpq_conninfo(url)
         self._conn: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
         self._opening: asyncio.Lock | None = None
 
