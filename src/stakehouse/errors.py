@@ -87,3 +87,19 @@ class TransferOutNotAllowed(DomainError):
     def __init__(self, sub_name: str) -> None:
         super().__init__(f"{sub_name} Sub-account has no permission to transfer out, please set first.",
                          subAcct=sub_name)
+
+
+# -- staking -----------------------------------------------------------------------------
+
+
+class StakingRefused(DomainError):
+    """A staking request the product's rules refuse; ``reason`` names the rule (the protocol
+    adapters map it to their own code):
+
+    ``purchase_closed``, ``kyc``, ``terms``, ``sub_account``, ``below_minimum``,
+    ``user_quota``, ``sold_out``, ``cancel_disabled``, ``already_complete``, ``not_cancellable``.
+    """
+
+    def __init__(self, reason: str, message: str, **params: str) -> None:
+        super().__init__(message, **params)
+        self.reason = reason

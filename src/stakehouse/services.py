@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 from sqlalchemy import select
@@ -17,12 +18,17 @@ from stakehouse.db.migrate import upgrade
 from stakehouse.db.tables import meta
 from stakehouse.errors import NotAllowed
 from stakehouse.jobs.runner import Job, JobRegistry, JobRunner, RunRecord
-from stakehouse.jobs.schedule import Hourly
+from stakehouse.jobs.schedule import Daily, Hourly
 from stakehouse.ledger.audit import AuditReport, run_audit
 from stakehouse.ledger.journal import Ledger, PostingView, dialect_insert, user_journal
 from stakehouse.sandbox.clock import SandboxClock
 from stakehouse.sandbox.control import advance_to
 from stakehouse.security import SecretBox, new_server_key
+from stakehouse.staking import audit as staking_audit
+from stakehouse.staking.products import seed_products
+from stakehouse.staking.rules import DEFAULT_PRODUCTS
+from stakehouse.staking.runs import reward_run, settlement_run
+from stakehouse.staking.service import StakingService
 
 
 class Services:
@@ -46,16 +52,32 @@ class Services:
         self.reference = ReferenceData(self.db)
         self.accounts = AccountService(self.db, self.clock, self.box)
         self.assets = AssetService(self.db, self.clock, self.ledger, self.accounts)
+        self.calendar = Daily(settings.business_tz)
+        self.staking = StakingService(self.db, self.clock, self.ledger, self.accounts, self.calendar)
         self.jobs = JobRegistry()
+        self._register_staking_jobs()
         if settings.key_expiry_active:
             self.jobs.add(Job("api_key_expiry", Hourly(),
                               lambda conn, period: f"expired {self.accounts.expire_idle_keys(conn, period.end)}"))
         self.runner = JobRunner(self.db, self.clock, self.jobs)
         with self.db.write() as conn:
             seed_reference_data(conn, self.clock.now())
+            seed_products(conn, self.clock.now())
         self.runner.origin()
         if not recorded:
             self._record_mode()
+
+    def _register_staking_jobs(self) -> None:
+        """Per product, the reward run then the settlement run of each T-day (rewards first: the
+        runner orders a period's jobs by registration)."""
+        names = [cfg.product for cfg in DEFAULT_PRODUCTS]
+        for product in names:
+            self.jobs.add(Job(f"staking_rewards:{product}", self.calendar,
+                              functools.partial(reward_run, ledger=self.ledger, product=product)))
+        for product in names:
+            self.jobs.add(Job(f"staking_settlement:{product}", self.calendar,
+                              functools.partial(settlement_run, ledger=self.ledger, calendar=self.calendar,
+                                                product=product)))
 
     def _resolve_mode(self, wanted: bool | None) -> tuple[bool, bool]:
         """(sandbox?, already recorded?): the mode the database was first used in, else ``wanted``."""
@@ -82,7 +104,7 @@ class Services:
 
     def audit(self) -> AuditReport:
         with self.db.read() as conn:
-            return run_audit(conn)
+            return run_audit(conn, staking_audit.CHECKS)
 
     def advance_clock(self, *, to: dt.datetime | None = None, by: dt.timedelta | None = None) -> list[RunRecord]:
         if self.sandbox_clock is None:

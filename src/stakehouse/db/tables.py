@@ -242,3 +242,130 @@ job_runs = Table(
     Column("finished_at", TS, nullable=False),
     Column("result", Text, nullable=False, default=""),
 )
+
+# -- liquid staking (staking-rules.md) ----------------------------------------------------
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+#: One row per product: every *config* value of the rules. Money limits NULL = unlimited.
+staking_products = Table(
+    "staking_products",
+    metadata,
+    Column("product", String(16), primary_key=True),
+    Column("staked_ccy", String(16), ForeignKey("currencies.ccy"), nullable=False),
+    Column("token_ccy", String(16), ForeignKey("currencies.ccy"), nullable=False, unique=True),
+    Column("precision", Integer, nullable=False),
+    Column("purchase_enabled", Boolean, nullable=False),
+    Column("min_purchase", Money, nullable=False),
+    Column("total_quota", Money, nullable=True),
+    Column("user_quota", Money, nullable=True),
+    Column("min_redeem", Money, nullable=False),
+    Column("fast_redemption_enabled", Boolean, nullable=False),
+    Column("fast_redemption_daily_limit", Money, nullable=False),
+    Column("daily_redemption_cap", Money, nullable=True),
+    Column("unbonding_days", Integer, nullable=False),
+    Column("redeem_cancellable", Boolean, nullable=False),
+    Column("service_fee_rate", Money, nullable=False),
+    Column("min_kyc_level", Integer, nullable=False),
+    Column("sub_accounts_allowed", Boolean, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+#: rate(D) as published by the operator (an APY; the most recent earlier one carries forward).
+staking_rates = Table(
+    "staking_rates",
+    metadata,
+    Column("product", String(16), ForeignKey("staking_products.product"), primary_key=True),
+    Column("day", String(10), primary_key=True),  # T-day, ISO date
+    Column("rate", Money, nullable=False),
+    Column("published_at", TS, nullable=False),
+)
+
+#: Purchase and redeem requests. ``redeeming_amt`` = locked tokens not yet delivered,
+#: ``scheduled_amt`` = the part the settlement runs have scheduled so far.
+staking_orders = Table(
+    "staking_orders",
+    metadata,
+    Column("ord_id", _ID, primary_key=True, autoincrement=True),
+    Column("product", String(16), ForeignKey("staking_products.product"), nullable=False),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("group_uid", String(20), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("amt", Money, nullable=False),
+    Column("redeeming_amt", Money, nullable=False),
+    Column("scheduled_amt", Money, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("fast", Boolean, nullable=False),
+    Column("request_time", TS, nullable=False),
+    Column("completed_time", TS, nullable=True),
+    Column("est_completed_time", TS, nullable=True),
+    Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    Column("reversal_entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    Column("reversal_reason", Text, nullable=True),
+    CheckConstraint("type in ('purchase', 'redeem')", name="type"),
+    CheckConstraint("status in ('pending', 'success', 'failed', 'cancelled')", name="status"),
+)
+Index("ix_staking_orders_user", staking_orders.c.uid, staking_orders.c.product, staking_orders.c.request_time)
+Index("ix_staking_orders_queue", staking_orders.c.product, staking_orders.c.status, staking_orders.c.request_time,
+      staking_orders.c.ord_id)
+
+#: Parts of standard redemptions scheduled by a settlement run, delivered ``unbonding_days`` later.
+redemption_parts = Table(
+    "redemption_parts",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("ord_id", _ID, ForeignKey("staking_orders.ord_id"), nullable=False),
+    Column("product", String(16), nullable=False),
+    Column("scheduled_day", String(10), nullable=False),
+    Column("deliver_day", String(10), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("delivered_at", TS, nullable=True),
+    Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+)
+Index("ix_redemption_parts_due", redemption_parts.c.product, redemption_parts.c.deliver_day)
+Index("ix_redemption_parts_order", redemption_parts.c.ord_id)
+
+#: Fast redemption drawn per account group and T-day (the row is the lock that serialises it).
+fast_redemption_usage = Table(
+    "fast_redemption_usage",
+    metadata,
+    Column("product", String(16), primary_key=True),
+    Column("group_uid", String(20), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("used", Money, nullable=False),
+)
+
+#: One reward run per (product, T-day): its totals and its journal entry.
+staking_reward_runs = Table(
+    "staking_reward_runs",
+    metadata,
+    Column("product", String(16), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("rate", Money, nullable=True),
+    Column("holders", Integer, nullable=False),
+    Column("eligible", Money, nullable=False),
+    Column("gross", Money, nullable=False),
+    Column("net", Money, nullable=False),
+    Column("fee", Money, nullable=False),
+    Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    Column("ran_at", TS, nullable=False),
+)
+
+#: Each holder's reward for a (product, T-day); only holders paid something get a row.
+staking_rewards = Table(
+    "staking_rewards",
+    metadata,
+    Column("product", String(16), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("uid", String(20), primary_key=True),
+    Column("eligible", Money, nullable=False),
+    Column("gross", Money, nullable=False),
+    Column("net", Money, nullable=False),
+    Column("fee", Money, nullable=False),
+)
+Index("ix_staking_rewards_user", staking_rewards.c.uid, staking_rewards.c.product, staking_rewards.c.day)
+
+#: Postings by currency and time: the reward run reads a day's token movements through it.
+Index("ix_postings_ccy_time", postings.c.ccy, postings.c.created_at)
+#: Holders of a currency by user: the reward run walks a token's holders through it.
+Index("ix_ledger_accounts_ccy_uid", ledger_accounts.c.ccy, ledger_accounts.c.uid)

@@ -1,6 +1,6 @@
 """The audit: prove the books balance.
 
-Checks (invariants 1, 2 and 4 of the staking rules; later products register their own):
+Checks (invariants 1, 2 and 4 of the staking rules; products pass their own to :func:`run_audit`):
   * every journal entry balances per currency and has at least two postings;
   * every posting's currency is its account's currency;
   * every cached balance equals the sum of its postings;
@@ -9,7 +9,7 @@ Checks (invariants 1, 2 and 4 of the staking rules; later products register thei
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -117,17 +117,15 @@ def _balances(conn: Connection) -> list[CheckResult]:
     return [cached, negative]
 
 
+#: A product's own invariants (e.g. liquid tokens fully backed), run after the ledger's.
 AuditCheck = Callable[[Connection], list[CheckResult]]
 
-#: Products add their own invariants here (e.g. liquid tokens fully backed).
-EXTRA_CHECKS: list[AuditCheck] = []
 
-
-def run_audit(conn: Connection) -> AuditReport:
+def run_audit(conn: Connection, extra: Sequence[AuditCheck] = ()) -> AuditReport:
     checks = [_entries_balance(conn), _posting_currency(conn), *_balances(conn)]
-    for extra in EXTRA_CHECKS:
-        checks.extend(extra(conn))
+    for check in extra:
+        checks.extend(check(conn))
     return AuditReport(checks)
 
 
-__all__ = ["AuditReport", "CheckResult", "money_sum", "run_audit"]
+__all__ = ["AuditCheck", "AuditReport", "CheckResult", "money_sum", "run_audit"]

@@ -9,6 +9,7 @@ then writes the postings and the new balances together.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,8 +19,10 @@ from sqlalchemy import Connection, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from stakehouse.db.tables import journal_entries, ledger_accounts, postings
+from stakehouse.db.types import money_from_db
 from stakehouse.errors import InsufficientBalance
 from stakehouse.ledger.rules import AccountRef, Leg, Overdraft, apply_legs, check_balanced, reversal_legs
+from stakehouse.money import to_plain
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,95 @@ def ensure_accounts(conn: Connection, refs: Sequence[AccountRef], now: dt.dateti
     return ids
 
 
+#: Rows per page when :meth:`Ledger.post_credits` works through its credits in Python (SQLite).
+CREDIT_PAGE = 20_000
+
+
+@dataclass(frozen=True)
+class Credits:
+    """Credits to many users' ``acct_type`` accounts in ``ccy``, given as SQL: ``select`` is a
+    statement in the driver's own parameter style returning ``(uid, amount)`` rows with positive
+    amounts and one row per uid, e.g. a day's rewards from a staging table."""
+
+    select: str
+    params: dict[str, Any]
+    acct_type: int
+    ccy: str
+
+    def account(self, uid: str) -> AccountRef:
+        return AccountRef.user(uid, self.acct_type, self.ccy)
+
+    def _run(self, conn: Connection, body: str, **extra: Any) -> Any:
+        """Run ``body`` with ``{credits}`` replaced by the credits' select."""
+        sql = body.replace("{credits}", f"({self.select})")
+        values = {**self.params, "c_type": self.acct_type, "c_ccy": self.ccy, **extra}
+        return conn.exec_driver_sql(driver_sql(conn, sql), driver_params(conn, values))
+
+    def total(self, conn: Connection) -> tuple[Decimal, int]:
+        agg = "decsum" if conn.dialect.name == "sqlite" else "sum"
+        row = self._run(conn, f"SELECT {agg}(c.amount), count(*) FROM {{credits}} c").one()
+        return (money_from_db(row[0]) if row[0] is not None else Decimal(0)), int(row[1])
+
+    def ensure_accounts(self, conn: Connection, at: dt.datetime) -> None:
+        self._run(conn, f"INSERT INTO {ledger_accounts.name} (owner, uid, acct_type, ccy, allow_negative, available, "
+                        "locked, updated_at) SELECT 'u:' || c.uid, c.uid, %(c_type)s, %(c_ccy)s, false, 0, 0, %(c_at)s "
+                        "FROM {credits} c WHERE true ON CONFLICT (owner, acct_type, ccy) DO NOTHING", c_at=at)
+
+    _JOIN = "a.owner = 'u:' || c.uid AND a.acct_type = %(c_type)s AND a.ccy = %(c_ccy)s"
+
+    def apply_in_database(self, conn: Connection, entry_id: int, at: dt.datetime) -> None:
+        self._run(conn, f"INSERT INTO {postings.name} (entry_id, account_id, bucket, ccy, amount, created_at) "
+                        f"SELECT %(c_entry)s, a.id, 'available', %(c_ccy)s, c.amount, %(c_at)s "
+                        f"FROM {{credits}} c JOIN {ledger_accounts.name} a ON {self._JOIN}", c_entry=entry_id, c_at=at)
+        self._run(conn, f"UPDATE {ledger_accounts.name} a SET available = a.available + c.amount, "
+                        f"updated_at = %(c_at)s FROM {{credits}} c WHERE {self._JOIN}", c_at=at)
+
+    def apply_in_pages(self, conn: Connection, entry_id: int, at: dt.datetime) -> None:
+        """SQLite: the same as :meth:`apply_in_database`, the additions made exactly in Python, a
+        page of users at a time (keyset paging on uid: no cursor stays open across the writes)."""
+        stamp = driver_params(conn, {"at": at})["at"]
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        after = ""
+        while True:
+            rows = self._run(conn, f"SELECT c.uid, c.amount, a.id, a.available FROM {{credits}} c "
+                                   f"JOIN {ledger_accounts.name} a ON {self._JOIN} "
+                                   "WHERE c.uid > %(c_after)s ORDER BY c.uid LIMIT %(c_page)s",
+                             c_after=after, c_page=CREDIT_PAGE).all()
+            if not rows:
+                return
+            new_postings, new_balances = [], []
+            for _uid, amount, account_id, available in rows:
+                amount = money_from_db(amount)
+                new_postings.append((entry_id, account_id, "available", self.ccy, to_plain(amount), stamp))
+                new_balances.append((to_plain(money_from_db(available) + amount), stamp, account_id))
+            raw.executemany(f"INSERT INTO {postings.name} (entry_id, account_id, bucket, ccy, amount, created_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", new_postings)
+            raw.executemany(f"UPDATE {ledger_accounts.name} SET available = ?, updated_at = ? WHERE id = ?",
+                            new_balances)
+            after = rows[-1][0]
+
+
+def driver_sql(conn: Connection, sql: str) -> str:
+    """SQL written with ``%(name)s`` parameters (psycopg's style) in the connection's own style."""
+    return sql if conn.dialect.name == "postgresql" else re.sub(r"%\((\w+)\)s", r":\1", sql)
+
+
+def driver_params(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    """Values for the bare driver: SQLite gets money as canonical text and moments as the naive
+    UTC text SQLAlchemy stores there (so that they compare as stored)."""
+    if conn.dialect.name == "postgresql":
+        return params
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, Decimal):
+            v = to_plain(v)
+        elif isinstance(v, dt.datetime):
+            v = v.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        out[k] = v
+    return out
+
+
 class Ledger:
     def post(
         self,
@@ -87,19 +179,36 @@ class Ledger:
         negative.
         """
         check_balanced(legs)
-        claimed = conn.execute(
+        claimed = self._claim(conn, type=type, ref=ref, idempotency_key=idempotency_key, at=at, uid=uid, memo=memo,
+                              reverses_id=reverses_id)
+        if claimed is None:
+            return Posted(self._entry_id(conn, idempotency_key), created=False)
+        self._write_legs(conn, claimed, legs, at)
+        return Posted(claimed, created=True)
+
+    @staticmethod
+    def _claim(conn: Connection, *, type: str, ref: str, idempotency_key: str, at: dt.datetime, uid: str | None,
+               memo: str, reverses_id: int | None) -> int | None:
+        """Insert the entry row; ``None`` when the idempotency key was used before."""
+        claimed: int | None = conn.execute(
             dialect_insert(conn)(journal_entries)
             .values(type=type, ref=ref, idempotency_key=idempotency_key, uid=uid, created_at=at, memo=memo,
                     reverses_id=reverses_id)
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(journal_entries.c.id)
         ).scalar_one_or_none()
-        if claimed is None:
-            existing = conn.execute(
-                select(journal_entries.c.id).where(journal_entries.c.idempotency_key == idempotency_key)
-            ).scalar_one()
-            return Posted(existing, created=False)
+        return claimed
 
+    @staticmethod
+    def _entry_id(conn: Connection, idempotency_key: str) -> int:
+        found: int = conn.execute(
+            select(journal_entries.c.id).where(journal_entries.c.idempotency_key == idempotency_key)
+        ).scalar_one()
+        return found
+
+    @staticmethod
+    def _write_legs(conn: Connection, entry_id: int, legs: Sequence[Leg], at: dt.datetime) -> None:
+        """Lock the touched balances in id order, refuse an overdraft, write postings and balances."""
         ids = ensure_accounts(conn, [leg.account for leg in legs], at)
         cols = ledger_accounts.c
         lock = select(cols.id, cols.available, cols.locked).where(cols.id.in_(sorted(ids.values()))).order_by(cols.id)
@@ -114,8 +223,8 @@ class Ledger:
         conn.execute(
             postings.insert(),
             [
-                {"entry_id": claimed, "account_id": ids[leg.account], "bucket": leg.bucket, "ccy": leg.account.ccy,
-                 "amount": leg.amount, "created_at": at}
+                {"entry_id": entry_id, "account_id": ids[leg.account], "bucket": leg.bucket,
+                 "ccy": leg.account.ccy, "amount": leg.amount, "created_at": at}
                 for leg in legs
             ],
         )
@@ -128,6 +237,38 @@ class Ledger:
                 for r, (available, locked) in sorted(after.items())
             ],
         )
+
+    def post_credits(
+        self,
+        conn: Connection,
+        *,
+        type: str,
+        ref: str,
+        idempotency_key: str,
+        at: dt.datetime,
+        credits: Credits,
+        counter_legs: Sequence[Leg],
+        memo: str = "",
+    ) -> Posted:
+        """Post one balanced entry that credits many users at once (a daily run): every row of
+        ``credits`` is a posting on a user account, ``counter_legs`` are the few other postings.
+
+        Set-based, so that its cost stays linear in the rows and its memory flat: on PostgreSQL
+        three statements run in the database; on SQLite (whose money is text) the rows are read
+        and written back in pages of :data:`CREDIT_PAGE`. The entry is checked to balance first.
+        """
+        total, count = credits.total(conn)
+        check_balanced([*counter_legs, *([Leg(credits.account("_"), total)] if count else [])])
+        claimed = self._claim(conn, type=type, ref=ref, idempotency_key=idempotency_key, at=at, uid=None,
+                              memo=memo, reverses_id=None)
+        if claimed is None:
+            return Posted(self._entry_id(conn, idempotency_key), created=False)
+        credits.ensure_accounts(conn, at)
+        if conn.dialect.name == "postgresql":
+            credits.apply_in_database(conn, claimed, at)
+        else:
+            credits.apply_in_pages(conn, claimed, at)
+        self._write_legs(conn, claimed, counter_legs, at)
         return Posted(claimed, created=True)
 
     def entry_legs(self, conn: Connection, entry_id: int) -> list[Leg]:

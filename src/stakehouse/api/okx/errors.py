@@ -34,6 +34,21 @@ CODES: dict[str, tuple[int, str]] = {
     "50120": (200, "This API key doesn't have permission to use this function"),
     "51000": (400, "Parameter {param0} error"),
     "51001": (200, "Instrument ID or Spread ID doesn't exist."),
+    "51603": (200, "Order does not exist."),
+    "51720": (200, "Redeem error"),
+    "51721": (200, "Cancel redeem error"),
+    "51722": (200, "Redeem already complete"),
+    "51724": (200, "Redemption is currently not supported"),
+    "51725": (200, "Cancellation is currently not supported"),
+    "51727": (200, "The minimum subscription amount is {minUnit} {ccy}"),
+    "51728": (200, "The subscription quantity is above the maximum limit"),
+    "51730": (200, "Sold out"),
+    "51731": (200, "Product is currently suspended for purchase"),
+    "51732": (200, "Required user KYC level not met"),
+    "51735": (200, "Sub-account is not supported"),
+    "51736": (200, "Insufficient {ccy} balance"),
+    "51738": (200, "Your funding account is frozen."),
+    "51739": (200, "This function is unavailable temporarily"),
     "58004": (200, "Account blocked."),
     "58114": (400, "Transfer amount must be greater than 0"),
     "58115": (200, "Sub-account does not exist."),
@@ -49,6 +64,28 @@ CODES: dict[str, tuple[int, str]] = {
 }
 
 
+#: Staking refusals (``StakingRefused.reason``) -> OKX finance code.
+STAKING_CODES = {
+    "purchase_closed": "51731",
+    "kyc": "51732",
+    "terms": "50030",
+    "sub_account": "51735",
+    "below_minimum": "51727",
+    "user_quota": "51728",
+    "sold_out": "51730",
+    "cancel_disabled": "51725",
+    "already_complete": "51722",
+    "not_cancellable": "51721",
+}
+
+
+class _Blank(dict[str, str]):
+    """Template values; a placeholder without one is left empty rather than failing."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 class OkxError(Exception):
     """An OKX error reply: ``{"code": code, "msg": msg, "data": []}`` with the code's HTTP status."""
 
@@ -56,7 +93,7 @@ class OkxError(Exception):
         status, template = CODES[code]
         self.code = code
         self.status = status
-        self.msg = msg if msg is not None else template.format(**params) if params else template
+        self.msg = msg if msg is not None else template.format_map(_Blank(params)) if params else template
         super().__init__(f"{code} {self.msg}")
 
 
@@ -78,7 +115,12 @@ def from_domain(exc: dom.DomainError, overrides: Overrides | None = None) -> Okx
         if overrides and cls in overrides:
             code = overrides[cls]
             field = getattr(exc, "field", "") or exc.params.get("subAcct", "")
-            return OkxError(code, param0=field) if "{param0}" in CODES[code][1] else OkxError(code)
+            return OkxError(code, param0=field, **exc.params) if "{" in CODES[code][1] else OkxError(code)
+    if isinstance(exc, dom.StakingRefused):
+        code = STAKING_CODES[exc.reason]
+        # Our message where it says more than the code's template (e.g. which rule refused).
+        return OkxError(code, msg=exc.message) if exc.reason in ("terms", "not_cancellable") else \
+            OkxError(code, **exc.params)
     if isinstance(exc, dom.TransferTypeNotAllowed):
         return OkxError("58128" if exc.caller_is_sub else "58127")
     if isinstance(exc, dom.InvalidParameter):

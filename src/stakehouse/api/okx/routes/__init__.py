@@ -1,6 +1,6 @@
 """Every OKX route, in one table (method, path, permission, rate limit, handler)."""
 
 from stakehouse.api.okx.app import Route
-from stakehouse.api.okx.routes import account, asset, public
+from stakehouse.api.okx.routes import account, asset, public, staking
 
-ALL: list[Route] = [*public.ROUTES, *asset.ROUTES, *account.ROUTES]
+ALL: list[Route] = [*public.ROUTES, *asset.ROUTES, *account.ROUTES, *staking.ROUTES]

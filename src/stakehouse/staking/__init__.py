@@ -1,0 +1,1 @@
+"""Liquid staking (ETH -> BETH, SOL -> OKSOL): rules, products, use cases and daily runs."""

@@ -1,0 +1,250 @@
+"""The two daily runs of every liquid product, as exactly-once jobs (rules 4.3, 5.3, 5.4).
+
+At 00:00 of T-day D+1 (business time zone), for each product and in this order:
+
+1. **reward run for D**: every holder's eligible balance for D (the minimum free token balance
+   over D, from the time-stamped journal), ``gross``/``net``/``fee`` rounded down, written to
+   ``staking_rewards`` and paid as **one** balanced journal entry: ``net`` token minted into each
+   holder's funding account, ``gross`` of the staked asset from ``s:validator_rewards`` into
+   ``s:staked_principal`` (``net``) and ``s:fees`` (``fee``).
+2. **settlement run for D**: deliver the scheduled parts that are due, then schedule today's cap
+   from the head of the FIFO queue.
+
+Both run inside the job runner's transaction (``jobs/runner.py``): a crash leaves nothing of a run,
+a second worker or a re-run finds the claimed period and does nothing.
+
+The reward run is set-based. On PostgreSQL it is three SQL statements whatever the number of
+holders; on SQLite (money is text there, so arithmetic must not happen in SQL) one sorted pass
+streams the holders through the pure rules and writes pages of results. Memory stays flat on both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from stakehouse.db.tables import (
+    ledger_accounts,
+    postings,
+    redemption_parts,
+    staking_orders,
+    staking_reward_runs,
+    staking_rewards,
+)
+from stakehouse.db.types import money_from_db, utc_from_db
+from stakehouse.jobs.schedule import Daily, Period
+from stakehouse.ledger.audit import money_sum
+from stakehouse.ledger.journal import Credits, Ledger, driver_params, driver_sql
+from stakehouse.ledger.rules import FUNDING, LOCKED, TRADING, AccountRef, Leg
+from stakehouse.money import ZERO, to_plain
+from stakehouse.staking import products
+from stakehouse.staking.rules import Move, ProductConfig, eligible_from_current, reward, schedule_queue
+from stakehouse.staking.service import issuance, staked
+
+#: Rows per page written by the SQLite reward pass.
+REWARD_PAGE = 20_000
+
+#: The free liquid tokens of every holder: funding and trading, available bucket only.
+_HOLDER_FILTER = "a.ccy = %(token)s AND a.uid IS NOT NULL AND a.acct_type IN (%(funding)s, %(trading)s)"
+
+_PG_REWARDS = f"""
+INSERT INTO {staking_rewards.name} (product, day, uid, eligible, gross, net, fee)
+WITH cur AS (
+    SELECT a.uid, sum(a.available) AS bal FROM {ledger_accounts.name} a WHERE {_HOLDER_FILTER} GROUP BY a.uid
+), mv AS (
+    SELECT a.uid, p.entry_id, min(p.created_at) AS at, sum(p.amount) AS delta
+    FROM {postings.name} p JOIN {ledger_accounts.name} a ON a.id = p.account_id
+    WHERE p.ccy = %(token)s AND p.created_at >= %(start)s AND p.bucket = 'available' AND {_HOLDER_FILTER}
+    GROUP BY a.uid, p.entry_id
+), since AS (
+    SELECT uid, sum(delta) AS total FROM mv GROUP BY uid
+), low AS (
+    SELECT uid, min(running) AS low FROM (
+        SELECT uid, sum(delta) OVER (PARTITION BY uid ORDER BY at, entry_id ROWS UNBOUNDED PRECEDING) AS running
+        FROM mv WHERE at < %(end)s
+    ) r GROUP BY uid
+), elig AS (
+    SELECT cur.uid, cur.bal - coalesce(since.total, 0) + least(coalesce(low.low, 0), 0) AS eligible
+    FROM cur LEFT JOIN since ON since.uid = cur.uid LEFT JOIN low ON low.uid = cur.uid
+), gross AS (
+    SELECT uid, eligible, div(eligible * %(rate)s * %(scale)s, 365) / %(scale)s AS gross FROM elig WHERE eligible > 0
+), net AS (
+    SELECT uid, eligible, gross, trunc(gross * (1 - %(fee_rate)s), %(precision)s) AS net FROM gross WHERE gross > 0
+)
+SELECT %(product)s, %(day)s, uid, eligible, gross, net, gross - net FROM net
+"""
+
+_SQLITE_HOLDINGS = f"""
+SELECT a.uid, 0, '', 0, a.available FROM {ledger_accounts.name} a WHERE {_HOLDER_FILTER}
+UNION ALL
+SELECT a.uid, 1, p.created_at, p.entry_id, p.amount
+FROM {postings.name} p JOIN {ledger_accounts.name} a ON a.id = p.account_id
+WHERE p.ccy = %(token)s AND p.created_at >= %(start)s AND p.bucket = 'available' AND {_HOLDER_FILTER}
+ORDER BY 1, 2, 3, 4
+"""
+
+
+def _holdings(conn: Connection, params: dict[str, Any]) -> Iterator[tuple[str, Decimal, list[Move]]]:
+    """(uid, free tokens now, moves since the day started) per holder, streamed in uid order."""
+    cursor = conn.exec_driver_sql(driver_sql(conn, _SQLITE_HOLDINGS), driver_params(conn, params))
+    uid: str | None = None
+    current = ZERO
+    moves: dict[int, list[Any]] = {}
+    for row_uid, kind, at, entry_id, amount in cursor:
+        if row_uid != uid:
+            if uid is not None:
+                yield uid, current, [Move(m[0], e, m[1]) for e, m in moves.items()]
+            uid, current, moves = row_uid, ZERO, {}
+        value = money_from_db(amount)
+        if kind == 0:
+            current += value
+        elif entry_id in moves:
+            moves[entry_id][1] += value
+        else:
+            moves[entry_id] = [utc_from_db(at), value]
+    if uid is not None:
+        yield uid, current, [Move(m[0], e, m[1]) for e, m in moves.items()]
+
+
+def _stream_rewards(conn: Connection, cfg: ProductConfig, period: Period, rate: Decimal, params: dict[str, Any]
+                    ) -> None:
+    """SQLite: compute every holder's reward with the pure rules, written a page at a time."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    sql = (f"INSERT INTO {staking_rewards.name} (product, day, uid, eligible, gross, net, fee) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?)")
+    page: list[tuple[str, ...]] = []
+    for uid, current, moves in _holdings(conn, params):
+        amount = eligible_from_current(current, moves, period.end)
+        paid = reward(amount, rate, cfg.service_fee_rate, cfg.precision)
+        if paid.gross > 0:
+            page.append((cfg.product, period.key, uid, to_plain(amount), to_plain(paid.gross), to_plain(paid.net),
+                         to_plain(paid.fee)))
+            if len(page) >= REWARD_PAGE:
+                raw.executemany(sql, page)
+                page = []
+    if page:
+        raw.executemany(sql, page)
+
+
+def reward_run(conn: Connection, period: Period, *, ledger: Ledger, product: str) -> str:
+    """Pay the rewards of T-day ``period`` for ``product`` (rules 5)."""
+    cfg = products.load_product(conn, product)
+    day = dt.date.fromisoformat(period.key)
+    rate = products.rate_on(conn, product, day)
+    totals: dict[str, Any] = {"holders": 0, "eligible": ZERO, "gross": ZERO, "net": ZERO, "fee": ZERO}
+    entry_id = None
+    if rate is not None and rate > 0:
+        params = {"token": cfg.token_ccy, "funding": FUNDING, "trading": TRADING, "start": period.start,
+                  "end": period.end, "rate": rate, "fee_rate": cfg.service_fee_rate,
+                  "scale": Decimal(10) ** cfg.precision, "precision": cfg.precision, "product": product,
+                  "day": period.key}
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(_PG_REWARDS, params)
+        else:
+            _stream_rewards(conn, cfg, period, rate, params)
+        totals = _totals(conn, product, period.key)
+        entry_id = _post_rewards(conn, ledger, cfg, period, totals)
+    conn.execute(staking_reward_runs.insert().values(
+        product=product, day=period.key, rate=rate, entry_id=entry_id, ran_at=period.end, **totals))
+    if rate is None:
+        return "no rate published"
+    return (f"rate {to_plain(rate)}: {totals['holders']} holders, net {to_plain(totals['net'])} "
+            f"{cfg.token_ccy}, fee {to_plain(totals['fee'])} {cfg.staked_ccy}")
+
+
+def _totals(conn: Connection, product: str, day: str) -> dict[str, Any]:
+    r = staking_rewards.c
+    row = conn.execute(select(
+        func.count().label("holders"), money_sum(conn, r.eligible).label("eligible"),
+        money_sum(conn, r.gross).label("gross"), money_sum(conn, r.net).label("net"),
+        money_sum(conn, r.fee).label("fee"),
+    ).where(r.product == product, r.day == day)).one()._mapping
+    return {"holders": int(row["holders"]),
+            **{k: Decimal(row[k]) if row[k] is not None else ZERO for k in ("eligible", "gross", "net", "fee")}}
+
+
+def _post_rewards(conn: Connection, ledger: Ledger, cfg: ProductConfig, period: Period, totals: dict[str, Any]
+                  ) -> int | None:
+    if totals["gross"] == 0:
+        return None
+    legs = [Leg(AccountRef.system("validator_rewards", cfg.staked_ccy), -totals["gross"])]
+    if totals["net"] > 0:
+        legs += [Leg(staked(cfg), totals["net"]), Leg(issuance(cfg), -totals["net"])]
+    if totals["fee"] > 0:
+        legs.append(Leg(AccountRef.system("fees", cfg.staked_ccy), totals["fee"]))
+    positive = "r.net > 0" if conn.dialect.name == "postgresql" else "r.net <> '0'"
+    credits = Credits(
+        select=f"SELECT r.uid AS uid, r.net AS amount FROM {staking_rewards.name} r "
+               f"WHERE r.product = %(r_product)s AND r.day = %(r_day)s AND {positive}",
+        params={"r_product": cfg.product, "r_day": period.key}, acct_type=FUNDING, ccy=cfg.token_ccy)
+    posted = ledger.post_credits(conn, type="staking_reward", ref=f"{cfg.product}:{period.key}",
+                                 idempotency_key=f"staking:reward:{cfg.product}:{period.key}", at=period.end,
+                                 credits=credits, counter_legs=legs, memo=f"{cfg.product} rewards for {period.key}")
+    return posted.entry_id
+
+
+# -- settlement --------------------------------------------------------------------------
+
+
+def settlement_run(conn: Connection, period: Period, *, ledger: Ledger, calendar: Daily, product: str) -> str:
+    """End of T-day ``period`` for ``product``: schedule from the queue, then deliver what is due."""
+    cfg = products.load_product(conn, product)
+    day = dt.date.fromisoformat(period.key)
+    scheduled = _schedule(conn, cfg, calendar, day, period)
+    delivered = _deliver(conn, ledger, cfg, day, period)
+    return f"scheduled {to_plain(scheduled)}, delivered {to_plain(delivered)} {cfg.staked_ccy}"
+
+
+def _schedule(conn: Connection, cfg: ProductConfig, calendar: Daily, day: dt.date, period: Period) -> Decimal:
+    c = staking_orders.c
+    queue = conn.execute(select(c.ord_id, c.amt, c.scheduled_amt).where(
+        c.product == cfg.product, c.type == "redeem", c.status == "pending", c.request_time < period.end,
+    ).order_by(c.request_time, c.ord_id)).all()
+    unscheduled = [(r.ord_id, r.amt - r.scheduled_amt) for r in queue]
+    deliver_day = day + dt.timedelta(days=cfg.unbonding_days)
+    total = ZERO
+    amounts = dict(unscheduled)
+    done = {r.ord_id: r.scheduled_amt for r in queue}
+    for part in schedule_queue(unscheduled, cfg.daily_redemption_cap):
+        conn.execute(redemption_parts.insert().values(
+            ord_id=part.order_id, product=cfg.product, scheduled_day=day.isoformat(),
+            deliver_day=deliver_day.isoformat(), amount=part.amount))
+        values: dict[str, Any] = {"scheduled_amt": done[part.order_id] + part.amount}
+        if part.amount == amounts[part.order_id]:  # fully scheduled: its last part's delivery is known
+            values["est_completed_time"] = calendar.period_of_day(deliver_day).end
+        conn.execute(staking_orders.update().where(c.ord_id == part.order_id).values(**values))
+        total += part.amount
+    return total
+
+
+def _deliver(conn: Connection, ledger: Ledger, cfg: ProductConfig, day: dt.date, period: Period) -> Decimal:
+    """Burn the locked tokens of every due part and pay out the staked asset."""
+    p = redemption_parts.c
+    due = conn.execute(select(redemption_parts, staking_orders.c.uid, staking_orders.c.redeeming_amt)
+                       .join(staking_orders, staking_orders.c.ord_id == p.ord_id)
+                       .where(p.product == cfg.product, p.deliver_day <= day.isoformat(), p.delivered_at.is_(None))
+                       .order_by(p.id)).all()
+    total = ZERO
+    for part in due:
+        token = AccountRef.user(part.uid, FUNDING, cfg.token_ccy)
+        posted = ledger.post(
+            conn, type="staking_redeem_delivery", ref=str(part.ord_id), at=period.end, uid=part.uid,
+            idempotency_key=f"staking:deliver:{part.id}", legs=[
+                Leg(token, -part.amount, LOCKED), Leg(issuance(cfg), part.amount),
+                Leg(staked(cfg), -part.amount), Leg(AccountRef.user(part.uid, FUNDING, cfg.staked_ccy), part.amount)])
+        conn.execute(redemption_parts.update().where(p.id == part.id).values(delivered_at=period.end,
+                                                                            entry_id=posted.entry_id))
+        order = conn.execute(select(staking_orders.c.redeeming_amt).where(
+            staking_orders.c.ord_id == part.ord_id)).scalar_one()
+        left = order - part.amount
+        values: dict[str, Any] = {"redeeming_amt": left}
+        if left == 0:
+            values.update(status="success", completed_time=period.end)
+        conn.execute(staking_orders.update().where(staking_orders.c.ord_id == part.ord_id).values(**values))
+        total += part.amount
+    return total
