@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from stakehouse.money import ZERO, round_down
 
@@ -143,8 +143,7 @@ def days_until_scheduled(ahead: Decimal, amount: Decimal, cap: Decimal | None) -
     ``ahead`` is queued before it (0 = scheduled at the end of today)."""
     if cap is None or cap <= 0:
         return 0
-    total = ahead + amount
-    runs = -(-total // cap)  # ceil
+    runs = ((ahead + amount) / cap).to_integral_value(rounding=ROUND_CEILING)
     return max(int(runs) - 1, 0)
 
 
