@@ -69,9 +69,9 @@ def test_advance_runs_each_due_period_once_in_order(sandbox: Services) -> None:
     sandbox.jobs.add(counter_job("daily", seen))
     start = sandbox.clock.now()
     ran = sandbox.advance_clock(by=dt.timedelta(days=3))
-    assert [r.period for r in ran] == seen and len(seen) == 3
+    assert [r.period for r in ran if r.job == "daily"] == seen and len(seen) == 3
     assert seen == sorted(seen)
-    assert [r.due_at for r in ran] == sorted(r.due_at for r in ran)
+    assert [r.due_at for r in ran] == sorted(r.due_at for r in ran)  # every job, in due order
     assert sandbox.clock.now() == start + dt.timedelta(days=3)
     assert sandbox.advance_clock(by=dt.timedelta(0)) == []
     assert set(counts(sandbox, "daily").values()) == {1}

@@ -16,6 +16,8 @@ from stakehouse.services import Services
 
 DEMO_FUNDS = {"ETH": Decimal("10"), "SOL": Decimal("200"), "USDT": Decimal("10000"), "BTC": Decimal("1")}
 TERMS = ("ETH", "SOL")
+#: Staking rates published for the sandbox's first day, so rewards accrue from the start.
+DEMO_RATES = {"ETH": Decimal("0.0284"), "SOL": Decimal("0.0712")}
 
 
 def data_dir(services: Services) -> Path:
@@ -41,6 +43,8 @@ def bootstrap(services: Services) -> dict[str, Any]:
         "adminToken": services.settings.admin_token or secrets.token_urlsafe(24),
         "users": [_make_user(services, "alice", "demo"), _make_user(services, "bob", "live")],
     }
+    for product, rate in DEMO_RATES.items():
+        services.staking.publish_rate(product, services.staking.today(), rate)
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps(creds, indent=2))
     file.chmod(0o600)
@@ -62,5 +66,7 @@ def banner(creds: dict[str, Any], base_url: str) -> str:
             f"    secretKey  {u['secretKey']}",
             f"    passphrase {u['passphrase']}",
         ]
-    lines += ["", "  funded with " + ", ".join(f"{v} {k}" for k, v in DEMO_FUNDS.items()) + " each", ""]
+    lines += ["", "  funded with " + ", ".join(f"{v} {k}" for k, v in DEMO_FUNDS.items()) + " each",
+              "  staking rates published: " + ", ".join(f"{k} {v}" for k, v in DEMO_RATES.items())
+              + " (change: PUT /admin/staking/products/<ETH|SOL>/rates/<day>)", ""]
     return "\n".join(lines)
