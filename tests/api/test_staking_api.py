@@ -36,12 +36,9 @@ def ccxt_okx(stack: Stack, c: Creds) -> ccxt.okx:
     return ex
 
 
-def staker(stack: Stack, *, env: str = "live", funds: dict[str, str] | None = None, kyc: int = 2,
-           terms: tuple[str, ...] = ("ETH", "SOL")) -> Creds:
-    c = stack.new_user(env=env, funds=funds or {"ETH": "10", "SOL": "100"}, kyc=kyc)
-    for product in terms:
-        stack.call("POST", f"/admin/users/{c.uid}/terms", json={"product": product})
-    return c
+def staker(stack: Stack, *, env: str = "live", funds: dict[str, str] | None = None, kyc: int = 2) -> Creds:
+    """A user of the sandbox: created through the admin API, which accepts the staking terms."""
+    return stack.new_user(env=env, funds=funds or {"ETH": "10", "SOL": "100"}, kyc=kyc)
 
 
 def ok(reply: dict[str, Any]) -> list[Any] | dict[str, Any]:
@@ -192,15 +189,21 @@ def test_purchase_preconditions_each_have_their_code(fresh_stack: Any) -> None:
     svc = stack.services
     no_kyc = staker(stack, kyc=0)
     assert eth(stack, no_kyc).eth_purchase(amt="1")["code"] == "51732"
-    no_terms = staker(stack, terms=())
+    user = stack.call("POST", "/admin/users", json={"kycLevel": 2, "acceptTerms": []})
+    no_terms = stack.add_key(user["uid"], env="live", funds={"ETH": "2"})
     reply = eth(stack, no_terms).eth_purchase(amt="1")
     assert reply["code"] == "50030" and "terms" in reply["msg"]
+    stack.call("POST", f"/admin/users/{no_terms.uid}/terms", json={"product": "ETH"})
+    assert eth(stack, no_terms).eth_purchase(amt="1")["code"] == "0"
     frozen = staker(stack)
     stack.call("POST", f"/admin/users/{frozen.uid}/freeze", json={"functions": ["staking"]})
     assert eth(stack, frozen).eth_purchase(amt="1")["code"] == "51738"
     assert eth(stack, frozen).eth_redeem(amt="1")["code"] == "51738"
     stack.call("POST", f"/admin/users/{frozen.uid}/unfreeze", json={"functions": ["staking"]})
     assert eth(stack, frozen).eth_purchase(amt="1")["code"] == "0"
+    stack.call("POST", f"/admin/users/{frozen.uid}/freeze", json={"functions": []})  # the whole user
+    assert eth(stack, frozen).eth_redeem(amt="0.5")["code"] == "51738"
+    stack.call("POST", f"/admin/users/{frozen.uid}/unfreeze", json={"functions": []})
 
     c = staker(stack)
     api = eth(stack, c)
@@ -213,7 +216,7 @@ def test_purchase_preconditions_each_have_their_code(fresh_stack: Any) -> None:
     ok(api.eth_purchase(amt="2"))
     assert api.eth_purchase(amt="1.5")["code"] == "51728"
     ok(api.eth_purchase(amt="1"))
-    svc.staking.update_product("ETH", {"user_quota": None, "total_quota": "4"})  # 3 + 1 (frozen user) staked
+    svc.staking.update_product("ETH", {"user_quota": None, "total_quota": "5"})  # 3 + 1 + 1 staked
     assert api.eth_purchase(amt="0.5")["code"] == "51730"
     svc.staking.update_product("ETH", {"total_quota": None, "sub_accounts_allowed": False})
     sub = stack.call("POST", f"/admin/users/{c.uid}/sub-accounts", json={"subAcct": "stakesub1"})

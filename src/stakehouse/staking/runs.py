@@ -7,8 +7,8 @@ At 00:00 of T-day D+1 (business time zone), for each product and in this order:
    ``staking_rewards`` and paid as **one** balanced journal entry: ``net`` token minted into each
    holder's funding account, ``gross`` of the staked asset from ``s:validator_rewards`` into
    ``s:staked_principal`` (``net``) and ``s:fees`` (``fee``).
-2. **settlement run for D**: deliver the scheduled parts that are due, then schedule today's cap
-   from the head of the FIFO queue.
+2. **settlement run for D**: schedule D's cap from the head of the FIFO queue, then deliver the
+   scheduled parts that are due (with ``unbonding_days`` 0, what was just scheduled).
 
 Both run inside the job runner's transaction (``jobs/runner.py``): a crash leaves nothing of a run,
 a second worker or a re-run finds the claimed period and does nothing.
@@ -42,7 +42,14 @@ from stakehouse.ledger.journal import Credits, Ledger, driver_params, driver_sql
 from stakehouse.ledger.rules import FUNDING, LOCKED, TRADING, AccountRef, Leg
 from stakehouse.money import ZERO, to_plain
 from stakehouse.staking import products
-from stakehouse.staking.rules import Move, ProductConfig, eligible_from_current, reward, schedule_queue
+from stakehouse.staking.rules import (
+    Move,
+    ProductConfig,
+    days_until_scheduled,
+    eligible_from_current,
+    reward,
+    schedule_queue,
+)
 from stakehouse.staking.service import issuance, staked
 
 #: Rows per page written by the SQLite reward pass.
@@ -215,8 +222,13 @@ def _schedule(conn: Connection, cfg: ProductConfig, calendar: Daily, day: dt.dat
             ord_id=part.order_id, product=cfg.product, scheduled_day=day.isoformat(),
             deliver_day=deliver_day.isoformat(), amount=part.amount))
         values: dict[str, Any] = {"scheduled_amt": done[part.order_id] + part.amount}
-        if part.amount == amounts[part.order_id]:  # fully scheduled: its last part's delivery is known
+        rest = amounts[part.order_id] - part.amount
+        if rest == 0:  # fully scheduled: its last part's delivery is known
             values["est_completed_time"] = calendar.period_of_day(deliver_day).end
+        elif cfg.daily_redemption_cap:  # the head, partly scheduled: the rest goes from tomorrow
+            last = day + dt.timedelta(days=1 + days_until_scheduled(ZERO, rest, cfg.daily_redemption_cap)
+                                      + cfg.unbonding_days)
+            values["est_completed_time"] = calendar.period_of_day(last).end
         conn.execute(staking_orders.update().where(c.ord_id == part.order_id).values(**values))
         total += part.amount
     return total

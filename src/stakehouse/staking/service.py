@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.clock import Clock
@@ -31,7 +31,14 @@ from stakehouse.db.tables import (
     staking_reward_runs,
     staking_rewards,
 )
-from stakehouse.errors import AccountFrozen, InvalidParameter, NotAllowed, NotFound, StakingRefused
+from stakehouse.errors import (
+    AccountFrozen,
+    InsufficientBalance,
+    InvalidParameter,
+    NotAllowed,
+    NotFound,
+    StakingRefused,
+)
 from stakehouse.jobs.schedule import Daily
 from stakehouse.ledger.audit import money_sum
 from stakehouse.ledger.journal import Ledger, dialect_insert
@@ -98,6 +105,12 @@ def _order_id(text: str) -> int:
     return int(text)
 
 
+def _to_ms(moment: dt.datetime) -> dt.datetime:
+    """Order times are kept to the millisecond, the wire's resolution, so that a ``requestTime``
+    handed back as an ``after``/``before`` cursor compares exactly."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def staked(cfg: ProductConfig) -> AccountRef:
     return AccountRef.system("staked_principal", cfg.staked_ccy)
 
@@ -155,7 +168,7 @@ class StakingService:
 
     def purchase(self, uid: str, product: str, amt: Decimal) -> Order:
         """Stake ``amt`` of the product's asset for as much liquid token (rules 3)."""
-        now = self.clock.now()
+        now = _to_ms(self.clock.now())
         with self.db.write() as conn:
             cfg = products.load_product(conn, product)
             self._check_amount(cfg, amt)
@@ -230,7 +243,7 @@ class StakingService:
     def redeem(self, uid: str, product: str, amt: Decimal) -> Order:
         """Redeem ``amt`` free liquid token from the funding account: fast when it fits whole into
         what is left of the group's allowance today, else queued (rules 4.1-4.3)."""
-        now = self.clock.now()
+        now = _to_ms(self.clock.now())
         today = self.calendar.day(now)
         with self.db.write() as conn:
             cfg = products.load_product(conn, product)
@@ -242,6 +255,8 @@ class StakingService:
                 raise InvalidParameter("amt", f"below the minimum redemption amount {fmt(cfg.min_redeem)} "
                                        f"{cfg.token_ccy}")
             token = AccountRef.user(uid, FUNDING, cfg.token_ccy)
+            if self._held(conn, [token.owner], cfg.token_ccy, (FUNDING,), both_buckets=False) < amt:
+                raise InsufficientBalance(cfg.token_ccy)  # only free tokens in the funding account count
             used = self._lock_fast_usage(conn, cfg, user.group_uid, today)
             if is_fast(amt, max(cfg.fast_redemption_daily_limit - used, ZERO), cfg):
                 ord_id = self._insert_order(conn, cfg, user, "redeem", amt, status="success", now=now, fast=True,
@@ -257,7 +272,9 @@ class StakingService:
                     fast_redemption_usage.c.day == today.isoformat()).values(used=used + amt))
                 return self._set_entry(conn, ord_id, posted.entry_id)
             ahead = self._queued(conn, cfg.product)
-            est = self.day_end(estimated_completion(today, ahead, amt, cfg))
+            # With a cap of 0 nothing is scheduled until the operator raises it: no estimate.
+            est = None if cfg.daily_redemption_cap == 0 else self.day_end(
+                estimated_completion(today, ahead, amt, cfg))
             ord_id = self._insert_order(conn, cfg, user, "redeem", amt, status="pending", now=now, fast=False,
                                         redeeming=amt, est=est)
             posted = self.ledger.post(
@@ -306,6 +323,9 @@ class StakingService:
             cfg = products.load_product(conn, product)
             if not cfg.redeem_cancellable:
                 raise StakingRefused("cancel_disabled", "Cancellation is currently not supported")
+            user, master = self._member(conn, uid)
+            if user.frozen_for(STAKING_FUNCTION) or master.frozen_for(STAKING_FUNCTION):
+                raise AccountFrozen(uid, STAKING_FUNCTION)
             q = select(staking_orders).where(staking_orders.c.ord_id == oid, staking_orders.c.uid == uid,
                                              staking_orders.c.product == product)
             row = conn.execute(q.with_for_update() if conn.dialect.name == "postgresql" else q).first()
@@ -325,7 +345,7 @@ class StakingService:
                              idempotency_key=f"staking:cancel:{oid}",
                              legs=[Leg(token, -row.amt, LOCKED), Leg(token, row.amt)])
             conn.execute(staking_orders.update().where(staking_orders.c.ord_id == oid).values(
-                status="cancelled", redeeming_amt=ZERO))
+                status="cancelled", redeeming_amt=ZERO, est_completed_time=None))
             return _order(conn.execute(select(staking_orders).where(staking_orders.c.ord_id == oid)).one())
 
     # -- reading -----------------------------------------------------------------------
@@ -449,7 +469,3 @@ class StakingService:
             raise NotFound("Order", ord_id)
         return _order(row)
 
-    def count_orders(self, product: str) -> int:
-        with self.db.read() as conn:
-            return int(conn.execute(select(func.count()).select_from(staking_orders).where(
-                staking_orders.c.product == product)).scalar_one())
