@@ -13,6 +13,16 @@ import uvicorn
 
 from stakehouse import errors as dom
 from stakehouse.api.admin.routes import balance_out, deposit_out, key_out, new_key_out, posting_out, user_out
+from stakehouse.api.admin.staking import (
+    check_changes,
+    order_out,
+    product_out,
+    publish,
+    queue_out,
+    rates_out,
+    rewards_out,
+    runs_out,
+)
 from stakehouse.config import load_settings
 from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.logging import configure_logging
@@ -23,9 +33,11 @@ app = typer.Typer(help="Stakehouse: Earn & Broker backend (OKX v5 / Gemini REST)
 users_app = typer.Typer(help="Users and sub-accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="OKX API keys.", no_args_is_help=True)
 clock_app = typer.Typer(help="The sandbox clock.", no_args_is_help=True)
+staking_app = typer.Typer(help="Liquid staking products, rates, queue and corrections.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(clock_app, name="clock")
+app.add_typer(staking_app, name="staking")
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: STAKEHOUSE_DATABASE_URL).")]
 
@@ -271,6 +283,74 @@ def clock_advance(days: int = 0, hours: int = 0, seconds: int = 0, to: str = "",
         _print({"now": s.clock.now().isoformat(), "jobsRun": [r.__dict__ for r in ran]})
 
     _run(go)
+
+
+# -- staking -------------------------------------------------------------------------------
+
+
+@staking_app.command("products")
+def staking_products(product: Annotated[str | None, typer.Argument()] = None, db: DbOpt = None) -> None:
+    """Every config value of every product (or of PRODUCT); null = unlimited."""
+    s = _services(db)
+    _run(lambda: _print(product_out(s.staking.product(product)) if product
+                        else [product_out(c) for c in s.staking.products()]))
+
+
+@staking_app.command("set")
+def staking_set(product: str, name: str, value: str, db: DbOpt = None) -> None:
+    """Change one setting, e.g. `staking set ETH daily_redemption_cap 500` ("none" = unlimited)."""
+    s = _services(db)
+    new = None if value.strip().lower() == "none" else value
+    _run(lambda: _print(product_out(s.staking.update_product(product, check_changes({name: new})))))
+
+
+@staking_app.command("rate")
+def staking_rate(product: str, day: str, rate: str, db: DbOpt = None) -> None:
+    """Publish rate(DAY) (ISO date) as an APY, e.g. 0.0284 = 2.84 %."""
+    s = _services(db)
+    _run(lambda: _print(publish(s, product, day, rate)))
+
+
+@staking_app.command("rates")
+def staking_rates(product: str, days: int = 30, db: DbOpt = None) -> None:
+    """The rate in force on each of the last DAYS T-days, newest first."""
+    s = _services(db)
+    _run(lambda: _print(rates_out(s, product, days)))
+
+
+@staking_app.command("queue")
+def staking_queue(product: str, db: DbOpt = None) -> None:
+    """The product's standard redemption queue in FIFO order, with the daily cap figures."""
+    s = _services(db)
+    _run(lambda: _print(queue_out(s, product)))
+
+
+@staking_app.command("runs")
+def staking_runs(product: str, limit: int = 30, db: DbOpt = None) -> None:
+    """The product's reward runs, newest day first."""
+    s = _services(db)
+    _run(lambda: _print(runs_out(s, product, limit)))
+
+
+@staking_app.command("rewards")
+def staking_rewards(uid: str, product: str = "ETH", db: DbOpt = None) -> None:
+    """A user's daily rewards for a product, oldest day first."""
+    s = _services(db)
+    _run(lambda: _print(rewards_out(s, uid, product)))
+
+
+@staking_app.command("order")
+def staking_order(ord_id: str, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print(order_out(s.staking.order(ord_id))))
+
+
+@staking_app.command("reverse")
+def staking_reverse(ord_id: str, reason: Annotated[str, typer.Option(help="Why (1..500 characters).")],
+                    db: DbOpt = None) -> None:
+    """Reverse a completed order with compensating journal entries; the order becomes failed."""
+    s = _services(db)
+    _run(lambda: _print(order_out(s.staking.reverse_order(ord_id, reason))))
 
 
 def main() -> None:

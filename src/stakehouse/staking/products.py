@@ -40,8 +40,14 @@ def _config(row: Any) -> ProductConfig:
     return ProductConfig(**{f.name: getattr(row, f.name) for f in dataclasses.fields(ProductConfig)})
 
 
-def load_product(conn: Connection, product: str) -> ProductConfig:
-    row = conn.execute(select(staking_products).where(staking_products.c.product == product)).first()
+def load_product(conn: Connection, product: str, *, lock: bool = False) -> ProductConfig:
+    """A product's settings; ``lock`` holds its row until the transaction ends (PostgreSQL; a
+    SQLite writer holds the whole database), so that a rate published for a day and that day's
+    reward run cannot interleave."""
+    q = select(staking_products).where(staking_products.c.product == product)
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = conn.execute(q).first()
     if row is None:
         raise NotFound("Staking product", product[:16])
     return _config(row)
@@ -67,7 +73,9 @@ def coerce_setting(name: str, value: Any) -> Any:
         raise InvalidParameter(name, "true or false")
     if name in _INT_SETTINGS:
         lo, hi = _INT_SETTINGS[name]
-        if isinstance(value, bool) or not str(value).isdigit() or not lo <= int(value) <= hi:
+        text = str(value)  # ASCII digits only, and short: int() raises on "²" and on 5000 digits
+        if isinstance(value, bool) or not (text.isascii() and text.isdigit() and len(text) <= 9) \
+                or not lo <= int(text) <= hi:
             raise InvalidParameter(name, f"an integer {lo}..{hi}")
         return int(value)
     try:
@@ -95,7 +103,7 @@ def update_product(conn: Connection, product: str, changes: dict[str, Any], now:
 
 def publish_rate(conn: Connection, product: str, day: dt.date, rate: Decimal, now: dt.datetime) -> None:
     """Publish rate(D). A day whose reward run has happened is immutable."""
-    load_product(conn, product)
+    load_product(conn, product, lock=True)
     if rate < 0 or rate > 10:
         raise InvalidParameter("rate", "an APY between 0 and 10 (0.0284 = 2.84 %)")
     if round_down(rate, RATE_SCALE) != rate:

@@ -140,7 +140,7 @@ def _stream_rewards(conn: Connection, cfg: ProductConfig, period: Period, rate: 
 
 def reward_run(conn: Connection, period: Period, *, ledger: Ledger, product: str) -> str:
     """Pay the rewards of T-day ``period`` for ``product`` (rules 5)."""
-    cfg = products.load_product(conn, product)
+    cfg = products.load_product(conn, product, lock=True)  # no rate published meanwhile
     day = dt.date.fromisoformat(period.key)
     rate = products.rate_on(conn, product, day)
     totals: dict[str, Any] = {"holders": 0, "eligible": ZERO, "gross": ZERO, "net": ZERO, "fee": ZERO}

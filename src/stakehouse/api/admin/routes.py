@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from stakehouse import errors as dom
 from stakehouse.accounts.service import ApiKey, NewKey, User
+from stakehouse.api.admin.staking import build_staking_admin
 from stakehouse.assets.service import Balance, Deposit
 from stakehouse.clock import to_ms
 from stakehouse.ledger.journal import PostingView
@@ -30,8 +31,9 @@ class UserIn(BaseModel):
     env: str = Field("live", pattern="^(live|demo)$")
     label: str = Field("", max_length=50)
     kycLevel: int = Field(0, ge=0, le=3)
-    acceptTerms: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(default_factory=list,
-                                                                                    max_length=20)
+    #: Products whose terms the user accepts. Absent: none in production; every staking product in
+    #: the sandbox (its users accept on creation, staking rules 3.1).
+    acceptTerms: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = Field(None, max_length=20)
 
 
 class SubAccountIn(BaseModel):
@@ -125,8 +127,11 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
 
     @r.post("/users")
     def create_user(body: UserIn) -> dict[str, Any]:
+        terms = body.acceptTerms
+        if terms is None:
+            terms = [p.product for p in services.staking.products()] if services.settings.sandbox else []
         return user_out(acc.create_user(env=body.env, label=body.label, kyc_level=body.kycLevel,
-                                        accept_terms=tuple(body.acceptTerms)))
+                                        accept_terms=tuple(terms)))
 
     @r.get("/users")
     def list_users(masterUid: str = "", limit: int = 100) -> list[dict[str, Any]]:
@@ -212,6 +217,7 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
         report = services.audit()
         return JSONResponse(report.as_dict(), status_code=200 if report.ok else 409)
 
+    build_staking_admin(r, services)
     app.include_router(r)
 
     @app.exception_handler(dom.DomainError)
