@@ -73,11 +73,11 @@ class Services:
         names = [cfg.product for cfg in DEFAULT_PRODUCTS]
         for product in names:
             self.jobs.add(Job(f"staking_rewards:{product}", self.calendar,
-                              functools.partial(reward_run, ledger=self.ledger, product=product)))
+                              functools.partial(reward_run, ledger=self.ledger, product=product), exclusive=True))
         for product in names:
             self.jobs.add(Job(f"staking_settlement:{product}", self.calendar,
                               functools.partial(settlement_run, ledger=self.ledger, calendar=self.calendar,
-                                                product=product)))
+                                                product=product), exclusive=True))
 
     def _resolve_mode(self, wanted: bool | None) -> tuple[bool, bool]:
         """(sandbox?, already recorded?): the mode the database was first used in, else ``wanted``."""

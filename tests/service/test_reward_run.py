@@ -44,14 +44,24 @@ TOKEN = "BETH"
 PRECISION = 8
 
 
-@pytest.fixture
-def services(backend: str, make_db: Callable[[str], str]) -> Iterator[Services]:
-    s = Services(Settings(database_url=make_db(backend), sandbox=True, server_key=new_server_key(),
-                          admin_token="t", log_level="WARNING"))
+def _services(url: str) -> Iterator[Services]:
+    s = Services(Settings(database_url=url, sandbox=True, server_key=new_server_key(), admin_token="t",
+                          log_level="WARNING"))
     assert s.sandbox_clock is not None
     s.sandbox_clock.freeze()
     yield s
     s.close()
+
+
+@pytest.fixture
+def services(backend: str, make_db: Callable[[str], str]) -> Iterator[Services]:
+    yield from _services(make_db(backend))
+
+
+@pytest.fixture
+def pg_services(make_db: Callable[[str], str]) -> Iterator[Services]:
+    """For what only PostgreSQL has: row locks one transaction can wait on while others go on."""
+    yield from _services(make_db("postgres"))
 
 
 # -- the independent replay ----------------------------------------------------------------
@@ -439,17 +449,14 @@ def test_random_days_agree_with_the_rules(services: Services, monkeypatch: pytes
     assert completed > 0
 
 
-# -- disagreements found (xfail strict: they pass once the engine is fixed) ----------------------
+# -- cases that once disagreed with the rules ---------------------------------------------------
 
 
 def test_pg_reward_is_rounded_down_at_every_precision(services: Services, backend: str,
                                                      request: pytest.FixtureRequest) -> None:
     """Rule 2/5.2: gross = round_down(eligible * rate / 365) to the product precision (0..18).
-    ``_PG_REWARDS`` computes ``div(eligible * rate * 10^p, 365) / 10^p``: PostgreSQL gives that
-    last division only 16 significant decimals when the quotient is >= ~1.01, so at precision
-    17-18 the gross is rounded (here: up) to 16 places. SQLite (the pure rules) is exact."""
-    if backend == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="PG numeric division keeps 16 decimals"))
+    ``_PG_REWARDS`` must stay exact at 17-18 decimals: a division by 10^p there would be rounded
+    by PostgreSQL to ~16 significant digits (it once paid 2.7397260273972603 here)."""
     book = Book()
     services.staking.update_product(PRODUCT, {"precision": 18})
     d1, start = next_day_start(services)
@@ -465,26 +472,26 @@ def test_pg_reward_is_rounded_down_at_every_precision(services: Services, backen
 
 
 @dataclasses.dataclass
-class _RunInTheMiddle:
-    """A clock for the staking service that lets the daily runs happen right after a use case
-    read the time: the moment between ``now = clock.now()`` and the use case's transaction, which
-    a real worker reaching midnight (or a lock wait) can fall into."""
+class _PausingClock:
+    """The staking service's clock, pausing the use case right after it read the time (inside its
+    transaction) until the test lets it go: the moment a real worker reaching midnight, or a slow
+    request, can be caught in while the day's run starts."""
 
     services: Services
-    run_to: dt.datetime
+    inside: threading.Event = dataclasses.field(default_factory=threading.Event)
+    go: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def now(self) -> dt.datetime:
         moment = self.services.clock.now()
-        self.services.advance_clock(to=self.run_to)  # the run of the day that is just ending
+        self.inside.set()
+        assert self.go.wait(30)
         return moment
 
 
-@pytest.mark.xfail(strict=True, reason="a posting stamped before midnight but committed after the run is missed")
-def test_a_posting_of_the_day_committed_after_its_run_started_is_not_missed(services: Services) -> None:
-    """Rule 5.1: eligible(D) counts every posting timestamped within D. A redemption that read the
-    clock at 23:59:59 of D but reached the database after D's reward run (a worker starting at
-    00:00; on PostgreSQL also a redemption waiting on a row lock, see the next test) is stamped
-    in D, yet the run never saw it: the day is paid on tokens the user redeemed that day."""
+def test_a_posting_of_the_day_in_flight_when_its_run_starts_is_counted(services: Services) -> None:
+    """Rule 5.1: eligible(D) counts every posting timestamped within D. A redemption stamped
+    23:59:59 of D whose transaction is still open when D's reward run starts must be seen by the
+    run: the run waits behind the ledger barrier (``Database.write``) until it has committed."""
     book = Book()
     d1, start = next_day_start(services)
     d2 = d1 + dt.timedelta(days=1)
@@ -494,21 +501,38 @@ def test_a_posting_of_the_day_committed_after_its_run_started_is_not_missed(serv
     services.staking.purchase(a, PRODUCT, Decimal(4))
     end = services.calendar.period_of_day(d2).end
     services.advance_clock(to=end - dt.timedelta(seconds=1))
-    services.staking.clock = _RunInTheMiddle(services, end)  # type: ignore[assignment]
-    services.staking.redeem(a, PRODUCT, Decimal(3))
+    clock = _PausingClock(services)
+    services.staking.clock = clock  # type: ignore[assignment]
+    errors: list[BaseException] = []
+
+    def guarded(fn: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:
+                errors.append(exc)
+        return run
+
+    redeem = threading.Thread(target=guarded(lambda: services.staking.redeem(a, PRODUCT, Decimal(3))))
+    runner = threading.Thread(target=guarded(lambda: services.advance_clock(to=end + dt.timedelta(minutes=1))))
+    redeem.start()
+    assert clock.inside.wait(30)  # the redemption has read 23:59:59 inside its transaction
+    runner.start()  # the run of D2 is due now and starts while the redemption is in flight
+    time.sleep(0.5)
+    clock.go.set()
+    redeem.join(30)
+    runner.join(60)
     services.staking.clock = services.clock
-    services.advance_clock(to=end + dt.timedelta(minutes=1))
-    # the journal says: held 4 all D2 until 23:59:59, then 1 -> eligible(D2) = 1; the run paid on 4
+    assert not errors, errors
+    # the journal says: held 4 all D2 until 23:59:59, then 1 -> eligible(D2) = 1
     assert actual_rewards(services, a)[d2.isoformat()]["eligible"] == Decimal(1)
     check_against_replay(services, [a], book)
 
 
-@pytest.mark.xfail(strict=True, reason="a posting stamped before midnight but committed after the run is missed")
-def test_a_redemption_waiting_on_a_lock_at_midnight_is_not_missed(services: Services, backend: str) -> None:
+def test_a_redemption_waiting_on_a_lock_at_midnight_is_not_missed(pg_services: Services) -> None:
     """The same on PostgreSQL with real concurrency and no test double: the redemption is stamped
     23:59:59 and waits for a row lock; meanwhile D's reward run computes without it."""
-    if backend != "postgres":
-        pytest.skip("row locks: PostgreSQL only (SQLite queues whole write transactions)")
+    services = pg_services
     book = Book()
     d1, start = next_day_start(services)
     d2 = d1 + dt.timedelta(days=1)

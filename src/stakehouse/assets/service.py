@@ -217,8 +217,8 @@ class AssetService:
             raise InvalidParameter("to")
         if req.amt <= 0:
             raise AmountNotPositive("amt")
-        now = self.clock.now()
         with self.db.write() as conn:
+            now = self.clock.now()  # inside the transaction: after the ledger barrier
             if req.client_id:
                 existing = conn.execute(select(transfers).where(
                     transfers.c.uid == caller_uid, transfers.c.client_id == req.client_id)).first()
@@ -280,9 +280,8 @@ class AssetService:
         if len(idempotency_key) > 64:
             raise InvalidParameter("idempotencyKey", "at most 64 characters")
         entry_key = f"deposit:ext:{idempotency_key}" if idempotency_key else ""
-        now = self.clock.now()
         try:
-            return self._credit(uid, ccy, amt, chain, tx_id, from_addr, to_addr, entry_key, now)
+            return self._credit(uid, ccy, amt, chain, tx_id, from_addr, to_addr, entry_key)
         except _LostRace:
             # A concurrent retry with the same key committed first; ours rolled back whole.
             with self.db.read() as conn:
@@ -291,8 +290,9 @@ class AssetService:
             return winner
 
     def _credit(self, uid: str, ccy: str, amt: Decimal, chain: str, tx_id: str, from_addr: str, to_addr: str,
-                entry_key: str, now: dt.datetime) -> Deposit:
+                entry_key: str) -> Deposit:
         with self.db.write() as conn:
+            now = self.clock.now()  # inside the transaction: after the ledger barrier
             if entry_key:
                 prior = self._deposit_by_entry_key(conn, entry_key)
                 if prior is not None:

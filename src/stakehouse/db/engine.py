@@ -29,6 +29,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
 from stakehouse.money import to_plain
 
+#: The advisory lock key of the ledger barrier (see :meth:`Database.write`).
+LEDGER_BARRIER = 727173
+
 
 class _DecSum:
     """Exact SUM over decimal TEXT for SQLite (registered as ``decsum``)."""
@@ -207,9 +210,19 @@ class Database:
         return f"{column} = ANY(%s)", (list(values),)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One money-changing transaction: committed on success, rolled back on any error."""
+    def write(self, *, exclusive: bool = False) -> Iterator[Connection]:
+        """One money-changing transaction: committed on success, rolled back on any error.
+
+        Every write transaction passes the **ledger barrier** first: on PostgreSQL a shared
+        advisory lock held until commit; ``exclusive=True`` (the daily runs that read the books as
+        of a moment) takes it exclusively, so it waits for the writes in flight and holds back new
+        ones until it commits. Use cases read the time *inside* the transaction, after the
+        barrier, so nothing is ever stamped before a run that cannot see it. On SQLite the write
+        lock (``BEGIN IMMEDIATE``) is that barrier already."""
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+                conn.exec_driver_sql(f"SELECT {lock}({LEDGER_BARRIER})")
             yield conn
 
     @contextmanager

@@ -32,6 +32,9 @@ class Job:
     name: str
     schedule: Schedule
     run: JobFn
+    #: Runs behind the exclusive ledger barrier (``Database.write``): for jobs that read the books
+    #: as of the period's end, so that no write stamped before it commits after they looked.
+    exclusive: bool = False
 
 
 @dataclass
@@ -93,7 +96,7 @@ class JobRunner:
 
     def run_one(self, job: Job, period: Period) -> RunRecord | None:
         """Run one period of a job unless some process already has. Returns what ran."""
-        with self.db.write() as conn:
+        with self.db.write(exclusive=job.exclusive) as conn:
             claimed = conn.execute(
                 dialect_insert(conn)(job_runs)
                 .values(job=job.name, period=period.key, due_at=period.end, finished_at=self.clock.now(), result="")

@@ -78,7 +78,7 @@ WITH cur AS (
     SELECT cur.uid, cur.bal - coalesce(since.total, 0) + least(coalesce(low.low, 0), 0) AS eligible
     FROM cur LEFT JOIN since ON since.uid = cur.uid LEFT JOIN low ON low.uid = cur.uid
 ), gross AS (
-    SELECT uid, eligible, div(eligible * %(rate)s * %(scale)s, 365) / %(scale)s AS gross FROM elig WHERE eligible > 0
+    SELECT uid, eligible, div(eligible * %(rate)s * %(scale)s, 365) * %(unit)s AS gross FROM elig WHERE eligible > 0
 ), net AS (
     SELECT uid, eligible, gross, trunc(gross * (1 - %(fee_rate)s), %(precision)s) AS net FROM gross WHERE gross > 0
 )
@@ -148,7 +148,10 @@ def reward_run(conn: Connection, period: Period, *, ledger: Ledger, product: str
     if rate is not None and rate > 0:
         params = {"token": cfg.token_ccy, "funding": FUNDING, "trading": TRADING, "start": period.start,
                   "end": period.end, "rate": rate, "fee_rate": cfg.service_fee_rate,
-                  "scale": Decimal(10) ** cfg.precision, "precision": cfg.precision, "product": product,
+                  # div() truncates exactly; multiplying by 10^-p (not dividing by 10^p, which
+                  # PostgreSQL rounds to ~16 digits) keeps the round-down exact at any precision.
+                  "scale": Decimal(10) ** cfg.precision, "unit": Decimal(10) ** -cfg.precision,
+                  "precision": cfg.precision, "product": product,
                   "day": period.key}
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(_PG_REWARDS, params)

@@ -168,8 +168,8 @@ class StakingService:
 
     def purchase(self, uid: str, product: str, amt: Decimal) -> Order:
         """Stake ``amt`` of the product's asset for as much liquid token (rules 3)."""
-        now = _to_ms(self.clock.now())
         with self.db.write() as conn:
+            now = _to_ms(self.clock.now())  # inside the transaction: after the ledger barrier
             cfg = products.load_product(conn, product)
             self._check_amount(cfg, amt)
             user, master = self._member(conn, uid)
@@ -243,9 +243,9 @@ class StakingService:
     def redeem(self, uid: str, product: str, amt: Decimal) -> Order:
         """Redeem ``amt`` free liquid token from the funding account: fast when it fits whole into
         what is left of the group's allowance today, else queued (rules 4.1-4.3)."""
-        now = _to_ms(self.clock.now())
-        today = self.calendar.day(now)
         with self.db.write() as conn:
+            now = _to_ms(self.clock.now())  # inside the transaction: after the ledger barrier
+            today = self.calendar.day(now)
             cfg = products.load_product(conn, product)
             self._check_amount(cfg, amt)
             user, master = self._member(conn, uid)
@@ -317,9 +317,9 @@ class StakingService:
 
     def cancel(self, uid: str, product: str, ord_id: str) -> Order:
         """Cancel a queued redemption no part of which is scheduled yet (rules 4.4)."""
-        now = self.clock.now()
         oid = _order_id(ord_id)
         with self.db.write() as conn:
+            now = self.clock.now()
             cfg = products.load_product(conn, product)
             if not cfg.redeem_cancellable:
                 raise StakingRefused("cancel_disabled", "Cancellation is currently not supported")
@@ -444,8 +444,8 @@ class StakingService:
         if not reason or len(reason) > 500:
             raise InvalidParameter("reason", "1..500 characters")
         oid = _order_id(ord_id)
-        now = self.clock.now()
         with self.db.write() as conn:
+            now = self.clock.now()
             row = conn.execute(select(staking_orders).where(staking_orders.c.ord_id == oid)).first()
             if row is None:
                 raise NotFound("Order", ord_id)
