@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -103,6 +106,26 @@ def start_stack(database_url: str, **settings: Any) -> Stack:
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
     return Stack(services, f"http://127.0.0.1:{port}", server, thread)
+
+
+def start_server_process(db: str, server_key: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``stakehouse serve`` in a process of its own on ``db`` (extra ``STAKEHOUSE_*`` settings in
+    ``env``); returns the process and its base URL once it answers."""
+    port = free_port()
+    environ = {**os.environ, "STAKEHOUSE_SERVER_KEY": server_key, "STAKEHOUSE_ADMIN_TOKEN": ADMIN_TOKEN,
+               "STAKEHOUSE_LOG_LEVEL": "WARNING", **env}
+    proc = subprocess.Popen([sys.executable, "-m", "stakehouse.cli", "serve", "--db", db, "--port", str(port)],
+                            env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server process did not start")
 
 
 def utc(*args: int) -> dt.datetime:

@@ -15,6 +15,7 @@ import okx.Finance.SolStaking as OkxSol
 import okx.Funding as OkxFunding
 import pytest
 
+from tests.api.test_clients import ccxt_okx
 from tests.stack import Creds, Stack
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -26,14 +27,6 @@ def eth(stack: Stack, c: Creds) -> OkxEth.EthStakingAPI:
 
 def sol(stack: Stack, c: Creds) -> OkxSol.SolStakingAPI:
     return OkxSol.SolStakingAPI(c.api_key, c.secret, c.passphrase, False, c.flag, domain=stack.base_url, debug=False)
-
-
-def ccxt_okx(stack: Stack, c: Creds) -> ccxt.okx:
-    ex = ccxt.okx({"apiKey": c.api_key, "secret": c.secret, "password": c.passphrase})
-    if c.env == "demo":
-        ex.set_sandbox_mode(True)
-    ex.urls["api"]["rest"] = stack.base_url
-    return ex
 
 
 def staker(stack: Stack, *, env: str = "live", funds: dict[str, str] | None = None, kyc: int = 2) -> Creds:

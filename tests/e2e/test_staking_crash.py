@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,27 +22,9 @@ import httpx
 import psycopg
 
 from stakehouse.db.engine import libpq_conninfo
-from tests.stack import ADMIN_TOKEN, free_port, start_stack
+from tests.stack import ADMIN_TOKEN, start_server_process, start_stack
 
 HOLDERS = 25
-
-
-def start_server(db: str, server_key: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "STAKEHOUSE_SERVER_KEY": server_key, "STAKEHOUSE_ADMIN_TOKEN": ADMIN_TOKEN,
-           "STAKEHOUSE_LOG_LEVEL": "WARNING", "STAKEHOUSE_JOB_POLL_SECONDS": "3600"}
-    proc = subprocess.Popen([sys.executable, "-m", "stakehouse.cli", "serve", "--db", db, "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def waiting_on_locks(conn: psycopg.Connection[tuple[object, ...]]) -> int:
@@ -71,7 +51,7 @@ def test_killed_reward_run_is_neither_repeated_nor_skipped(make_db: Callable[[st
     paid_before = {uid: len(svc.staking.rewards_of(uid, "ETH")) for uid in holders}
     assert set(paid_before.values()) == {1}
 
-    proc, base = start_server(db, svc.settings.server_key)
+    proc, base = start_server_process(db, svc.settings.server_key, STAKEHOUSE_JOB_POLL_SECONDS="3600")
     locker = psycopg.connect(libpq_conninfo(db), autocommit=False)
     observer = psycopg.connect(libpq_conninfo(db), autocommit=True)
     try:
@@ -94,7 +74,7 @@ def test_killed_reward_run_is_neither_repeated_nor_skipped(make_db: Callable[[st
     assert observer.execute("SELECT count(*) FROM staking_reward_runs WHERE day = %s",
                             (crash_day.isoformat(),)).fetchone() == (0,)
 
-    proc, base = start_server(db, svc.settings.server_key)  # the restart
+    proc, base = start_server_process(db, svc.settings.server_key, STAKEHOUSE_JOB_POLL_SECONDS="3600")  # the restart
     try:
         r = httpx.post(base + "/admin/clock/advance", json={"seconds": 1},
                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60)

@@ -471,6 +471,18 @@ def test_pg_reward_is_rounded_down_at_every_precision(services: Services, backen
     assert got == dataclasses.asdict(reward(Decimal(1000), Decimal(1), ZERO, 18)) | {"eligible": Decimal(1000)}
 
 
+def recording(errors: list[BaseException]) -> Callable[[Callable[[], object]], Callable[[], None]]:
+    """Wrap a thread's target so that what it raises lands in ``errors`` for the test to assert."""
+    def wrap(fn: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:
+                errors.append(exc)
+        return run
+    return wrap
+
+
 @dataclasses.dataclass
 class _PausingClock:
     """The staking service's clock, pausing the use case right after it read the time (inside its
@@ -504,15 +516,7 @@ def test_a_posting_of_the_day_in_flight_when_its_run_starts_is_counted(services:
     clock = _PausingClock(services)
     services.staking.clock = clock  # type: ignore[assignment]
     errors: list[BaseException] = []
-
-    def guarded(fn: Callable[[], object]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                fn()
-            except BaseException as exc:
-                errors.append(exc)
-        return run
-
+    guarded = recording(errors)
     redeem = threading.Thread(target=guarded(lambda: services.staking.redeem(a, PRODUCT, Decimal(3))))
     runner = threading.Thread(target=guarded(lambda: services.advance_clock(to=end + dt.timedelta(minutes=1))))
     redeem.start()
@@ -549,15 +553,7 @@ def test_a_redemption_waiting_on_a_lock_at_midnight_is_not_missed(pg_services: S
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).scalar_one())
 
     errors: list[BaseException] = []
-
-    def attempt(fn: Callable[[], object]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                fn()
-            except BaseException as exc:
-                errors.append(exc)
-        return run
-
+    attempt = recording(errors)
     blocker = services.db.engine.connect()
     tx = blocker.begin()
     blocker.execute(sqlalchemy.text("SELECT id FROM ledger_accounts WHERE owner = :o AND ccy = :c FOR UPDATE"),

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from stakehouse.db.tables import (
     ledger_accounts,
@@ -37,7 +37,6 @@ from stakehouse.db.tables import (
 )
 from stakehouse.db.types import money_from_db, utc_from_db
 from stakehouse.jobs.schedule import Daily, Period
-from stakehouse.ledger.audit import money_sum
 from stakehouse.ledger.journal import Credits, Ledger, driver_params, driver_sql
 from stakehouse.ledger.rules import FUNDING, LOCKED, TRADING, AccountRef, Leg
 from stakehouse.money import ZERO, to_plain
@@ -58,84 +57,120 @@ REWARD_PAGE = 20_000
 #: The free liquid tokens of every holder: funding and trading, available bucket only.
 _HOLDER_FILTER = "a.ccy = %(token)s AND a.uid IS NOT NULL AND a.acct_type IN (%(funding)s, %(trading)s)"
 
+#: PostgreSQL: every holder's eligible balance, gross, net and fee, inserted, and the day's totals
+#: returned. ``mv`` is each holder's net move per journal entry since the day started; one sort
+#: of it serves both the total since the start and the running balance within the day (moves
+#: after the day come last in that order, so the running sums within the day are those of the
+#: day alone). ``OFFSET 0`` keeps each level a level: otherwise the planner copies the eligible
+#: and gross expressions into every filter and column above, and numeric arithmetic on every
+#: holder several times over is most of the statement's time.
 _PG_REWARDS = f"""
-INSERT INTO {staking_rewards.name} (product, day, uid, eligible, gross, net, fee)
-WITH cur AS (
-    SELECT a.uid, sum(a.available) AS bal FROM {ledger_accounts.name} a WHERE {_HOLDER_FILTER} GROUP BY a.uid
-), mv AS (
-    SELECT a.uid, p.entry_id, min(p.created_at) AS at, sum(p.amount) AS delta
-    FROM {postings.name} p JOIN {ledger_accounts.name} a ON a.id = p.account_id
-    WHERE p.ccy = %(token)s AND p.created_at >= %(start)s AND p.bucket = 'available' AND {_HOLDER_FILTER}
-    GROUP BY a.uid, p.entry_id
-), since AS (
-    SELECT uid, sum(delta) AS total FROM mv GROUP BY uid
-), low AS (
-    SELECT uid, min(running) AS low FROM (
-        SELECT uid, sum(delta) OVER (PARTITION BY uid ORDER BY at, entry_id ROWS UNBOUNDED PRECEDING) AS running
-        FROM mv WHERE at < %(end)s
-    ) r GROUP BY uid
-), elig AS (
-    SELECT cur.uid, cur.bal - coalesce(since.total, 0) + least(coalesce(low.low, 0), 0) AS eligible
-    FROM cur LEFT JOIN since ON since.uid = cur.uid LEFT JOIN low ON low.uid = cur.uid
-), gross AS (
-    SELECT uid, eligible, div(eligible * %(rate)s * %(scale)s, 365) * %(unit)s AS gross FROM elig WHERE eligible > 0
-), net AS (
-    SELECT uid, eligible, gross, trunc(gross * (1 - %(fee_rate)s), %(precision)s) AS net FROM gross WHERE gross > 0
+WITH paid AS (
+    INSERT INTO {staking_rewards.name} (product, day, uid, eligible, gross, net, fee)
+    SELECT %(product)s, %(day)s, uid, eligible, gross, net, gross - net FROM (
+        SELECT uid, eligible, gross, trunc(gross * (1 - %(fee_rate)s), %(precision)s) AS net FROM (
+            SELECT uid, eligible, div(eligible * %(rate)s * %(scale)s, 365) * %(unit)s AS gross FROM (
+                SELECT cur.uid, cur.bal - coalesce(mv.since, 0) + least(coalesce(mv.low, 0), 0) AS eligible
+                FROM (
+                    SELECT a.uid, sum(a.available) AS bal FROM {ledger_accounts.name} a WHERE {_HOLDER_FILTER}
+                    GROUP BY a.uid
+                ) cur LEFT JOIN (
+                    SELECT uid, sum(delta) AS since, min(running) FILTER (WHERE at < %(end)s) AS low FROM (
+                        SELECT uid, at, delta,
+                               sum(delta) OVER (PARTITION BY uid ORDER BY at, entry_id ROWS UNBOUNDED PRECEDING)
+                                   AS running
+                        FROM (
+                            SELECT a.uid, p.entry_id, min(p.created_at) AS at, sum(p.amount) AS delta
+                            FROM {postings.name} p JOIN {ledger_accounts.name} a ON a.id = p.account_id
+                            WHERE p.ccy = %(token)s AND p.created_at >= %(start)s AND p.bucket = 'available'
+                                  AND {_HOLDER_FILTER}
+                            GROUP BY a.uid, p.entry_id
+                        ) mv
+                    ) r GROUP BY uid
+                ) mv ON mv.uid = cur.uid
+                OFFSET 0
+            ) e WHERE eligible > 0 OFFSET 0
+        ) g WHERE gross > 0 OFFSET 0
+    ) n
+    RETURNING eligible, gross, net, fee
 )
-SELECT %(product)s, %(day)s, uid, eligible, gross, net, gross - net FROM net
+SELECT count(*), sum(eligible), sum(gross), sum(net), sum(fee) FROM paid
 """
 
+#: SQLite: every holder's accounts in uid order, each with the postings since the day started
+#: (a LEFT JOIN: one row per posting, or one with NULLs). It walks the (ccy, uid) index and looks
+#: each account's postings up in (account_id, created_at): no sort, nothing held but a holder.
+#: ``+p.ccy`` keeps SQLite (which has no statistics here) off the (ccy, created_at) index, which
+#: would scan all of the day's postings once per account.
 _SQLITE_HOLDINGS = f"""
-SELECT a.uid, 0, '', 0, a.available FROM {ledger_accounts.name} a WHERE {_HOLDER_FILTER}
-UNION ALL
-SELECT a.uid, 1, p.created_at, p.entry_id, p.amount
-FROM {postings.name} p JOIN {ledger_accounts.name} a ON a.id = p.account_id
-WHERE p.ccy = %(token)s AND p.created_at >= %(start)s AND p.bucket = 'available' AND {_HOLDER_FILTER}
-ORDER BY 1, 2, 3, 4
+SELECT a.uid, a.id, a.available, p.created_at, p.entry_id, p.amount
+FROM {ledger_accounts.name} a LEFT JOIN {postings.name} p
+     ON p.account_id = a.id AND p.created_at >= %(start)s AND +p.ccy = %(token)s AND p.bucket = 'available'
+WHERE {_HOLDER_FILTER}
+ORDER BY a.uid
 """
 
 
 def _holdings(conn: Connection, params: dict[str, Any]) -> Iterator[tuple[str, Decimal, list[Move]]]:
     """(uid, free tokens now, moves since the day started) per holder, streamed in uid order."""
-    cursor = conn.exec_driver_sql(driver_sql(conn, _SQLITE_HOLDINGS), driver_params(conn, params))
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.execute(driver_sql(conn, _SQLITE_HOLDINGS), driver_params(conn, params))
+    cursor.arraysize = 1000
     uid: str | None = None
+    account: int | None = None
     current = ZERO
     moves: dict[int, list[Any]] = {}
-    for row_uid, kind, at, entry_id, amount in cursor:
+    for row_uid, account_id, available, at, entry_id, amount in cursor:
         if row_uid != uid:
             if uid is not None:
-                yield uid, current, [Move(m[0], e, m[1]) for e, m in moves.items()]
-            uid, current, moves = row_uid, ZERO, {}
+                yield uid, current, [Move(m[0], e, m[1]) for e, m in moves.items()] if moves else []
+            uid, current, moves, account = row_uid, ZERO, {}, None
+        if account_id != account:
+            account = account_id
+            current += money_from_db(available)
+        if at is None:
+            continue
         value = money_from_db(amount)
-        if kind == 0:
-            current += value
-        elif entry_id in moves:
+        if entry_id in moves:
             moves[entry_id][1] += value
         else:
             moves[entry_id] = [utc_from_db(at), value]
     if uid is not None:
-        yield uid, current, [Move(m[0], e, m[1]) for e, m in moves.items()]
+        yield uid, current, [Move(m[0], e, m[1]) for e, m in moves.items()] if moves else []
 
 
 def _stream_rewards(conn: Connection, cfg: ProductConfig, period: Period, rate: Decimal, params: dict[str, Any]
-                    ) -> None:
-    """SQLite: compute every holder's reward with the pure rules, written a page at a time."""
+                    ) -> dict[str, Any]:
+    """SQLite: compute every holder's reward with the pure rules, written a page at a time.
+    Returns the day's totals (exact sums of what was written)."""
     raw = conn.connection.dbapi_connection
     assert raw is not None
     sql = (f"INSERT INTO {staking_rewards.name} (product, day, uid, eligible, gross, net, fee) "
            "VALUES (?, ?, ?, ?, ?, ?, ?)")
+    product, day, end, fee_rate, precision = cfg.product, period.key, period.end, cfg.service_fee_rate, cfg.precision
+    holders = 0
+    eligible_sum = gross_sum = net_sum = fee_sum = ZERO
     page: list[tuple[str, ...]] = []
     for uid, current, moves in _holdings(conn, params):
-        amount = eligible_from_current(current, moves, period.end)
-        paid = reward(amount, rate, cfg.service_fee_rate, cfg.precision)
+        # eligible_from_current, without the list work when nothing moved since the day started
+        amount = eligible_from_current(current, moves, end) if moves else max(current, ZERO)
+        paid = reward(amount, rate, fee_rate, precision)
         if paid.gross > 0:
-            page.append((cfg.product, period.key, uid, to_plain(amount), to_plain(paid.gross), to_plain(paid.net),
+            holders += 1
+            eligible_sum += amount
+            gross_sum += paid.gross
+            net_sum += paid.net
+            fee_sum += paid.fee
+            page.append((product, day, uid, to_plain(amount), to_plain(paid.gross), to_plain(paid.net),
                          to_plain(paid.fee)))
             if len(page) >= REWARD_PAGE:
                 raw.executemany(sql, page)
                 page = []
     if page:
         raw.executemany(sql, page)
+    return {"holders": holders, **{k: v.normalize() if v else ZERO for k, v in (
+        ("eligible", eligible_sum), ("gross", gross_sum), ("net", net_sum), ("fee", fee_sum))}}
 
 
 def reward_run(conn: Connection, period: Period, *, ledger: Ledger, product: str) -> str:
@@ -154,10 +189,12 @@ def reward_run(conn: Connection, period: Period, *, ledger: Ledger, product: str
                   "precision": cfg.precision, "product": product,
                   "day": period.key}
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(_PG_REWARDS, params)
+            holders, *sums = conn.exec_driver_sql(_PG_REWARDS, params).one()
+            totals = {"holders": int(holders), **{
+                k: money_from_db(v) if v is not None else ZERO
+                for k, v in zip(("eligible", "gross", "net", "fee"), sums, strict=True)}}
         else:
-            _stream_rewards(conn, cfg, period, rate, params)
-        totals = _totals(conn, product, period.key)
+            totals = _stream_rewards(conn, cfg, period, rate, params)
         entry_id = _post_rewards(conn, ledger, cfg, period, totals)
     conn.execute(staking_reward_runs.insert().values(
         product=product, day=period.key, rate=rate, entry_id=entry_id, ran_at=period.end, **totals))
@@ -165,17 +202,6 @@ def reward_run(conn: Connection, period: Period, *, ledger: Ledger, product: str
         return "no rate published"
     return (f"rate {to_plain(rate)}: {totals['holders']} holders, net {to_plain(totals['net'])} "
             f"{cfg.token_ccy}, fee {to_plain(totals['fee'])} {cfg.staked_ccy}")
-
-
-def _totals(conn: Connection, product: str, day: str) -> dict[str, Any]:
-    r = staking_rewards.c
-    row = conn.execute(select(
-        func.count().label("holders"), money_sum(conn, r.eligible).label("eligible"),
-        money_sum(conn, r.gross).label("gross"), money_sum(conn, r.net).label("net"),
-        money_sum(conn, r.fee).label("fee"),
-    ).where(r.product == product, r.day == day)).one()._mapping
-    return {"holders": int(row["holders"]),
-            **{k: Decimal(row[k]) if row[k] is not None else ZERO for k in ("eligible", "gross", "net", "fee")}}
 
 
 def _post_rewards(conn: Connection, ledger: Ledger, cfg: ProductConfig, period: Period, totals: dict[str, Any]

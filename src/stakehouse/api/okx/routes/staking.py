@@ -7,6 +7,7 @@ SOL: an object with ``fastRedemptionAvail``), as documented.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from stakehouse import errors as dom
@@ -15,7 +16,7 @@ from stakehouse.api.okx.ratelimit import Limit
 from stakehouse.clock import to_ms
 from stakehouse.money import fmt
 from stakehouse.staking.rules import RATE_SCALE
-from stakehouse.staking.service import ORDER_STATUSES, ORDER_TYPES, HistoryQuery, Order
+from stakehouse.staking.service import ORDER_STATUSES, ORDER_TYPES, HistoryQuery, Order, StakingService
 
 Handler = Callable[[Call], Any]
 
@@ -42,19 +43,12 @@ def product_info(product: str) -> Handler:
     return handle
 
 
-def purchase(product: str) -> Handler:
+def with_amount(product: str, action: Callable[[StakingService, str, str, Decimal], Order]) -> Handler:
+    """Purchase or redeem: body ``{"amt": "..."}``, reply ``[]`` (as documented)."""
+
     def handle(call: Call) -> list[Any]:
         amt = call.params.amount("amt", max_amount=call.services.settings.max_amount)
-        call.services.staking.purchase(call.user.uid, product, amt)
-        return []
-
-    return handle
-
-
-def redeem(product: str) -> Handler:
-    def handle(call: Call) -> list[Any]:
-        amt = call.params.amount("amt", max_amount=call.services.settings.max_amount)
-        call.services.staking.redeem(call.user.uid, product, amt)
+        action(call.services.staking, call.user.uid, product, amt)
         return []
 
     return handle
@@ -111,8 +105,10 @@ def _routes(product: str) -> list[Route]:
     base = f"/finance/staking-defi/{product.lower()}"
     return [
         Route("GET", f"{base}/product-info", product_info(product), "read", Limit(3, 1, "uid")),
-        Route("POST", f"{base}/purchase", purchase(product), "trade", Limit(2, 1, "uid"), STAKING_ERRORS),
-        Route("POST", f"{base}/redeem", redeem(product), "trade", Limit(2, 1, "uid"), STAKING_ERRORS),
+        Route("POST", f"{base}/purchase", with_amount(product, StakingService.purchase), "trade",
+              Limit(2, 1, "uid"), STAKING_ERRORS),
+        Route("POST", f"{base}/redeem", with_amount(product, StakingService.redeem), "trade",
+              Limit(2, 1, "uid"), STAKING_ERRORS),
         Route("POST", f"{base}/cancel-redeem", cancel_redeem(product), "trade", Limit(2, 1, "uid"), STAKING_ERRORS),
         Route("GET", f"{base}/balance", balance(product), "read", Limit(6, 1, "uid")),
         Route("GET", f"{base}/purchase-redeem-history", history(product), "read", Limit(6, 1, "uid")),
