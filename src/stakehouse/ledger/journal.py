@@ -8,6 +8,7 @@ then writes the postings and the new balances together.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
@@ -21,7 +22,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from stakehouse.db.tables import journal_entries, ledger_accounts, postings
 from stakehouse.db.types import money_from_db
 from stakehouse.errors import InsufficientBalance
-from stakehouse.ledger.rules import AccountRef, Leg, Overdraft, apply_legs, check_balanced, reversal_legs
+from stakehouse.ledger.rules import (
+    AccountRef,
+    Leg,
+    Overdraft,
+    UnbalancedEntry,
+    apply_legs,
+    check_balanced,
+    reversal_legs,
+)
 from stakehouse.money import to_plain
 
 
@@ -105,36 +114,54 @@ class Credits:
 
     _JOIN = "a.owner = 'u:' || c.uid AND a.acct_type = %(c_type)s AND a.ccy = %(c_ccy)s"
 
-    def apply_in_database(self, conn: Connection, entry_id: int, at: dt.datetime) -> None:
-        self._run(conn, f"INSERT INTO {postings.name} (entry_id, account_id, bucket, ccy, amount, created_at) "
-                        f"SELECT %(c_entry)s, a.id, 'available', %(c_ccy)s, c.amount, %(c_at)s "
-                        f"FROM {{credits}} c JOIN {ledger_accounts.name} a ON {self._JOIN}", c_entry=entry_id, c_at=at)
-        self._run(conn, f"UPDATE {ledger_accounts.name} a SET available = a.available + c.amount, "
-                        f"updated_at = %(c_at)s FROM {{credits}} c WHERE {self._JOIN}", c_at=at)
+    def uncredited(self, entry_id: int, at: dt.datetime) -> Credits:
+        """These credits less those already posted by ``entry_id`` (at ``at``)."""
+        return dataclasses.replace(self, select=(
+            f"SELECT c.uid AS uid, c.amount AS amount FROM ({self.select}) c WHERE NOT EXISTS ("
+            f"SELECT 1 FROM {ledger_accounts.name} a JOIN {postings.name} p ON p.account_id = a.id "
+            f"WHERE {self._JOIN} AND p.created_at = %(c_at)s AND p.entry_id = %(c_entry)s)"),
+            params={**self.params, "c_entry": entry_id, "c_at": at})
 
-    def apply_in_pages(self, conn: Connection, entry_id: int, at: dt.datetime) -> None:
+    def apply_in_database(self, conn: Connection, entry_id: int, at: dt.datetime) -> int:
+        """PostgreSQL: add every credit to its account and write its posting, in one statement
+        (one pass over the credits and the accounts). Credits whose account does not exist are
+        left out; returns how many were applied."""
+        result = self._run(
+            conn, f"WITH moved AS (UPDATE {ledger_accounts.name} a SET available = a.available + c.amount, "
+                  f"updated_at = %(c_at)s FROM {{credits}} c WHERE {self._JOIN} RETURNING a.id, c.amount) "
+                  f"INSERT INTO {postings.name} (entry_id, account_id, bucket, ccy, amount, created_at) "
+                  f"SELECT %(c_entry)s, moved.id, 'available', %(c_ccy)s, moved.amount, %(c_at)s FROM moved",
+            c_entry=entry_id, c_at=at)
+        return int(result.rowcount)
+
+    def apply_in_pages(self, conn: Connection, entry_id: int, at: dt.datetime) -> int:
         """SQLite: the same as :meth:`apply_in_database`, the additions made exactly in Python, a
         page of users at a time (keyset paging on uid: no cursor stays open across the writes)."""
-        stamp = driver_params(conn, {"at": at})["at"]
+        values = driver_params(conn, {**self.params, "c_type": self.acct_type, "c_ccy": self.ccy, "c_at": at})
+        stamp = values["c_at"]
+        page = driver_sql(conn, f"SELECT c.uid, c.amount, a.id, a.available FROM ({self.select}) c "
+                                f"JOIN {ledger_accounts.name} a ON {self._JOIN} "
+                                "WHERE c.uid > %(c_after)s ORDER BY c.uid LIMIT %(c_page)s")
+        insert = (f"INSERT INTO {postings.name} (entry_id, account_id, bucket, ccy, amount, created_at) "
+                  "VALUES (?, ?, ?, ?, ?, ?)")
+        update = f"UPDATE {ledger_accounts.name} SET available = ?, updated_at = ? WHERE id = ?"
         raw = conn.connection.dbapi_connection
         assert raw is not None
+        ccy = self.ccy
+        applied = 0
         after = ""
         while True:
-            rows = self._run(conn, f"SELECT c.uid, c.amount, a.id, a.available FROM {{credits}} c "
-                                   f"JOIN {ledger_accounts.name} a ON {self._JOIN} "
-                                   "WHERE c.uid > %(c_after)s ORDER BY c.uid LIMIT %(c_page)s",
-                             c_after=after, c_page=CREDIT_PAGE).all()
+            rows = raw.execute(page, {**values, "c_after": after, "c_page": CREDIT_PAGE}).fetchall()
             if not rows:
-                return
+                return applied
             new_postings, new_balances = [], []
             for _uid, amount, account_id, available in rows:
                 amount = money_from_db(amount)
-                new_postings.append((entry_id, account_id, "available", self.ccy, to_plain(amount), stamp))
+                new_postings.append((entry_id, account_id, "available", ccy, to_plain(amount), stamp))
                 new_balances.append((to_plain(money_from_db(available) + amount), stamp, account_id))
-            raw.executemany(f"INSERT INTO {postings.name} (entry_id, account_id, bucket, ccy, amount, created_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?)", new_postings)
-            raw.executemany(f"UPDATE {ledger_accounts.name} SET available = ?, updated_at = ? WHERE id = ?",
-                            new_balances)
+            raw.executemany(insert, new_postings)
+            raw.executemany(update, new_balances)
+            applied += len(rows)
             after = rows[-1][0]
 
 
@@ -254,8 +281,9 @@ class Ledger:
         ``credits`` is a posting on a user account, ``counter_legs`` are the few other postings.
 
         Set-based, so that its cost stays linear in the rows and its memory flat: on PostgreSQL
-        three statements run in the database; on SQLite (whose money is text) the rows are read
-        and written back in pages of :data:`CREDIT_PAGE`. The entry is checked to balance first.
+        one statement updates the balances and writes the postings; on SQLite (whose money is
+        text) the rows are read and written back in pages of :data:`CREDIT_PAGE`. Accounts are
+        opened only for the credits that found none. The entry is checked to balance first.
         """
         total, count = credits.total(conn)
         check_balanced([*counter_legs, *([Leg(credits.account("_"), total)] if count else [])])
@@ -263,11 +291,17 @@ class Ledger:
                               memo=memo, reverses_id=None)
         if claimed is None:
             return Posted(self._entry_id(conn, idempotency_key), created=False)
-        credits.ensure_accounts(conn, at)
-        if conn.dialect.name == "postgresql":
-            credits.apply_in_database(conn, claimed, at)
-        else:
-            credits.apply_in_pages(conn, claimed, at)
+        apply = Credits.apply_in_database if conn.dialect.name == "postgresql" else Credits.apply_in_pages
+        applied = apply(credits, conn, claimed, at)
+        if applied < count:
+            # Users without such an account yet (rare: most were credited before): open theirs,
+            # then credit what is left. Checking every account up front would cost a lookup per
+            # credit on every run.
+            rest = credits.uncredited(claimed, at)
+            rest.ensure_accounts(conn, at)
+            applied += apply(rest, conn, claimed, at)
+        if applied != count:
+            raise UnbalancedEntry(f"{count} credits, {applied} posted (one row per uid expected)")
         self._write_legs(conn, claimed, counter_legs, at)
         return Posted(claimed, created=True)
 
