@@ -446,7 +446,8 @@ class StakingService:
         oid = _order_id(ord_id)
         with self.db.write() as conn:
             now = self.clock.now()
-            row = conn.execute(select(staking_orders).where(staking_orders.c.ord_id == oid)).first()
+            q = select(staking_orders).where(staking_orders.c.ord_id == oid)
+            row = conn.execute(q.with_for_update() if conn.dialect.name == "postgresql" else q).first()
             if row is None:
                 raise NotFound("Order", ord_id)
             if row.status != "success":
