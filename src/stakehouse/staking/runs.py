@@ -98,7 +98,9 @@ SELECT %(product)s, %(day)s, uid, eligible, gross, net, gross - net FROM (
 
 #: SQLite: every holder's accounts in uid order, each with the postings since the day started
 #: (a LEFT JOIN: one row per posting, or one with NULLs). It walks the (ccy, uid) index and looks
-#: each account's postings up in (account_id, created_at): no sort, nothing held but a holder.
+#: each account's postings up in (account_id, created_at): no sort (the index's entries end with
+#: the row id, so ``uid, id`` is its order), nothing held but a holder; an account's rows are
+#: consecutive, which ``_holdings`` relies on.
 #: ``+p.ccy`` keeps SQLite (which has no statistics here) off the (ccy, created_at) index, which
 #: would scan all of the day's postings once per account.
 _SQLITE_HOLDINGS = f"""
@@ -106,7 +108,7 @@ SELECT a.uid, a.id, a.available, p.created_at, p.entry_id, p.amount
 FROM {ledger_accounts.name} a LEFT JOIN {postings.name} p
      ON p.account_id = a.id AND p.created_at >= %(start)s AND +p.ccy = %(token)s AND p.bucket = 'available'
 WHERE {_HOLDER_FILTER}
-ORDER BY a.uid
+ORDER BY a.uid, a.id
 """
 
 
