@@ -40,14 +40,14 @@ import resource
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from balances import postgres_backend, sqlite_backend  # bench/ is on the path: these scripts run from it
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = "ETH"
@@ -72,29 +72,6 @@ _SQLITE_TEXT = (f"(CAST(s.u / {SAT} AS TEXT) || CASE WHEN s.u % {SAT} = 0 THEN '
 
 
 # -- backends --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def sqlite_backend() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="stakehouse-bench-") as tmp:
-        yield f"sqlite:///{tmp}/bench.db"
-
-
-@contextlib.contextmanager
-def postgres_backend(url: str) -> Iterator[str]:
-    import psycopg  # only needed for this backend
-
-    scheme, rest = url.split("://", 1)
-    libpq_url = "postgresql://" + rest
-    name = "bench_rewards_" + secrets.token_hex(4)
-    with psycopg.connect(libpq_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    head, _, _ = rest.rpartition("/")
-    try:
-        yield f"{scheme}://{head}/{name}"
-    finally:
-        with psycopg.connect(libpq_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- bulk load -------------------------------------------------------------------------------------

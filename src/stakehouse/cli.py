@@ -14,7 +14,6 @@ import uvicorn
 from stakehouse import errors as dom
 from stakehouse.api.admin.routes import balance_out, deposit_out, key_out, new_key_out, posting_out, user_out
 from stakehouse.api.admin.staking import (
-    check_changes,
     order_out,
     product_out,
     publish,
@@ -301,7 +300,7 @@ def staking_set(product: str, name: str, value: str, db: DbOpt = None) -> None:
     """Change one setting, e.g. `staking set ETH daily_redemption_cap 500` ("none" = unlimited)."""
     s = _services(db)
     new = None if value.strip().lower() == "none" else value
-    _run(lambda: _print(product_out(s.staking.update_product(product, check_changes({name: new})))))
+    _run(lambda: _print(product_out(s.staking.update_product(product, {name: new}))))
 
 
 @staking_app.command("rate")

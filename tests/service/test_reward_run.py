@@ -500,10 +500,9 @@ class _PausingClock:
         return moment
 
 
-def test_a_posting_of_the_day_in_flight_when_its_run_starts_is_counted(services: Services) -> None:
-    """Rule 5.1: eligible(D) counts every posting timestamped within D. A redemption stamped
-    23:59:59 of D whose transaction is still open when D's reward run starts must be seen by the
-    run: the run waits behind the ledger barrier (``Database.write``) until it has committed."""
+def staked_4_until_a_second_before_day_2_ends(services: Services) -> tuple[Book, str, dt.date, dt.datetime]:
+    """A user who bought 4 on day 1 (rate 0.0284), the clock at 23:59:59 of day 2: (book, uid, day 2,
+    end of day 2)."""
     book = Book()
     d1, start = next_day_start(services)
     d2 = d1 + dt.timedelta(days=1)
@@ -513,6 +512,14 @@ def test_a_posting_of_the_day_in_flight_when_its_run_starts_is_counted(services:
     services.staking.purchase(a, PRODUCT, Decimal(4))
     end = services.calendar.period_of_day(d2).end
     services.advance_clock(to=end - dt.timedelta(seconds=1))
+    return book, a, d2, end
+
+
+def test_a_posting_of_the_day_in_flight_when_its_run_starts_is_counted(services: Services) -> None:
+    """Rule 5.1: eligible(D) counts every posting timestamped within D. A redemption stamped
+    23:59:59 of D whose transaction is still open when D's reward run starts must be seen by the
+    run: the run waits behind the ledger barrier (``Database.write``) until it has committed."""
+    book, a, d2, end = staked_4_until_a_second_before_day_2_ends(services)
     clock = _PausingClock(services)
     services.staking.clock = clock  # type: ignore[assignment]
     errors: list[BaseException] = []
@@ -537,15 +544,7 @@ def test_a_redemption_waiting_on_a_lock_at_midnight_is_not_missed(pg_services: S
     """The same on PostgreSQL with real concurrency and no test double: the redemption is stamped
     23:59:59 and waits for a row lock; meanwhile D's reward run computes without it."""
     services = pg_services
-    book = Book()
-    d1, start = next_day_start(services)
-    d2 = d1 + dt.timedelta(days=1)
-    services.advance_clock(to=start)
-    book.publish(services, d1, Decimal("0.0284"))
-    a = staker(services)
-    services.staking.purchase(a, PRODUCT, Decimal(4))
-    end = services.calendar.period_of_day(d2).end
-    services.advance_clock(to=end - dt.timedelta(seconds=1))
+    book, a, d2, end = staked_4_until_a_second_before_day_2_ends(services)
 
     def lock_waits() -> int:
         with services.db.engine.connect() as c:

@@ -61,6 +61,8 @@ def coerce_setting(name: str, value: Any) -> Any:
     """An operator's new value for a setting, validated (``None`` = unlimited where allowed)."""
     if name not in SETTINGS:
         raise InvalidParameter("setting", f"unknown setting {name[:40]}")
+    if isinstance(value, float):  # a JSON float has already lost exactness when it gets here
+        raise InvalidParameter(name, 'give numbers as strings, e.g. "0.05"')
     if value is None or value == "":
         if name in _NULLABLE:
             return None

@@ -423,6 +423,7 @@ class StakingService:
     def reward_runs(self, product: str, limit: int = 30) -> list[dict[str, Any]]:
         t = staking_reward_runs.c
         with self.db.read() as conn:
+            products.load_product(conn, product)  # an unknown product is NotFound, not []
             rows = conn.execute(select(staking_reward_runs).where(t.product == product)
                                 .order_by(t.day.desc()).limit(limit))
             return [dict(r._mapping) for r in rows]
@@ -430,6 +431,8 @@ class StakingService:
     def rewards_of(self, uid: str, product: str) -> list[dict[str, Any]]:
         r = staking_rewards.c
         with self.db.read() as conn:
+            products.load_product(conn, product)  # an unknown product or user is NotFound, not []
+            self.accounts.get_in(conn, uid)
             rows = conn.execute(select(staking_rewards).where(r.uid == uid, r.product == product)
                                 .order_by(r.day))
             return [dict(x._mapping) for x in rows]
