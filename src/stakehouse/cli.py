@@ -12,6 +12,16 @@ import typer
 import uvicorn
 
 from stakehouse import errors as dom
+from stakehouse.api.admin.providers import (
+    account_balance_out,
+    gemini_key_out,
+    parse_decimal,
+    price_out,
+    provider_out,
+    publish_bps,
+    run_out,
+)
+from stakehouse.api.admin.providers import product_out as provider_product_out
 from stakehouse.api.admin.routes import balance_out, deposit_out, key_out, new_key_out, posting_out, user_out
 from stakehouse.api.admin.staking import (
     order_out,
@@ -36,7 +46,13 @@ staking_app = typer.Typer(help="Liquid staking products, rates, queue and correc
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(clock_app, name="clock")
+providers_app = typer.Typer(help="Provider staking (Gemini-style): providers, products, rates.", no_args_is_help=True)
+prices_app = typer.Typer(help="USD prices (for deposit limits and interest history).", no_args_is_help=True)
+gemini_keys_app = typer.Typer(help="Gemini API keys (roles, nonce mode, scope, bound IPs).", no_args_is_help=True)
 app.add_typer(staking_app, name="staking")
+app.add_typer(providers_app, name="providers")
+app.add_typer(prices_app, name="prices")
+app.add_typer(gemini_keys_app, name="gemini-keys")
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: STAKEHOUSE_DATABASE_URL).")]
 
@@ -350,6 +366,113 @@ def staking_reverse(ord_id: str, reason: Annotated[str, typer.Option(help="Why (
     """Reverse a completed order with compensating journal entries; the order becomes failed."""
     s = _services(db)
     _run(lambda: _print(order_out(s.staking.reverse_order(ord_id, reason))))
+
+
+# -- provider staking, prices, Gemini keys -----------------------------------------------------
+
+
+@providers_app.command("create")
+def providers_create(name: str, provider_id: Annotated[str | None, typer.Option("--id", help="A UUID.")] = None,
+                     db: DbOpt = None) -> None:
+    """Register a staking provider (its UUID is generated unless given)."""
+    s = _services(db)
+    _run(lambda: _print(provider_out(s.provider_staking.create_provider(name, provider_id))))
+
+
+@providers_app.command("list")
+def providers_list(db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print([provider_out(p) for p in s.provider_staking.providers()]))
+
+
+@providers_app.command("products")
+def providers_products(db: DbOpt = None) -> None:
+    """Every product (provider, currency) with every setting; null = unlimited."""
+    s = _services(db)
+    _run(lambda: _print([provider_product_out(p) for p in s.provider_staking.products()]))
+
+
+@providers_app.command("offer")
+def providers_offer(provider_id: str, ccy: str,
+                    setting: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
+                    db: DbOpt = None) -> None:
+    """Offer CCY with a provider, or change settings, e.g. `--setting unstake_mode=queued`
+    (money as decimal text, "none" = unlimited, true/false, integers)."""
+    changes: dict[str, Any] = {}
+    for item in setting or []:
+        name, _, text = item.partition("=")
+        low = text.strip().lower()
+        changes[name.strip()] = (None if low == "none" else True if low == "true" else False if low == "false"
+                                 else int(low) if low.isdigit() and name.strip() in ("precision", "unbonding_days")
+                                 else text.strip())
+    s = _services(db)
+    _run(lambda: _print(provider_product_out(s.provider_staking.set_product(provider_id, ccy, changes))))
+
+
+@providers_app.command("rate")
+def providers_rate(provider_id: str, ccy: str, day: str, rate: str, db: DbOpt = None) -> None:
+    """Publish the simple annual rate in basis points from accrual DAY (ISO date) on."""
+    s = _services(db)
+    _run(lambda: _print(publish_bps(s, provider_id, ccy, day, rate)))
+
+
+@providers_app.command("runs")
+def providers_runs(limit: int = 30, db: DbOpt = None) -> None:
+    """The interest runs, newest day first."""
+    s = _services(db)
+    _run(lambda: _print([run_out(r) for r in s.provider_staking.accrual_runs(limit)]))
+
+
+@providers_app.command("balances")
+def providers_balances(uid: str, db: DbOpt = None) -> None:
+    """A user's staking balances per provider, with what is being paid out."""
+    s = _services(db)
+    _run(lambda: _print([account_balance_out(b) for b in s.provider_staking.account_balances(uid)]))
+
+
+@prices_app.command("set")
+def prices_set(ccy: str, price: str, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print(price_out(s.provider_staking.set_price(ccy, parse_decimal("price", price)))))
+
+
+@prices_app.command("list")
+def prices_list(db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print([price_out(p) for p in s.provider_staking.prices()]))
+
+
+@gemini_keys_app.command("create")
+def gemini_keys_create(
+    uid: str,
+    scope: Annotated[str, typer.Option(help="account or master")] = "account",
+    role: Annotated[list[str] | None, typer.Option(help="Trader, FundManager, Auditor, Administrator.")] = None,
+    time_based: Annotated[bool, typer.Option("--time-based", help="Nonces are Unix seconds within 30 s.")] = False,
+    ip: Annotated[list[str] | None, typer.Option(help="Bound IP or CIDR, repeatable.")] = None,
+    label: str = "",
+    db: DbOpt = None,
+) -> None:
+    """Create a Gemini API key; the secret is shown this once."""
+    s = _services(db)
+
+    def go() -> None:
+        key, secret = s.gemini_keys.create_key(uid, scope=scope, roles=role or ["Trader"], time_based_nonce=time_based,
+                                               ips=ip or [], label=label)
+        _print({**gemini_key_out(key), "secret": secret})
+
+    _run(go)
+
+
+@gemini_keys_app.command("list")
+def gemini_keys_list(uid: str, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print([gemini_key_out(k) for k in s.gemini_keys.list_keys(uid)]))
+
+
+@gemini_keys_app.command("revoke")
+def gemini_keys_revoke(api_key: str, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print(gemini_key_out(s.gemini_keys.revoke_key(api_key))))
 
 
 def main() -> None:

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     #: Business time zone of the T-day.
     business_tz: str = "Europe/Istanbul"
+    #: When provider-staking (Gemini) accrual days end and their interest is paid, UTC ``HH:MM``.
+    provider_accrual_time: str = Field("20:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     #: Multiplies every rate limit (1 = OKX's documented numbers).
     rate_limit_factor: float = 1.0
     #: Largest amount any request may carry.

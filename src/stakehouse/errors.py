@@ -103,3 +103,21 @@ class StakingRefused(DomainError):
     def __init__(self, reason: str, message: str, **params: str) -> None:
         super().__init__(message, **params)
         self.reason = reason
+
+
+# -- accounts addressed by name (Gemini keys) ---------------------------------------------
+
+
+class AccountRequired(DomainError):
+    """A key covering several accounts (a master key) was used without naming one."""
+
+    def __init__(self) -> None:
+        super().__init__("Expected a JSON payload with accounts")
+
+
+class UnknownAccount(DomainError):
+    """The account named is not one this key may act for."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Account name '{name[:64]}' is not a valid account for this API key", account=name[:64])
+        self.name = name

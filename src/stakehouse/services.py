@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from stakehouse.accounts.gemini_keys import GeminiKeyService
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets.reference import ReferenceData, seed_reference_data
 from stakehouse.assets.service import AssetService
@@ -25,7 +26,9 @@ from stakehouse.sandbox.clock import SandboxClock
 from stakehouse.sandbox.control import advance_to
 from stakehouse.security import SecretBox, new_server_key
 from stakehouse.staking import audit as staking_audit
+from stakehouse.staking import provider_audit, provider_runs
 from stakehouse.staking.products import seed_products
+from stakehouse.staking.provider_service import ProviderStakingService
 from stakehouse.staking.rules import DEFAULT_PRODUCTS
 from stakehouse.staking.runs import reward_run, settlement_run
 from stakehouse.staking.service import StakingService
@@ -54,8 +57,16 @@ class Services:
         self.assets = AssetService(self.db, self.clock, self.ledger, self.accounts)
         self.calendar = Daily(settings.business_tz)
         self.staking = StakingService(self.db, self.clock, self.ledger, self.accounts, self.calendar)
+        self.gemini_keys = GeminiKeyService(self.db, self.clock, self.box, self.accounts)
+        self.accrual_calendar = Daily("UTC", dt.time.fromisoformat(settings.provider_accrual_time))
+        self.provider_staking = ProviderStakingService(self.db, self.clock, self.ledger, self.accounts,
+                                                       self.accrual_calendar)
         self.jobs = JobRegistry()
         self._register_staking_jobs()
+        self.jobs.add(Job("provider_interest", self.accrual_calendar,
+                          functools.partial(provider_runs.interest_run, ledger=self.ledger), exclusive=True))
+        self.jobs.add(Job("provider_settlement", self.accrual_calendar,
+                          functools.partial(provider_runs.settlement_run, ledger=self.ledger), exclusive=True))
         if settings.key_expiry_active:
             self.jobs.add(Job("api_key_expiry", Hourly(),
                               lambda conn, period: f"expired {self.accounts.expire_idle_keys(conn, period.end)}"))
@@ -104,7 +115,7 @@ class Services:
 
     def audit(self) -> AuditReport:
         with self.db.read() as conn:
-            return run_audit(conn, staking_audit.CHECKS)
+            return run_audit(conn, (*staking_audit.CHECKS, *provider_audit.CHECKS))
 
     def advance_clock(self, *, to: dt.datetime | None = None, by: dt.timedelta | None = None) -> list[RunRecord]:
         if self.sandbox_clock is None:

@@ -88,7 +88,7 @@ class NewKey:
     passphrase: str
 
 
-def _user(row: object) -> User:
+def user_from_row(row: object) -> User:
     return User(**{f: getattr(row, f) for f in User.__dataclass_fields__})
 
 
@@ -153,7 +153,7 @@ class AccountService:
         row = conn.execute(select(users).where(users.c.uid == uid)).first()
         if row is None:
             raise NotFound("User", uid)
-        return _user(row)
+        return user_from_row(row)
 
     def get(self, uid: str) -> User:
         with self.db.read() as conn:
@@ -164,14 +164,14 @@ class AccountService:
 
     def find_sub(self, conn: Connection, sub_name: str) -> User | None:
         row = conn.execute(select(users).where(users.c.sub_name == sub_name)).first()
-        return _user(row) if row else None
+        return user_from_row(row) if row else None
 
     def list_users(self, *, master_uid: str | None = None, limit: int = 100) -> list[User]:
         q = select(users).order_by(users.c.created_at, users.c.uid).limit(limit)
         if master_uid:
             q = q.where(users.c.master_uid == master_uid)
         with self.db.read() as conn:
-            return [_user(r) for r in conn.execute(q)]
+            return [user_from_row(r) for r in conn.execute(q)]
 
     def set_kyc(self, uid: str, level: int) -> User:
         if level < 0 or level > 3:

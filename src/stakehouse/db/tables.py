@@ -154,7 +154,8 @@ ledger_accounts = Table(
     Column("locked", Money, nullable=False),
     Column("updated_at", TS, nullable=False),
     UniqueConstraint("owner", "acct_type", "ccy", name="uq_ledger_accounts_owner_type_ccy"),
-    CheckConstraint("acct_type in (0, 6, 18)", name="acct_type"),
+    # 0 system, 6 funding, 18 trading, 1000 + n staking balance with provider n (ledger/rules.py)
+    CheckConstraint("acct_type in (0, 6, 18) or acct_type > 1000", name="acct_type"),
 )
 Index("ix_ledger_accounts_uid", ledger_accounts.c.uid)
 
@@ -369,3 +370,136 @@ Index("ix_staking_rewards_user", staking_rewards.c.uid, staking_rewards.c.produc
 Index("ix_postings_ccy_time", postings.c.ccy, postings.c.created_at)
 #: Holders of a currency by user: the reward run walks a token's holders through it.
 Index("ix_ledger_accounts_ccy_uid", ledger_accounts.c.ccy, ledger_accounts.c.uid)
+
+# -- provider staking (Gemini-style products, staking-rules.md section 9) -------------------
+
+#: Gemini API keys: payload-signed, with roles, a nonce sequence and a scope (account or master).
+gemini_api_keys = Table(
+    "gemini_api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("api_key", String(64), nullable=False, unique=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("scope", String(8), nullable=False),
+    Column("roles", String(64), nullable=False),
+    Column("time_based_nonce", Boolean, nullable=False),
+    #: The last accepted nonce times 10^6 (exact integer); NULL before the first call.
+    Column("last_nonce", BigInteger, nullable=True),
+    Column("secret_enc", Text, nullable=False),
+    Column("ips", Text, nullable=False, default=""),
+    Column("label", String(64), nullable=False, default=""),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+    CheckConstraint("scope in ('account', 'master')", name="scope"),
+)
+Index("ix_gemini_api_keys_uid", gemini_api_keys.c.uid)
+
+#: USD prices set by the operator, append-only: the price of ``ccy`` at a moment is the latest
+#: row at or before it.
+usd_prices = Table(
+    "usd_prices",
+    metadata,
+    Column("ccy", String(16), ForeignKey("currencies.ccy"), primary_key=True),
+    Column("set_at", TS, primary_key=True),
+    Column("price", Money, nullable=False),
+)
+
+#: Staking providers (validators, pools) by UUID; ``provider_no`` names their ledger account type.
+staking_providers = Table(
+    "staking_providers",
+    metadata,
+    Column("provider_no", Integer, primary_key=True, autoincrement=True),
+    Column("provider_id", String(36), nullable=False, unique=True),
+    Column("name", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+#: One product per (provider, currency): every *config* value. Money limits NULL = unlimited.
+provider_products = Table(
+    "provider_products",
+    metadata,
+    Column("provider_no", Integer, ForeignKey("staking_providers.provider_no"), primary_key=True),
+    Column("ccy", String(16), ForeignKey("currencies.ccy"), primary_key=True),
+    Column("precision", Integer, nullable=False),
+    Column("stake_enabled", Boolean, nullable=False),
+    Column("min_stake", Money, nullable=False),
+    Column("deposit_usd_limit", Money, nullable=True),
+    Column("unstake_mode", String(8), nullable=False),
+    Column("daily_redemption_cap", Money, nullable=True),
+    Column("unbonding_days", Integer, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    CheckConstraint("unstake_mode in ('instant', 'queued')", name="unstake_mode"),
+)
+
+#: The simple annual rate in basis points published for an accrual day (carried forward).
+provider_rates = Table(
+    "provider_rates",
+    metadata,
+    Column("provider_no", Integer, primary_key=True),
+    Column("ccy", String(16), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("rate_bps", Money, nullable=False),
+    Column("published_at", TS, nullable=False),
+)
+
+#: What a staker sees in history: Deposit, Redeem, RedeemPayment, Interest (and Admin* kinds).
+#: Money moves only through the journal (``entry_id``); a Redeem row also tracks its payout.
+provider_events = Table(
+    "provider_events",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("provider_no", Integer, ForeignKey("staking_providers.provider_no"), nullable=False),
+    Column("ccy", String(16), nullable=False),
+    Column("type", String(24), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    #: USD price of ``ccy`` when it happened (Interest: shown; Deposit: the notional's price).
+    Column("price", Money, nullable=True),
+    Column("usd_notional", Money, nullable=True),  # Deposit: counts toward the monthly limit
+    Column("rate_bps", Money, nullable=True),  # Interest: the rate it accrued at
+    Column("accrual_day", String(10), nullable=True),  # Interest
+    Column("redeem_id", _ID, ForeignKey("provider_events.id"), nullable=True),  # RedeemPayment
+    Column("paid", Money, nullable=True),  # Redeem: paid back so far
+    Column("scheduled", Money, nullable=True),  # Redeem (queued): scheduled so far
+    Column("status", String(16), nullable=True),  # Redeem: pending | done
+    CheckConstraint("type in ('Deposit', 'Redeem', 'RedeemPayment', 'Interest', 'AdminRedeem', "
+                    "'AdminCreditAdjustment', 'AdminDebitAdjustment')", name="type"),
+)
+Index("ix_provider_events_user", provider_events.c.uid, provider_events.c.created_at, provider_events.c.id)
+Index("ix_provider_events_queue", provider_events.c.provider_no, provider_events.c.ccy, provider_events.c.status,
+      provider_events.c.id)
+#: One Interest event per user, product and accrual day.
+Index("uq_provider_events_interest", provider_events.c.uid, provider_events.c.provider_no, provider_events.c.ccy,
+      provider_events.c.accrual_day, unique=True)
+
+#: Parts of queued unstakes scheduled by a settlement run, paid ``unbonding_days`` later.
+provider_redemption_parts = Table(
+    "provider_redemption_parts",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("redeem_id", _ID, ForeignKey("provider_events.id"), nullable=False),
+    Column("provider_no", Integer, nullable=False),
+    Column("ccy", String(16), nullable=False),
+    Column("scheduled_day", String(10), nullable=False),
+    Column("deliver_day", String(10), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("payment_id", _ID, ForeignKey("provider_events.id"), nullable=True),
+)
+Index("ix_provider_redemption_parts_due", provider_redemption_parts.c.provider_no, provider_redemption_parts.c.ccy,
+      provider_redemption_parts.c.deliver_day)
+
+#: One interest run per (provider, currency, accrual day): its rate, totals and journal entry.
+provider_accrual_runs = Table(
+    "provider_accrual_runs",
+    metadata,
+    Column("provider_no", Integer, primary_key=True),
+    Column("ccy", String(16), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("rate_bps", Money, nullable=True),
+    Column("holders", Integer, nullable=False),
+    Column("total", Money, nullable=False),
+    Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    Column("ran_at", TS, nullable=False),
+)

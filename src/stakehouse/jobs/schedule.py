@@ -22,17 +22,25 @@ class Period:
 
 
 class Daily:
-    """T-days of a business time zone: [00:00, 24:00) local, due at the next local midnight."""
+    """Days of a time zone. By default T-days: [00:00, 24:00) local, due at the next local midnight.
+    With ``ends_at`` (e.g. 20:00 UTC for provider-staking accruals) day D is [D-1 ends_at, D ends_at):
+    it ends, and is due, at ``ends_at`` on D itself."""
 
-    def __init__(self, tz: str) -> None:
+    def __init__(self, tz: str, ends_at: dt.time = dt.time()) -> None:
         self.tz = ZoneInfo(tz)
+        self.ends_at = ends_at
+        self._midnight = ends_at == dt.time()
 
     def day(self, moment: dt.datetime) -> dt.date:
-        return moment.astimezone(self.tz).date()
+        local = moment.astimezone(self.tz)
+        if self._midnight or local.time() < self.ends_at:
+            return local.date()
+        return local.date() + dt.timedelta(days=1)
 
     def period_of_day(self, day: dt.date) -> Period:
-        start = dt.datetime.combine(day, dt.time(), self.tz).astimezone(UTC)
-        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), self.tz).astimezone(UTC)
+        last = day + dt.timedelta(days=1) if self._midnight else day
+        start = dt.datetime.combine(last - dt.timedelta(days=1), self.ends_at, self.tz).astimezone(UTC)
+        end = dt.datetime.combine(last, self.ends_at, self.tz).astimezone(UTC)
         return Period(end=end, start=start, key=day.isoformat())
 
     def ended_between(self, after: dt.datetime, until: dt.datetime) -> Iterator[Period]:

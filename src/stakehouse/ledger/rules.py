@@ -11,6 +11,19 @@ FUNDING = 6
 TRADING = 18
 SYSTEM = 0
 USER_ACCOUNT_TYPES = (FUNDING, TRADING)
+#: A user's staking balance with a staking provider (provider-staking products, rules section 9)
+#: is account type ``STAKING_BASE + provider_no``: one account per (user, provider, currency).
+STAKING_BASE = 1000
+
+
+def staking_type(provider_no: int) -> int:
+    if provider_no <= 0:
+        raise ValueError(f"bad provider number {provider_no}")
+    return STAKING_BASE + provider_no
+
+
+def is_user_type(acct_type: int) -> bool:
+    return acct_type in USER_ACCOUNT_TYPES or acct_type > STAKING_BASE
 
 AVAILABLE = "available"
 LOCKED = "locked"
@@ -34,7 +47,7 @@ class AccountRef:
 
     @staticmethod
     def user(uid: str, acct_type: int, ccy: str) -> AccountRef:
-        if acct_type not in USER_ACCOUNT_TYPES:
+        if not is_user_type(acct_type):
             raise ValueError(f"unknown user account type {acct_type}")
         return AccountRef(f"u:{uid}", acct_type, ccy)
 

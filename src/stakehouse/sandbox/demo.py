@@ -18,6 +18,15 @@ DEMO_FUNDS = {"ETH": Decimal("10"), "SOL": Decimal("200"), "USDT": Decimal("1000
 TERMS = ("ETH", "SOL")
 #: Staking rates published for the sandbox's first day, so rewards accrue from the start.
 DEMO_RATES = {"ETH": Decimal("0.0284"), "SOL": Decimal("0.0712")}
+#: The sandbox's staking provider for the Gemini API, its products, rates (bps) and USD prices.
+DEMO_PROVIDER = "5f1c1b43-7f0e-4d5c-9a51-2b0d6f1e8a27"
+DEMO_PROVIDER_PRODUCTS: dict[str, dict[str, Any]] = {
+    "ETH": {"deposit_usd_limit": "500000"},
+    "SOL": {"deposit_usd_limit": "500000", "unstake_mode": "queued", "daily_redemption_cap": "10000",
+            "unbonding_days": 2},
+}
+DEMO_BPS = {"ETH": Decimal("228.0197"), "SOL": Decimal("321.5282")}
+DEMO_PRICES = {"ETH": Decimal("3000"), "SOL": Decimal("150"), "BTC": Decimal("90000"), "USDT": Decimal("1")}
 
 
 def data_dir(services: Services) -> Path:
@@ -38,17 +47,39 @@ def bootstrap(services: Services) -> dict[str, Any]:
     """Return the sandbox credentials, creating them on the first start."""
     file = data_dir(services) / "demo-credentials.json"
     if file.exists():
-        return json.loads(file.read_text())  # type: ignore[no-any-return]
-    creds = {
-        "adminToken": services.settings.admin_token or secrets.token_urlsafe(24),
-        "users": [_make_user(services, "alice", "demo"), _make_user(services, "bob", "live")],
-    }
-    for product, rate in DEMO_RATES.items():
-        services.staking.publish_rate(product, services.staking.today(), rate)
+        creds: dict[str, Any] = json.loads(file.read_text())
+    else:
+        creds = {
+            "adminToken": services.settings.admin_token or secrets.token_urlsafe(24),
+            "users": [_make_user(services, "alice", "demo"), _make_user(services, "bob", "live")],
+        }
+        for product, rate in DEMO_RATES.items():
+            services.staking.publish_rate(product, services.staking.today(), rate)
+    if "gemini" not in creds:  # also added to a sandbox created before the Gemini API existed
+        creds["gemini"] = _gemini_demo(services, creds["users"])
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps(creds, indent=2))
     file.chmod(0o600)
     return creds
+
+
+def _gemini_demo(services: Services, users: list[dict[str, Any]]) -> dict[str, Any]:
+    """A staking provider with ETH and SOL products, rates and USD prices, and a Gemini account key
+    (Trader and Fund Manager) for each demo user."""
+    ps = services.provider_staking
+    if DEMO_PROVIDER not in {p.provider_id for p in ps.providers()}:
+        ps.create_provider("Stakehouse Sandbox Validators", DEMO_PROVIDER)
+    for ccy, settings in DEMO_PROVIDER_PRODUCTS.items():
+        ps.set_product(DEMO_PROVIDER, ccy, settings)
+        ps.publish_rate(DEMO_PROVIDER, ccy, ps.today(), DEMO_BPS[ccy])
+    for ccy, price in DEMO_PRICES.items():
+        ps.set_price(ccy, price)
+    keys = {}
+    for u in users:
+        key, secret = services.gemini_keys.create_key(u["uid"], roles=["Trader", "FundManager"],
+                                                      label=f"{u['name']}-gemini")
+        keys[u["name"]] = {"apiKey": key.api_key, "secret": secret}
+    return {"providerId": DEMO_PROVIDER, "keys": keys}
 
 
 def banner(creds: dict[str, Any], base_url: str) -> str:
@@ -66,6 +97,12 @@ def banner(creds: dict[str, Any], base_url: str) -> str:
             f"    secretKey  {u['secretKey']}",
             f"    passphrase {u['passphrase']}",
         ]
+    gemini = creds.get("gemini", {})
+    for name, key in gemini.get("keys", {}).items():
+        lines += [f"  {name} on the Gemini API (ccxt.gemini): apiKey {key['apiKey']}  secret {key['secret']}"]
+    if gemini:
+        lines += [f"  Gemini staking provider {gemini['providerId']}: "
+                  + ", ".join(f"{k} {v} bps" for k, v in DEMO_BPS.items())]
     lines += ["", "  funded with " + ", ".join(f"{v} {k}" for k, v in DEMO_FUNDS.items()) + " each",
               "  staking rates published: " + ", ".join(f"{k} {v}" for k, v in DEMO_RATES.items())
               + " (change: PUT /admin/staking/products/<ETH|SOL>/rates/<day>)", ""]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from stakehouse import errors as dom
 from stakehouse.accounts.service import ApiKey, NewKey, User
+from stakehouse.api.admin.providers import build_provider_admin
 from stakehouse.api.admin.staking import build_staking_admin
 from stakehouse.assets.service import Balance, Deposit
 from stakehouse.clock import to_ms
@@ -218,6 +219,7 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
         return JSONResponse(report.as_dict(), status_code=200 if report.ok else 409)
 
     build_staking_admin(r, services)
+    build_provider_admin(r, services)
     app.include_router(r)
 
     @app.exception_handler(dom.DomainError)

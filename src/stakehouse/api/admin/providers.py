@@ -1,0 +1,159 @@
+"""Operator controls for provider staking (Gemini-style products) and Gemini API keys, under
+``/admin/providers``, ``/admin/prices`` and ``/admin/users/{uid}/...``.
+
+Thin like the rest of the admin API. Money and rates are strings on the way in and out; product
+settings keep their rule-book names (``deposit_usd_limit``, ``unstake_mode``, ...) so a value read
+can be written back unchanged. The renderers and parsers here are shared with the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, FastAPI
+from pydantic import BaseModel, Field
+
+from stakehouse import errors as dom
+from stakehouse.accounts.gemini_keys import GeminiKey
+from stakehouse.api.admin.staking import parse_day
+from stakehouse.assets.prices import UsdPrice
+from stakehouse.money import fmt
+from stakehouse.services import Services
+from stakehouse.staking.provider_rules import ProviderProduct, apy_pct, rate_pct
+from stakehouse.staking.provider_service import AccountBalance, Provider
+
+_DECIMAL = re.compile(r"^-?[0-9]{1,24}(\.[0-9]{1,30})?$")
+
+
+class ProviderIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    providerId: str | None = Field(None, max_length=64, description="A UUID; generated when absent")
+
+
+class RateBpsIn(BaseModel):
+    rate: str = Field(max_length=64, description='Simple annual rate in basis points, e.g. "228.0197"')
+
+
+class PriceIn(BaseModel):
+    price: str = Field(max_length=64, description='USD price, e.g. "3012.55"')
+
+
+class GeminiKeyIn(BaseModel):
+    scope: str = Field("account", pattern="^(account|master)$")
+    roles: list[Annotated[str, Field(max_length=32)]] = Field(default_factory=lambda: ["Trader"], max_length=4)
+    timeBasedNonce: bool = False
+    ips: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=20)
+    label: str = Field("", max_length=50)
+
+
+# -- parsing and rendering (shared with the CLI) -------------------------------------------------
+
+
+def parse_decimal(field: str, text: str) -> Decimal:
+    """A plain decimal (sign allowed, so that the service can refuse a negative value by name)."""
+    if not _DECIMAL.match(text.strip()):
+        raise dom.InvalidParameter(field, "a plain decimal, e.g. 228.0197")
+    return Decimal(text.strip())
+
+
+def provider_out(p: Provider) -> dict[str, Any]:
+    return {"providerNo": p.provider_no, "providerId": p.provider_id, "name": p.name}
+
+
+def product_out(p: ProviderProduct) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(p):
+        value = getattr(p, f.name)
+        out[f.name] = fmt(value) if isinstance(value, Decimal) else value
+    return out
+
+
+def price_out(p: UsdPrice) -> dict[str, str]:
+    return {"ccy": p.ccy, "price": fmt(p.price), "setAt": p.set_at.isoformat()}
+
+
+def gemini_key_out(k: GeminiKey) -> dict[str, Any]:
+    return {"apiKey": k.api_key, "uid": k.uid, "scope": k.scope, "roles": list(k.roles),
+            "timeBasedNonce": k.time_based_nonce, "ips": [ip for ip in k.ips.split(",") if ip], "label": k.label,
+            "createdAt": k.created_at.isoformat(), "revokedAt": k.revoked_at.isoformat() if k.revoked_at else None}
+
+
+def account_balance_out(b: AccountBalance) -> dict[str, str]:
+    return {"providerId": b.provider_id, "ccy": b.ccy, "balance": fmt(b.available),
+            "pendingUnstake": fmt(b.pending_unstake)}
+
+
+def publish_bps(services: Services, provider_id: str, ccy: str, day: str, rate: str) -> dict[str, str]:
+    on, bps = parse_day(day), parse_decimal("rate", rate)
+    services.provider_staking.publish_rate(provider_id, ccy, on, bps)
+    return {"providerId": provider_id, "ccy": ccy.upper(), "day": on.isoformat(), "rate": fmt(bps),
+            "ratePct": fmt(rate_pct(bps)), "apyPct": fmt(apy_pct(bps))}
+
+
+def run_out(r: dict[str, Any]) -> dict[str, Any]:
+    return {"providerId": r["provider_id"], "ccy": r["ccy"], "day": r["day"],
+            "rate": None if r["rate_bps"] is None else fmt(r["rate_bps"]), "stakers": r["holders"],
+            "total": fmt(r["total"]), "entryId": None if r["entry_id"] is None else str(r["entry_id"]),
+            "ranAt": r["ran_at"].isoformat()}
+
+
+def build_provider_admin(router: APIRouter | FastAPI, services: Services) -> None:
+    """Add the provider-staking and Gemini-key routes to the admin router (bearer-token checked)."""
+    r = APIRouter(tags=["admin: provider staking (Gemini)"])
+    ps, keys = services.provider_staking, services.gemini_keys
+
+    @r.post("/providers")
+    def create_provider(body: ProviderIn) -> dict[str, Any]:
+        return provider_out(ps.create_provider(body.name, body.providerId))
+
+    @r.get("/providers")
+    def list_providers() -> list[dict[str, Any]]:
+        return [provider_out(p) for p in ps.providers()]
+
+    @r.get("/providers/products")
+    def list_products() -> list[dict[str, Any]]:
+        return [product_out(p) for p in ps.products()]
+
+    @r.put("/providers/{provider_id}/products/{ccy}")
+    def set_product(provider_id: str, ccy: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """Offer CCY with the provider (defaults for settings left out) or change its settings."""
+        return product_out(ps.set_product(provider_id, ccy, body))
+
+    @r.put("/providers/{provider_id}/products/{ccy}/rates/{day}")
+    def publish_rate(provider_id: str, ccy: str, day: str, body: RateBpsIn) -> dict[str, str]:
+        return publish_bps(services, provider_id, ccy, day, body.rate)
+
+    @r.get("/providers/accrual-runs")
+    def accrual_runs(limit: int = 30) -> list[dict[str, Any]]:
+        return [run_out(x) for x in ps.accrual_runs(limit)]
+
+    @r.put("/prices/{ccy}")
+    def set_price(ccy: str, body: PriceIn) -> dict[str, str]:
+        return price_out(ps.set_price(ccy, parse_decimal("price", body.price)))
+
+    @r.get("/prices")
+    def list_prices() -> list[dict[str, str]]:
+        return [price_out(p) for p in ps.prices()]
+
+    @r.get("/users/{uid}/staking-balances")
+    def staking_balances(uid: str) -> list[dict[str, str]]:
+        return [account_balance_out(b) for b in ps.account_balances(uid)]
+
+    @r.post("/users/{uid}/gemini-keys")
+    def create_gemini_key(uid: str, body: GeminiKeyIn) -> dict[str, Any]:
+        key, secret = keys.create_key(uid, scope=body.scope, roles=body.roles, time_based_nonce=body.timeBasedNonce,
+                                      ips=body.ips, label=body.label)
+        return {**gemini_key_out(key), "secret": secret}
+
+    @r.get("/users/{uid}/gemini-keys")
+    def list_gemini_keys(uid: str) -> list[dict[str, Any]]:
+        return [gemini_key_out(k) for k in keys.list_keys(uid)]
+
+    @r.delete("/gemini-keys/{api_key}")
+    def revoke_gemini_key(api_key: str) -> dict[str, Any]:
+        return gemini_key_out(keys.revoke_key(api_key))
+
+    router.include_router(r)

@@ -1,0 +1,183 @@
+"""The daily runs of provider staking, as exactly-once jobs at the end of each accrual day
+(default 20:00 UTC), for every product in order:
+
+1. **interest run**: each staker's eligible balance for the day (the minimum free staking
+   balance over it, from the time-stamped journal, as in rules 5.1), interest
+   ``round_down(eligible * rate_bps / 10000 / 365, precision)`` written as ``Interest`` events and
+   credited into the staking balances as **one** journal entry (``Ledger.post_credits``) from
+   ``s:validator_rewards``. Crediting the balance itself is what compounds it daily.
+2. **settlement run** (queued products): the FIFO pass over pending unstakes up to the daily cap
+   (the liquid products' rule, ``rules.schedule_queue``), then the parts due after
+   ``unbonding_days`` paid from the locked staking balance to funding, a ``RedeemPayment`` each.
+
+The holders of a product are streamed in account order and the day's moves are read once; the
+work is linear in stakers. (The liquid products' run, built for a million holders, is set-based;
+this one has no such target yet.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from stakehouse.assets import prices
+from stakehouse.db.tables import (
+    ledger_accounts,
+    postings,
+    provider_accrual_runs,
+    provider_events,
+    provider_redemption_parts,
+)
+from stakehouse.jobs.schedule import Period
+from stakehouse.ledger.journal import Credits, Ledger
+from stakehouse.ledger.rules import AVAILABLE, FUNDING, LOCKED, AccountRef, Leg, staking_type
+from stakehouse.money import ZERO, to_plain
+from stakehouse.staking.provider_rules import ProviderProduct, daily_interest
+from stakehouse.staking.provider_service import load_products, rate_on, staking_account
+from stakehouse.staking.rules import Move, eligible_from_current, schedule_queue
+
+EVENT_PAGE = 5_000
+
+
+def _holdings(conn: Connection, product: ProviderProduct, start: dt.datetime
+              ) -> Iterator[tuple[str, Decimal, list[Move]]]:
+    """(uid, free staking balance now, moves since ``start``) of every staker of ``product``."""
+    a, p = ledger_accounts.c, postings.c
+    acct_type = staking_type(product.provider_no)
+    moves: dict[int, dict[int, list[Any]]] = {}
+    for r in conn.execute(select(p.account_id, p.entry_id, p.created_at, p.amount)
+                          .join(ledger_accounts, a.id == p.account_id)
+                          .where(a.acct_type == acct_type, a.ccy == product.ccy, p.created_at >= start,
+                                 p.bucket == AVAILABLE)):
+        per_entry = moves.setdefault(r.account_id, {})
+        if r.entry_id in per_entry:
+            per_entry[r.entry_id][1] += r.amount
+        else:
+            per_entry[r.entry_id] = [r.created_at, r.amount]
+    holders = conn.execute(select(a.id, a.uid, a.available).where(
+        a.acct_type == acct_type, a.ccy == product.ccy, a.uid.is_not(None)).order_by(a.id))
+    for h in holders:
+        found = moves.get(h.id, {})
+        yield h.uid, h.available, [Move(m[0], entry, m[1]) for entry, m in found.items()]
+
+
+def interest_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
+    """Pay the interest of accrual day ``period`` for every product."""
+    day = dt.date.fromisoformat(period.key)
+    done = []
+    for product in load_products(conn):
+        rate = rate_on(conn, product, day)
+        holders, total, entry_id = 0, ZERO, None
+        if rate is not None and rate > 0:
+            holders, total = _accrue(conn, product, period, rate)
+            entry_id = _post(conn, ledger, product, period, total) if total > 0 else None
+        conn.execute(provider_accrual_runs.insert().values(
+            provider_no=product.provider_no, ccy=product.ccy, day=period.key, rate_bps=rate, holders=holders,
+            total=total, entry_id=entry_id, ran_at=period.end))
+        done.append(f"{product.ccy}@{product.provider_id[:8]} {holders} stakers {to_plain(total)}")
+    return "; ".join(done) or "no products"
+
+
+def _accrue(conn: Connection, product: ProviderProduct, period: Period, rate: Decimal) -> tuple[int, Decimal]:
+    """Write the day's ``Interest`` events; returns (stakers paid, total)."""
+    price = prices.price_at(conn, product.ccy, period.end)
+    holders, total = 0, ZERO
+    page: list[dict[str, Any]] = []
+    for uid, current, moves in _holdings(conn, product, period.start):
+        eligible = eligible_from_current(current, moves, period.end) if moves else max(current, ZERO)
+        interest = daily_interest(eligible, rate, product.precision)
+        if interest <= 0:
+            continue
+        holders += 1
+        total += interest
+        page.append({"uid": uid, "provider_no": product.provider_no, "ccy": product.ccy, "type": "Interest",
+                     "amount": interest, "created_at": period.end, "price": price, "rate_bps": rate,
+                     "accrual_day": period.key})
+        if len(page) >= EVENT_PAGE:
+            conn.execute(provider_events.insert(), page)
+            page = []
+    if page:
+        conn.execute(provider_events.insert(), page)
+    return holders, total
+
+
+def _post(conn: Connection, ledger: Ledger, product: ProviderProduct, period: Period, total: Decimal) -> int:
+    positive = "e.amount > 0" if conn.dialect.name == "postgresql" else "e.amount <> '0'"
+    credits = Credits(
+        select=f"SELECT e.uid AS uid, e.amount AS amount FROM {provider_events.name} e "
+               f"WHERE e.type = 'Interest' AND e.provider_no = %(e_no)s AND e.ccy = %(e_ccy)s "
+               f"AND e.accrual_day = %(e_day)s AND {positive}",
+        params={"e_no": product.provider_no, "e_ccy": product.ccy, "e_day": period.key},
+        acct_type=staking_type(product.provider_no), ccy=product.ccy)
+    ref = f"{product.provider_id}:{product.ccy}:{period.key}"
+    posted = ledger.post_credits(conn, type="provider_interest", ref=ref, idempotency_key=f"provider:interest:{ref}",
+                                 at=period.end, credits=credits,
+                                 counter_legs=[Leg(AccountRef.system("validator_rewards", product.ccy), -total)],
+                                 memo=f"{product.ccy} staking interest for {period.key}")
+    return posted.entry_id
+
+
+# -- settlement of queued unstakes --------------------------------------------------------------
+
+
+def settlement_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
+    day = dt.date.fromisoformat(period.key)
+    done = []
+    for product in load_products(conn):
+        scheduled = _schedule(conn, product, day, period)
+        paid = _pay(conn, ledger, product, day, period)
+        if scheduled or paid:
+            done.append(f"{product.ccy}@{product.provider_id[:8]} scheduled {to_plain(scheduled)}, "
+                        f"paid {to_plain(paid)}")
+    return "; ".join(done) or "nothing queued"
+
+
+def _schedule(conn: Connection, product: ProviderProduct, day: dt.date, period: Period) -> Decimal:
+    e = provider_events.c
+    queue = conn.execute(select(e.id, e.amount, e.scheduled).where(
+        e.provider_no == product.provider_no, e.ccy == product.ccy, e.type == "Redeem", e.status == "pending",
+        e.created_at < period.end).order_by(e.id)).all()
+    done = {r.id: r.scheduled for r in queue}
+    deliver = (day + dt.timedelta(days=product.unbonding_days)).isoformat()
+    total = ZERO
+    for part in schedule_queue([(r.id, r.amount - r.scheduled) for r in queue], product.daily_redemption_cap):
+        conn.execute(provider_redemption_parts.insert().values(
+            redeem_id=part.order_id, provider_no=product.provider_no, ccy=product.ccy, scheduled_day=day.isoformat(),
+            deliver_day=deliver, amount=part.amount))
+        conn.execute(provider_events.update().where(e.id == part.order_id).values(
+            scheduled=done[part.order_id] + part.amount))
+        total += part.amount
+    return total
+
+
+def _pay(conn: Connection, ledger: Ledger, product: ProviderProduct, day: dt.date, period: Period) -> Decimal:
+    p, e = provider_redemption_parts.c, provider_events.c
+    due = conn.execute(select(provider_redemption_parts, e.uid, e.amount.label("requested"), e.paid)
+                       .join(provider_events, e.id == p.redeem_id)
+                       .where(p.provider_no == product.provider_no, p.ccy == product.ccy,
+                              p.deliver_day <= day.isoformat(), p.payment_id.is_(None))
+                       .order_by(p.id)).all()
+    total = ZERO
+    paid_so_far: dict[int, Decimal] = {}
+    for part in due:
+        staking = staking_account(part.uid, product)
+        payment = conn.execute(provider_events.insert().values(
+            uid=part.uid, provider_no=product.provider_no, ccy=product.ccy, type="RedeemPayment", amount=part.amount,
+            created_at=period.end, redeem_id=part.redeem_id).returning(e.id)).scalar_one()
+        posted = ledger.post(conn, type="provider_unstake_payment", ref=str(part.redeem_id), at=period.end,
+                             uid=part.uid, idempotency_key=f"provider:pay:{part.id}",
+                             legs=[Leg(staking, -part.amount, LOCKED),
+                                   Leg(AccountRef.user(part.uid, FUNDING, product.ccy), part.amount)])
+        conn.execute(provider_events.update().where(e.id == payment).values(entry_id=posted.entry_id))
+        conn.execute(provider_redemption_parts.update().where(p.id == part.id).values(payment_id=payment))
+        paid = paid_so_far.get(part.redeem_id, part.paid) + part.amount
+        paid_so_far[part.redeem_id] = paid
+        conn.execute(provider_events.update().where(e.id == part.redeem_id).values(
+            paid=paid, status="done" if paid == part.requested else "pending"))
+        total += part.amount
+    return total
+
