@@ -2,7 +2,9 @@
 (default 20:00 UTC), for every product in order:
 
 1. **interest run**: each staker's eligible balance for the day (the minimum free staking
-   balance over it, from the time-stamped journal, as in rules 5.1), interest
+   balance over it, from the time-stamped journal, as in rules 5.1; but the interest credited at
+   the day's very start, the previous day's run, counts as held from that start: it compounds
+   the next day, as the advertised ``apyPct`` assumes), interest
    ``round_down(eligible * rate_bps / 10000 / 365, precision)`` written as ``Interest`` events and
    credited into the staking balances as **one** journal entry (``Ledger.post_credits``) from
    ``s:validator_rewards``. Crediting the balance itself is what compounds it daily.
@@ -43,16 +45,18 @@ from stakehouse.staking.rules import Move, eligible_from_current, schedule_queue
 EVENT_PAGE = 5_000
 
 
-def _holdings(conn: Connection, product: ProviderProduct, start: dt.datetime
+def _holdings(conn: Connection, product: ProviderProduct, start: dt.datetime, opening_entry: int | None
               ) -> Iterator[tuple[str, Decimal, list[Move]]]:
-    """(uid, free staking balance now, moves since ``start``) of every staker of ``product``."""
+    """(uid, free staking balance now, moves since ``start``) of every staker of ``product``; the
+    postings of ``opening_entry`` (the previous day's interest) count as held before ``start``."""
     a, p = ledger_accounts.c, postings.c
     acct_type = staking_type(product.provider_no)
     moves: dict[int, dict[int, list[Any]]] = {}
-    for r in conn.execute(select(p.account_id, p.entry_id, p.created_at, p.amount)
-                          .join(ledger_accounts, a.id == p.account_id)
-                          .where(a.acct_type == acct_type, a.ccy == product.ccy, p.created_at >= start,
-                                 p.bucket == AVAILABLE)):
+    query = (select(p.account_id, p.entry_id, p.created_at, p.amount).join(ledger_accounts, a.id == p.account_id)
+             .where(a.acct_type == acct_type, a.ccy == product.ccy, p.created_at >= start, p.bucket == AVAILABLE))
+    if opening_entry is not None:
+        query = query.where(p.entry_id != opening_entry)
+    for r in conn.execute(query):
         per_entry = moves.setdefault(r.account_id, {})
         if r.entry_id in per_entry:
             per_entry[r.entry_id][1] += r.amount
@@ -85,9 +89,13 @@ def interest_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
 def _accrue(conn: Connection, product: ProviderProduct, period: Period, rate: Decimal) -> tuple[int, Decimal]:
     """Write the day's ``Interest`` events; returns (stakers paid, total)."""
     price = prices.price_at(conn, product.ccy, period.end)
+    t = provider_accrual_runs.c
+    previous = (dt.date.fromisoformat(period.key) - dt.timedelta(days=1)).isoformat()
+    opening_entry = conn.execute(select(t.entry_id).where(t.provider_no == product.provider_no, t.ccy == product.ccy,
+                                                          t.day == previous)).scalar_one_or_none()
     holders, total = 0, ZERO
     page: list[dict[str, Any]] = []
-    for uid, current, moves in _holdings(conn, product, period.start):
+    for uid, current, moves in _holdings(conn, product, period.start, opening_entry):
         eligible = eligible_from_current(current, moves, period.end) if moves else max(current, ZERO)
         interest = daily_interest(eligible, rate, product.precision)
         if interest <= 0:
