@@ -36,22 +36,19 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def make_db(pg_base_lazy: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         Callable[[str], str]]:
-    """``make_db(backend)`` -> URL of a fresh, empty database on that backend."""
-    created: list[str] = []
+    """``make_db(backend)`` -> URL of a fresh, empty database on that backend (PostgreSQL ones are
+    dropped by ``pg_base`` before the server goes: it is set up after this fixture, so it is torn
+    down before it)."""
 
     def make(backend: str) -> str:
         name = f"sh_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         if backend == "sqlite":
             return f"sqlite:///{tmp_path_factory.mktemp('db') / (name + '.db')}"
-        created.append(name)
-        return create_database(pg_base_lazy(), name)
+        url = create_database(pg_base_lazy(), name)
+        _PG_DATABASES.append(name)
+        return url
 
     yield make
-    for name in created:
-        try:
-            drop_database(pg_base_lazy(), name)
-        except Exception as exc:
-            print(f"could not drop {name}: {exc}")
 
 
 @pytest.fixture(scope="session")

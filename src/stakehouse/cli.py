@@ -398,15 +398,22 @@ def providers_offer(provider_id: str, ccy: str,
                     db: DbOpt = None) -> None:
     """Offer CCY with a provider, or change settings, e.g. `--setting unstake_mode=queued`
     (money as decimal text, "none" = unlimited, true/false, integers)."""
-    changes: dict[str, Any] = {}
-    for item in setting or []:
-        name, _, text = item.partition("=")
-        low = text.strip().lower()
-        changes[name.strip()] = (None if low == "none" else True if low == "true" else False if low == "false"
-                                 else int(low) if low.isdigit() and name.strip() in ("precision", "unbonding_days")
-                                 else text.strip())
     s = _services(db)
-    _run(lambda: _print(provider_product_out(s.provider_staking.set_product(provider_id, ccy, changes))))
+
+    def go() -> None:
+        changes: dict[str, Any] = {}
+        for item in setting or []:
+            name, _, text = (part.strip() for part in item.partition("="))
+            low = text.lower()
+            if name in ("precision", "unbonding_days"):
+                if not (low.isascii() and low.isdigit() and len(low) <= 9):
+                    raise dom.InvalidParameter(name, "an integer")
+                changes[name] = int(low)
+            else:
+                changes[name] = None if low == "none" else True if low == "true" else False if low == "false" else text
+        _print(provider_product_out(s.provider_staking.set_product(provider_id, ccy, changes)))
+
+    _run(go)
 
 
 @providers_app.command("rate")

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from stakehouse.db.tables import currencies, usd_prices
 from stakehouse.errors import InvalidParameter, NotFound
@@ -31,9 +31,6 @@ def set_price(conn: Connection, ccy: str, price: Decimal, at: dt.datetime) -> Us
         raise InvalidParameter("price", "at most 18 decimals, below 10^20")
     if conn.execute(select(currencies.c.ccy).where(currencies.c.ccy == ccy)).first() is None:
         raise NotFound("Currency", ccy[:16])
-    latest = conn.execute(select(func.max(usd_prices.c.set_at)).where(usd_prices.c.ccy == ccy)).scalar_one()
-    if latest is not None and latest >= at:  # two settings within one microsecond: keep order
-        at = latest + dt.timedelta(microseconds=1)
     conn.execute(usd_prices.insert().values(ccy=ccy, set_at=at, price=price))
     return UsdPrice(ccy, price, at)
 
@@ -42,13 +39,16 @@ def price_at(conn: Connection, ccy: str, at: dt.datetime) -> Decimal | None:
     """The latest price set at or before ``at``; ``None`` if there is none."""
     found: Decimal | None = conn.execute(
         select(usd_prices.c.price).where(usd_prices.c.ccy == ccy, usd_prices.c.set_at <= at)
-        .order_by(usd_prices.c.set_at.desc()).limit(1)).scalar_one_or_none()
+        .order_by(usd_prices.c.set_at.desc(), usd_prices.c.id.desc()).limit(1)).scalar_one_or_none()
     return found
 
 
 def current_prices(conn: Connection, at: dt.datetime) -> list[UsdPrice]:
-    latest = (select(usd_prices.c.ccy, func.max(usd_prices.c.set_at).label("set_at"))
-              .where(usd_prices.c.set_at <= at).group_by(usd_prices.c.ccy).subquery())
-    rows = conn.execute(select(usd_prices).join(latest, (latest.c.ccy == usd_prices.c.ccy)
-                                                & (latest.c.set_at == usd_prices.c.set_at)).order_by(usd_prices.c.ccy))
-    return [UsdPrice(r.ccy, r.price, r.set_at) for r in rows]
+    """Every currency's price at ``at`` (as :func:`price_at` finds it; a few currencies)."""
+    out = []
+    for ccy in conn.execute(select(usd_prices.c.ccy).distinct().order_by(usd_prices.c.ccy)).scalars():
+        row = conn.execute(select(usd_prices).where(usd_prices.c.ccy == ccy, usd_prices.c.set_at <= at)
+                           .order_by(usd_prices.c.set_at.desc(), usd_prices.c.id.desc()).limit(1)).first()
+        if row is not None:
+            out.append(UsdPrice(row.ccy, row.price, row.set_at))
+    return out

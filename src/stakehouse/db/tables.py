@@ -395,14 +395,16 @@ gemini_api_keys = Table(
 Index("ix_gemini_api_keys_uid", gemini_api_keys.c.uid)
 
 #: USD prices set by the operator, append-only: the price of ``ccy`` at a moment is the latest
-#: row at or before it.
+#: row at or before it (``id`` orders two set at the same moment).
 usd_prices = Table(
     "usd_prices",
     metadata,
-    Column("ccy", String(16), ForeignKey("currencies.ccy"), primary_key=True),
-    Column("set_at", TS, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ccy", String(16), ForeignKey("currencies.ccy"), nullable=False),
+    Column("set_at", TS, nullable=False),
     Column("price", Money, nullable=False),
 )
+Index("ix_usd_prices_ccy_time", usd_prices.c.ccy, usd_prices.c.set_at, usd_prices.c.id)
 
 #: Staking providers (validators, pools) by UUID; ``provider_no`` names their ledger account type.
 staking_providers = Table(

@@ -38,12 +38,12 @@ from stakehouse.db.tables import (
     staking_providers,
     users,
 )
-from stakehouse.errors import AccountFrozen, InvalidParameter, NotAllowed, NotFound, StakingRefused
+from stakehouse.errors import AccountFrozen, Conflict, InvalidParameter, NotAllowed, NotFound, StakingRefused
 from stakehouse.jobs.schedule import Daily
 from stakehouse.ledger.audit import money_sum
 from stakehouse.ledger.journal import Ledger, dialect_insert
 from stakehouse.ledger.rules import FUNDING, LOCKED, STAKING_BASE, AccountRef, Leg, staking_type
-from stakehouse.money import ZERO, fmt, round_down
+from stakehouse.money import MAX_STORAGE, ZERO, AmountError, fmt, parse_amount, round_down
 from stakehouse.staking.provider_rules import (
     DEFAULT_PRECISION,
     UNSTAKE_MODES,
@@ -62,6 +62,7 @@ STAKING_FUNCTION = "staking"
 EVENT_TYPES = ("Deposit", "Redeem", "RedeemPayment", "Interest", "AdminRedeem", "AdminCreditAdjustment",
                "AdminDebitAdjustment")
 MAX_RATE_BPS = Decimal(100_000)  # 1000 % a year: anything above is a typo
+MAX_SETTING = MAX_STORAGE - Decimal("1e-18")  # the largest NUMERIC(38, 18)
 
 
 @dataclass(frozen=True)
@@ -206,15 +207,12 @@ def coerce_setting(name: str, value: Any) -> Any:
         return value
     if value is None and kind == "money?":
         return None
-    if isinstance(value, float) or not isinstance(value, str | int | Decimal) or isinstance(value, bool):
+    if isinstance(value, float | bool) or not isinstance(value, str | int | Decimal):
         raise InvalidParameter(name, "a decimal string" + (" or null" if kind == "money?" else ""))
     try:
-        amount = Decimal(str(value).strip())
-    except ArithmeticError:
-        raise InvalidParameter(name, "a decimal string") from None
-    if not amount.is_finite() or amount < 0 or round_down(amount, 18) != amount or amount >= Decimal(10) ** 20:
-        raise InvalidParameter(name, "a non-negative decimal with at most 18 decimals")
-    return amount
+        return parse_amount(value, scale=18, max_amount=MAX_SETTING, allow_zero=True)
+    except AmountError as exc:
+        raise InvalidParameter(name, f"a non-negative plain decimal with at most 18 decimals ({exc.reason})") from None
 
 
 def _product(row: Any) -> ProviderProduct:
@@ -274,7 +272,7 @@ class ProviderStakingService:
         with self.db.write() as conn:
             if conn.execute(select(staking_providers.c.provider_no).where(
                     staking_providers.c.provider_id == pid)).first() is not None:
-                raise InvalidParameter("providerId", f"{pid} exists already")
+                raise Conflict(f"Staking provider {pid} exists already", providerId=pid)
             no = conn.execute(staking_providers.insert().values(provider_id=pid, name=name,
                                                                 created_at=self.clock.now())
                               .returning(staking_providers.c.provider_no)).scalar_one()
@@ -319,7 +317,7 @@ class ProviderStakingService:
         with self.db.read() as conn:
             return load_products(conn)
 
-    def publish_rate(self, provider_id: str, ccy: str, day: dt.date, rate_bps: Decimal) -> None:
+    def publish_rate(self, provider_id: str, ccy: str, day: dt.date, rate_bps: Decimal) -> ProviderProduct:
         """Set the rate (basis points) from accrual day ``day`` on; refused for a day already paid."""
         if not isinstance(rate_bps, Decimal) or not rate_bps.is_finite() or rate_bps < 0 or rate_bps > MAX_RATE_BPS:
             raise InvalidParameter("rate", f"basis points, 0..{fmt(MAX_RATE_BPS)}")
@@ -338,6 +336,7 @@ class ProviderStakingService:
                 published_at=self.clock.now())
             conn.execute(stmt.on_conflict_do_update(index_elements=["provider_no", "ccy", "day"],
                                                     set_={"rate_bps": rate_bps, "published_at": self.clock.now()}))
+            return product
 
     def set_price(self, ccy: str, price: Decimal) -> prices.UsdPrice:
         with self.db.write() as conn:

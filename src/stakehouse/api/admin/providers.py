@@ -88,8 +88,8 @@ def account_balance_out(b: AccountBalance) -> dict[str, str]:
 
 def publish_bps(services: Services, provider_id: str, ccy: str, day: str, rate: str) -> dict[str, str]:
     on, bps = parse_day(day), parse_decimal("rate", rate)
-    services.provider_staking.publish_rate(provider_id, ccy, on, bps)
-    return {"providerId": provider_id, "ccy": ccy.upper(), "day": on.isoformat(), "rate": fmt(bps),
+    product = services.provider_staking.publish_rate(provider_id, ccy, on, bps)
+    return {"providerId": product.provider_id, "ccy": product.ccy, "day": on.isoformat(), "rate": fmt(bps),
             "ratePct": fmt(rate_pct(bps)), "apyPct": fmt(apy_pct(bps))}
 
 

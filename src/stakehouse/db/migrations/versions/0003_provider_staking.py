@@ -116,12 +116,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('provider_no', 'ccy', name=op.f('pk_provider_products'))
     )
     op.create_table('usd_prices',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('ccy', sa.String(length=16), nullable=False),
     sa.Column('set_at', stakehouse.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('price', stakehouse.db.types.Money(precision=38, scale=18), nullable=False),
     sa.ForeignKeyConstraint(['ccy'], ['currencies.ccy'], name=op.f('fk_usd_prices_ccy_currencies')),
-    sa.PrimaryKeyConstraint('ccy', 'set_at', name=op.f('pk_usd_prices'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_usd_prices'))
     )
+    with op.batch_alter_table('usd_prices', schema=None) as batch_op:
+        batch_op.create_index('ix_usd_prices_ccy_time', ['ccy', 'set_at', 'id'], unique=False)
     op.create_table('provider_redemption_parts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('redeem_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -161,6 +164,8 @@ def downgrade() -> None:
         batch_op.drop_index('ix_provider_redemption_parts_due')
 
     op.drop_table('provider_redemption_parts')
+    with op.batch_alter_table('usd_prices', schema=None) as batch_op:
+        batch_op.drop_index('ix_usd_prices_ccy_time')
     op.drop_table('usd_prices')
     op.drop_table('provider_products')
     with op.batch_alter_table('provider_events', schema=None) as batch_op:
