@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stakehouse import __version__
 from stakehouse.api.admin.routes import build_admin
+from stakehouse.api.gemini import app as gemini
 from stakehouse.api.okx import routes as okx_routes
 from stakehouse.api.okx.app import OkxAdapter, unhandled_error
 from stakehouse.services import Services
@@ -27,7 +28,11 @@ LATENCY = Histogram("stakehouse_http_request_seconds", "HTTP request latency", [
 
 
 def _surface(path: str) -> str:
-    return "okx" if path.startswith("/api/v5") else "admin" if path.startswith("/admin") else "other"
+    if path.startswith("/api/v5"):
+        return "okx"
+    if path == "/v1" or path.startswith("/v1/"):
+        return "gemini"
+    return "admin" if path.startswith("/admin") else "other"
 
 
 class MetricsMiddleware:
@@ -82,6 +87,7 @@ def create_app(services: Services, admin_token: str) -> FastAPI:
 
     build_admin(app, services, admin_token)
     OkxAdapter(services, okx_routes.ALL).install(app)
+    gemini.install(app, services)
 
     async def bare(_request: Request) -> Response:
         """A do-nothing endpoint: the benchmark's baseline for this server's own overhead. It is

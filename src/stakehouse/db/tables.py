@@ -459,7 +459,8 @@ provider_events = Table(
     Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
     #: USD price of ``ccy`` when it happened (Interest: shown; Deposit: the notional's price).
     Column("price", Money, nullable=True),
-    Column("usd_notional", Money, nullable=True),  # Deposit: counts toward the monthly limit
+    # Deposit: amount * price, for operators (the limit itself is summed exactly from amount and price)
+    Column("usd_notional", Money, nullable=True),
     Column("rate_bps", Money, nullable=True),  # Interest: the rate it accrued at
     Column("accrual_day", String(10), nullable=True),  # Interest
     Column("redeem_id", _ID, ForeignKey("provider_events.id"), nullable=True),  # RedeemPayment

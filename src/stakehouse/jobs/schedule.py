@@ -32,10 +32,11 @@ class Daily:
         self._midnight = ends_at == dt.time()
 
     def day(self, moment: dt.datetime) -> dt.date:
-        local = moment.astimezone(self.tz)
-        if self._midnight or local.time() < self.ends_at:
-            return local.date()
-        return local.date() + dt.timedelta(days=1)
+        local = moment.astimezone(self.tz).date()
+        # Compared as instants, not local clock times: a DST change may skip or repeat ``ends_at``.
+        if self._midnight or moment < self.period_of_day(local).end:
+            return local
+        return local + dt.timedelta(days=1)
 
     def period_of_day(self, day: dt.date) -> Period:
         last = day + dt.timedelta(days=1) if self._midnight else day

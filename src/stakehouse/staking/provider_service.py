@@ -40,10 +40,9 @@ from stakehouse.db.tables import (
 )
 from stakehouse.errors import AccountFrozen, Conflict, InvalidParameter, NotAllowed, NotFound, StakingRefused
 from stakehouse.jobs.schedule import Daily
-from stakehouse.ledger.audit import money_sum
 from stakehouse.ledger.journal import Ledger, dialect_insert
 from stakehouse.ledger.rules import FUNDING, LOCKED, STAKING_BASE, AccountRef, Leg, staking_type
-from stakehouse.money import MAX_STORAGE, ZERO, AmountError, fmt, parse_amount, round_down
+from stakehouse.money import MAX_STORAGE, STORAGE_SCALE, ZERO, AmountError, fmt, parse_amount, round_down
 from stakehouse.staking.provider_rules import (
     DEFAULT_PRECISION,
     UNSTAKE_MODES,
@@ -366,11 +365,12 @@ class ProviderStakingService:
 
     # -- stake / unstake -------------------------------------------------------------------
 
-    def _check_amount(self, product: ProviderProduct, amount: Decimal) -> None:
-        if amount <= 0:
+    @staticmethod
+    def _check_amount(amount: Decimal, precision: int) -> None:
+        if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
             raise InvalidParameter("amount", "must be greater than 0")
-        if round_down(amount, product.precision) != amount:
-            raise InvalidParameter("amount", f"at most {product.precision} decimals")
+        if round_down(amount, precision) != amount:
+            raise InvalidParameter("amount", f"at most {precision} decimals")
 
     def _lock_user(self, conn: Connection, uid: str) -> None:
         """Serialise one user's stakes (the monthly limit is read, then written). SQLite's writer
@@ -387,7 +387,7 @@ class ProviderStakingService:
         with self.db.write() as conn:
             now = self.clock.now()  # inside the transaction: after the ledger barrier
             product = load_product(conn, provider_id, ccy)
-            self._check_amount(product, amount)
+            self._check_amount(amount, product.precision)
             if not product.stake_enabled:
                 raise NotFound("Staking product", f"{product.provider_id} {product.ccy}")
             if amount < product.min_stake:
@@ -414,11 +414,13 @@ class ProviderStakingService:
             return StakeResult(transaction_id(event), product.provider_id, product.ccy, amount, ZERO, bps)
 
     def _month_deposits(self, conn: Connection, uid: str, product: ProviderProduct, now: dt.datetime) -> Decimal:
+        """The month's USD notional so far, exact: from each stake's amount and price (a stored
+        ``usd_notional`` may have more decimals than the column keeps)."""
         e = provider_events.c
-        used = conn.execute(select(money_sum(conn, e.usd_notional)).where(
+        rows = conn.execute(select(e.amount, e.price).where(
             e.uid == uid, e.provider_no == product.provider_no, e.ccy == product.ccy, e.type == "Deposit",
-            e.created_at >= month_start(now))).scalar_one_or_none()
-        return Decimal(used) if used is not None else ZERO
+            e.created_at >= month_start(now), e.price.is_not(None)))
+        return sum((usd_notional(r.amount, r.price) for r in rows), ZERO)
 
     def unstake(self, uid: str, provider_id: str, ccy: str, amount: Decimal) -> UnstakeResult:
         """Take ``amount`` out of the staking balance: paid to funding at once (``instant``) or
@@ -426,7 +428,8 @@ class ProviderStakingService:
         with self.db.write() as conn:
             now = self.clock.now()
             product = load_product(conn, provider_id, ccy)
-            self._check_amount(product, amount)
+            # Any amount held can come out, also digits below a precision lowered since it was staked.
+            self._check_amount(amount, STORAGE_SCALE)
             self._lock_user(conn, uid)
             instant = product.unstake_mode == "instant"
             event = self._event(conn, uid, product, "Redeem", amount, now, paid=amount if instant else ZERO,

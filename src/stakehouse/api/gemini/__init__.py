@@ -1,0 +1,1 @@
+"""The Gemini staking REST adapter (``/v1``): see ``app.py`` for the request pipeline."""
