@@ -73,6 +73,14 @@ class Key:
     uid: str
 
 
+@pytest.fixture(autouse=True)
+def books_balance_afterwards(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The audit passes after every scenario on the shared server (fresh servers audit themselves)."""
+    yield
+    if "stack" in request.fixturenames:
+        request.getfixturevalue("stack").audit_ok()
+
+
 def gemini_key(stack: Stack, uid: str, *, scope: str = "account", roles: tuple[str, ...] = ("Trader",),
                time_based_nonce: bool = False, ips: tuple[str, ...] = ()) -> Key:
     """A Gemini key made through the admin API."""
@@ -730,6 +738,7 @@ def test_history_and_rewards_over_accrual_days(fresh_stack: Callable[..., Stack]
     assert narrow[pid]["ETH"]["ratePeriods"][0]["numberOfAccruals"] == 1
     with pytest.raises(ccxt.BadRequest):
         ex.privatePostV1StakingRewards({"since": last, "until": since})
+    stack.audit_ok()
 
 
 # -- rate limits ---------------------------------------------------------------------------------
