@@ -368,6 +368,16 @@ def staking_reverse(ord_id: str, reason: Annotated[str, typer.Option(help="Why (
     _run(lambda: _print(order_out(s.staking.reverse_order(ord_id, reason))))
 
 
+@app.command()
+def maintenance(state: Annotated[str, typer.Argument(help="on, off or show")] = "show", db: DbOpt = None) -> None:
+    """Maintenance mode: while on, the OKX and Gemini APIs answer 503 (the admin API and jobs go on)."""
+    if state not in ("on", "off", "show"):
+        typer.echo("error: on, off or show", err=True)
+        raise typer.Exit(2)
+    s = _services(db)
+    _run(lambda: _print({"on": s.in_maintenance() if state == "show" else s.set_maintenance(state == "on")}))
+
+
 # -- provider staking, prices, Gemini keys -----------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from pathlib import Path
 
 from sqlalchemy import select
@@ -33,9 +34,13 @@ from stakehouse.staking.rules import DEFAULT_PRODUCTS
 from stakehouse.staking.runs import reward_run, settlement_run
 from stakehouse.staking.service import StakingService
 
+MAINTENANCE_KEY = "maintenance"
+MAINTENANCE_CACHE_SECONDS = 2.0
+
 
 class Services:
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+        self._maintenance: tuple[float, bool] = (0.0, False)
         self.db = Database(settings.database_url)
         if migrate:
             upgrade(self.db)
@@ -106,6 +111,29 @@ class Services:
         with self.db.write() as conn:
             conn.execute(dialect_insert(conn)(meta).values(
                 key="mode", value="sandbox" if self.settings.sandbox else "production").on_conflict_do_nothing())
+
+    # -- maintenance mode -------------------------------------------------------------------
+
+    def set_maintenance(self, on: bool) -> bool:
+        """Turn maintenance mode on or off for every worker (kept in the database; the API
+        adapters answer 503 while it is on; the admin API and the jobs go on)."""
+        with self.db.write() as conn:
+            stmt = dialect_insert(conn)(meta).values(key=MAINTENANCE_KEY, value="on" if on else "off")
+            conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": "on" if on else "off"}))
+        self._maintenance = (time.monotonic() + MAINTENANCE_CACHE_SECONDS, on)
+        return on
+
+    def in_maintenance(self) -> bool:
+        """Whether maintenance mode is on; read from the database at most every
+        ``MAINTENANCE_CACHE_SECONDS`` per process, so other workers follow within that time."""
+        until, on = self._maintenance
+        if time.monotonic() < until:
+            return on
+        with self.db.query() as conn:
+            value = conn.execute(select(meta.c.value).where(meta.c.key == MAINTENANCE_KEY)).scalar_one_or_none()
+        on = value == "on"
+        self._maintenance = (time.monotonic() + MAINTENANCE_CACHE_SECONDS, on)
+        return on
 
     def user_journal(self, uid: str, *, limit: int = 100, before_entry: int | None = None) -> list[PostingView]:
         """A user's postings, newest first (raises NotFound for an unknown user)."""

@@ -59,6 +59,7 @@ CCXT_RAISES: dict[str, type[Exception]] = {
     "InsufficientFunds": ccxt.InsufficientFunds,
     "RateLimit": ccxt.RateLimitExceeded,
     "System": ccxt.ExchangeError,
+    "Maintenance": ccxt.OnMaintenance,
     "AccountFrozen": ccxt.ExchangeError,
 }
 
@@ -840,3 +841,29 @@ def test_unhandled_exception_is_a_clean_system_error(crash_server: tuple[str, Se
     assert type(raised.value) is ccxt.ExchangeError
     r = httpx.post(base + "/v1/balances/staking", headers=signed_headers(k, payload_text("/v1/balances/staking")))
     assert r.status_code == 200 and r.json() == []
+
+
+# -- maintenance mode ----------------------------------------------------------------------------
+
+
+def test_maintenance_mode_closes_both_apis_and_changes_nothing(fresh_stack: Callable[..., Stack]) -> None:
+    """Every reason of the spec's table is reachable: 503 Maintenance while the operator has the
+    API closed (ccxt: OnMaintenance). OKX answers 50001 at the same time; the admin API goes on."""
+    stack = fresh_stack()
+    pid = new_product(stack)
+    k = staker(stack)
+    ex = ccxt_gemini(stack, k)
+    before = books(stack, k.uid)
+    assert stack.call("PUT", "/admin/maintenance", json={"on": True}) == {"on": True}
+    assert stack.call("GET", "/admin/maintenance") == {"on": True}
+    with pytest.raises(ccxt.OnMaintenance):
+        ex.privatePostV1StakingStake({"providerId": pid, "currency": "ETH", "amount": "1"})
+    refused(httpx.get(stack.base_url + "/v1/staking/rates"), 503, "Maintenance")
+    okx = httpx.get(stack.base_url + "/api/v5/public/time")
+    assert (okx.status_code, okx.json()["code"]) == (503, "50001")
+    assert books(stack, k.uid) == before
+    assert stack.call("PUT", "/admin/maintenance", json={"on": False}) == {"on": False}
+    ex.privatePostV1StakingStake({"providerId": pid, "currency": "ETH", "amount": "1"})
+    assert staked(stack, k.uid) == [(pid, "ETH", Decimal(1), Decimal(0))]
+    assert httpx.get(stack.base_url + "/api/v5/public/time").json()["code"] == "0"
+    stack.audit_ok()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,18 @@ def test_cli_creates_credits_and_audits(backend: str, make_db: Callable[[str], s
     broken = cli("audit", db=db, key=key)
     assert broken.returncode == 1
     assert "[FAIL] cached balances equal the sum of postings" in broken.stdout and "cached 99" in broken.stdout
+
+
+def test_cli_maintenance_mode(backend: str, make_db: Callable[[str], str]) -> None:
+    db, key = make_db(backend), new_server_key()
+    assert json.loads(cli("maintenance", "on", db=db, key=key).stdout) == {"on": True}
+    services = Services(Settings(database_url=db, server_key=key))  # another process sees it
+    assert services.in_maintenance()
+    services.close()
+    assert json.loads(cli("maintenance", "off", db=db, key=key).stdout) == {"on": False}
+    assert json.loads(cli("maintenance", db=db, key=key).stdout) == {"on": False}
+    bad = cli("maintenance", "maybe", db=db, key=key)
+    assert bad.returncode == 2 and "on, off or show" in bad.stderr
 
 
 def test_cli_refuses_clock_in_production(backend: str, make_db: Callable[[str], str]) -> None:

@@ -37,6 +37,10 @@ class UserIn(BaseModel):
     acceptTerms: list[Annotated[str, Field(min_length=1, max_length=32)]] | None = Field(None, max_length=20)
 
 
+class MaintenanceIn(BaseModel):
+    on: bool
+
+
 class SubAccountIn(BaseModel):
     subAcct: str = Field(min_length=1, max_length=32)
     label: str = Field("", max_length=50)
@@ -207,6 +211,16 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
         return {"now": services.clock.now().isoformat(),
                 "jobsRun": [{"job": j.job, "period": j.period, "dueAt": j.due_at.isoformat(), "result": j.result}
                             for j in ran]}
+
+    @r.get("/maintenance")
+    def get_maintenance() -> dict[str, bool]:
+        return {"on": services.in_maintenance()}
+
+    @r.put("/maintenance")
+    def put_maintenance(body: MaintenanceIn) -> dict[str, bool]:
+        """While on, the OKX and Gemini APIs answer 503 (OKX 50001, Gemini Maintenance); the admin
+        API and the daily jobs go on. Every worker follows within 2 s."""
+        return {"on": services.set_maintenance(body.on)}
 
     @r.get("/jobs")
     def jobs(limit: int = 100) -> list[dict[str, Any]]:

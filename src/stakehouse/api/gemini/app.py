@@ -5,7 +5,8 @@ Success replies are bare JSON (an array or an object); errors are
 reaches a client. The pipeline, in order (spec sections 0 and 7):
 
 1. Route and method: an unknown path under ``/v1``, or a known one with the wrong method, is
-   404 ``EndpointNotFound`` (open point 17).
+   404 ``EndpointNotFound`` (open point 17). In maintenance mode (``Services.in_maintenance``)
+   every route is 503 ``Maintenance``.
 2. Public routes (``GET /v1/staking/rates``): rate limit per client IP, then the answer.
 3. Headers ``X-GEMINI-APIKEY``, ``X-GEMINI-PAYLOAD``, ``X-GEMINI-SIGNATURE`` (the first absent one
    decides the reason). The HTTP body and the query string are never read for parameters.
@@ -182,6 +183,8 @@ class GeminiAdapter:
                 endpoint = table.get(path, {}).get(method)
                 if endpoint is None:
                     raise endpoint_not_found(path)
+                if self.services.in_maintenance():
+                    raise GeminiError("Maintenance")
                 return await endpoint(request)
             except GeminiError as err:
                 return error_response(err)

@@ -184,8 +184,9 @@ class OkxAdapter:
         """Answer everything under ``prefix`` through one route at the front of ``app``'s routing
         table, dispatching on the exact path in this adapter's own table (one dictionary lookup
         instead of trying route patterns in turn). An unknown path gets the OKX 404, a known path
-        with a wrong method 50115."""
+        with a wrong method 50115, anything in maintenance mode 50001 (HTTP 503)."""
         table: dict[str, dict[str, Callable[[Request], Any]]] = {}
+        services = self.services
         for route in self.routes:
             table.setdefault(prefix + route.path, {})[route.method] = self.endpoint(route)
 
@@ -196,6 +197,8 @@ class OkxAdapter:
             endpoint = methods.get(request.scope["method"])
             if endpoint is None:
                 return error_response(OkxError("50115"))
+            if services.in_maintenance():
+                return error_response(OkxError("50001"))
             response: Response = await endpoint(request)
             return response
 
