@@ -308,6 +308,10 @@ def run_case(backend: str, n: int, args: argparse.Namespace) -> Case:
             bulk_load(services, n, p1.start - dt.timedelta(days=1))
             case.load_s = time.perf_counter() - started
             net1, net2 = expected_nets(n, rate, fee_rate)
+            if args.what_if_no_posting_fks and pg:  # a measured proposal, not the product's schema
+                with services.db.write() as conn:
+                    conn.exec_driver_sql("ALTER TABLE postings DROP CONSTRAINT fk_postings_entry_id_journal_entries, "
+                                         "DROP CONSTRAINT fk_postings_account_id_ledger_accounts")
 
             from stakehouse.ledger.journal import driver_params, driver_sql
             floors = []
@@ -405,6 +409,8 @@ def main() -> int:
                    help="skip the bare-writes reference (same rows written by plain SQL, rolled back)")
     p.add_argument("--tracemalloc", action="store_true",
                    help="also trace Python allocations during the runs (slows them: timings are then inflated)")
+    p.add_argument("--what-if-no-posting-fks", action="store_true",
+                   help="PostgreSQL: drop the two foreign keys of postings after the load (a proposal, measured)")
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: this process runs one backend:holders case
     args = p.parse_args()
     if args.case:
@@ -421,7 +427,8 @@ def main() -> int:
             continue
         backends.append(b)
     print(f"cpus={os.cpu_count()} rate={args.rate} fee_rate={args.fee_rate} holders={sizes} "
-          f"backends={backends}", flush=True)
+          f"backends={backends}" + (" WHAT-IF: postings without foreign keys" if args.what_if_no_posting_fks else ""),
+          flush=True)
     load1 = os.getloadavg()[0]
     if load1 > 0.5:
         print(f"warning: 1-minute load average is {load1:.2f} before starting; timings will be noisy", flush=True)
@@ -433,6 +440,7 @@ def main() -> int:
                    "--rate", args.rate, "--fee-rate", args.fee_rate, "--floor-repeat", str(args.floor_repeat)]
             cmd += ["--audit"] * args.audit + ["--tracemalloc"] * args.tracemalloc
             cmd += [] if args.write_floor else ["--no-write-floor"]
+            cmd += ["--what-if-no-posting-fks"] * args.what_if_no_posting_fks
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if line is None:
