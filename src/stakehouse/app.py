@@ -86,8 +86,10 @@ def create_app(services: Services, admin_token: str) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     build_admin(app, services, admin_token)
-    OkxAdapter(services, okx_routes.ALL).install(app)
+    # Each adapter puts its one dispatch route at the front of the table: the last installed is
+    # tried first, so the OKX hot path (after /bare) matches no other pattern before its own.
     gemini.install(app, services)
+    OkxAdapter(services, okx_routes.ALL).install(app)
 
     async def bare(_request: Request) -> Response:
         """A do-nothing endpoint: the benchmark's baseline for this server's own overhead. It is
