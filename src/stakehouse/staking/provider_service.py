@@ -395,6 +395,8 @@ class ProviderStakingService:
             self._lock_user(conn, uid)
             price = prices.price_at(conn, product.ccy, now)
             notional = usd_notional(amount, price) if price is not None else None
+            # kept for operators, at the column's scale (the limit is checked exactly, below)
+            shown = round_down(notional, STORAGE_SCALE) if notional is not None and notional < MAX_SETTING else None
             if product.deposit_usd_limit is not None:
                 if price is None:
                     raise StakingRefused("no_price", f"No USD price for {product.ccy}: staking it is closed")
@@ -404,7 +406,7 @@ class ProviderStakingService:
                     raise StakingRefused(
                         "deposit_limit", f"Staking deposits in {product.ccy} are limited to {fmt(limit)} USD per "
                         f"month; {fmt(max(limit - used, ZERO))} USD left this month", limit=fmt(limit))
-            event = self._event(conn, uid, product, "Deposit", amount, now, price=price, usd_notional=notional)
+            event = self._event(conn, uid, product, "Deposit", amount, now, price=price, usd_notional=shown)
             posted = self.ledger.post(
                 conn, type="provider_stake", ref=str(event), idempotency_key=f"provider:stake:{event}", at=now,
                 uid=uid, legs=[Leg(AccountRef.user(uid, FUNDING, product.ccy), -amount),
