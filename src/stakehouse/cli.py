@@ -43,16 +43,12 @@ users_app = typer.Typer(help="Users and sub-accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="OKX API keys.", no_args_is_help=True)
 clock_app = typer.Typer(help="The sandbox clock.", no_args_is_help=True)
 staking_app = typer.Typer(help="Liquid staking products, rates, queue and corrections.", no_args_is_help=True)
-app.add_typer(users_app, name="users")
-app.add_typer(keys_app, name="keys")
-app.add_typer(clock_app, name="clock")
 providers_app = typer.Typer(help="Provider staking (Gemini-style): providers, products, rates.", no_args_is_help=True)
 prices_app = typer.Typer(help="USD prices (for deposit limits and interest history).", no_args_is_help=True)
 gemini_keys_app = typer.Typer(help="Gemini API keys (roles, nonce mode, scope, bound IPs).", no_args_is_help=True)
-app.add_typer(staking_app, name="staking")
-app.add_typer(providers_app, name="providers")
-app.add_typer(prices_app, name="prices")
-app.add_typer(gemini_keys_app, name="gemini-keys")
+for name, sub in (("users", users_app), ("keys", keys_app), ("clock", clock_app), ("staking", staking_app),
+                  ("providers", providers_app), ("prices", prices_app), ("gemini-keys", gemini_keys_app)):
+    app.add_typer(sub, name=name)
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: STAKEHOUSE_DATABASE_URL).")]
 

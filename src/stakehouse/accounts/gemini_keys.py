@@ -11,13 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import string
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select, update
 
 from stakehouse.accounts import rules
-from stakehouse.accounts.service import AUTH_CACHE_SECONDS, AccountService, User, user_from_row
+from stakehouse.accounts.service import AccountService, AuthCache, User, live_key_with_user, user_from_row
 from stakehouse.clock import Clock
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import gemini_api_keys, users
@@ -86,7 +85,7 @@ class GeminiKeyService:
         self.clock = clock
         self.box = box
         self.accounts = accounts
-        self._cache: dict[str, tuple[float, GeminiAuthKey]] = {}
+        self._cache: AuthCache[GeminiAuthKey] = AuthCache()
 
     def create_key(self, uid: str, *, scope: str = "account", roles: list[str] | tuple[str, ...] = ("Trader",),
                    time_based_nonce: bool = False, ips: list[str] | tuple[str, ...] = (), label: str = "",
@@ -140,29 +139,18 @@ class GeminiKeyService:
     def cached_auth_key(self, api_key: str) -> tuple[bool, GeminiAuthKey | None]:
         """(True, key) when :meth:`lookup_for_auth` found it less than ``AUTH_CACHE_SECONDS`` ago;
         (True, None) for text that cannot be a key."""
-        entry = self._cache.get(api_key)
-        if entry is None or entry[0] < time.monotonic():
-            return (not api_key or len(api_key) > 64), None
-        return True, entry[1]
+        return self._cache.get(api_key)
 
     def lookup_for_auth(self, api_key: str) -> GeminiAuthKey | None:
         """The live key and its user (``None`` if unknown or revoked)."""
-        if not api_key or len(api_key) > 64:
-            return None
         with self.db.query() as conn:
-            row = conn.execute(
-                select(gemini_api_keys, *[c.label(f"u_{c.name}") for c in users.c])
-                .join(users, users.c.uid == gemini_api_keys.c.uid)
-                .where(gemini_api_keys.c.api_key == api_key, gemini_api_keys.c.revoked_at.is_(None))
-            ).first()
-        if row is None:
+            found = live_key_with_user(conn, gemini_api_keys, api_key)
+        if found is None:
             return None
-        found = GeminiAuthKey(_key(row), self.box.open(row.secret_enc),
-                              User(**{f: getattr(row, f"u_{f}") for f in User.__dataclass_fields__}))
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[api_key] = (time.monotonic() + AUTH_CACHE_SECONDS, found)
-        return found
+        row, user = found
+        key = GeminiAuthKey(_key(row), self.box.open(row.secret_enc), user)
+        self._cache.put(api_key, key)
+        return key
 
     def consume_nonce(self, key_id: int, micros: int) -> bool:
         """Accept ``micros`` (the nonce times 10^6) if it is above the key's last accepted one, and
@@ -197,10 +185,3 @@ class GeminiKeyService:
         if row is None:
             raise UnknownAccount(account)
         return user_from_row(row)
-
-    def accounts_of(self, uid: str) -> list[tuple[str, User]]:
-        """(name, user) of every account a master key of ``uid`` may name."""
-        with self.db.read() as conn:
-            master = self.accounts.get_in(conn, uid)
-            subs = conn.execute(select(users).where(users.c.master_uid == master.uid).order_by(users.c.created_at))
-            return [(PRIMARY, master), *((r.sub_name, user_from_row(r)) for r in subs)]

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from threading import Lock
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Table, func, select, update
 
 from stakehouse.accounts import rules
 from stakehouse.clock import Clock
@@ -25,6 +26,8 @@ KEY_EXPIRY = dt.timedelta(days=14)
 AUTH_CACHE_SECONDS = 2.0
 #: ``last_used_at`` is written at most this often per key (a write per request would serialise reads).
 TOUCH_EVERY = dt.timedelta(minutes=1)
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,49 @@ def _key(row: object) -> ApiKey:
     return ApiKey(**{f: getattr(row, f) for f in ApiKey.__dataclass_fields__})
 
 
+MAX_API_KEY = 64
+_CACHE_LIMIT = 50_000
+
+
+class AuthCache(Generic[K]):
+    """Keys found by an authentication lookup, kept in memory ``AUTH_CACHE_SECONDS`` so that a
+    request usually needs no database round trip (OKX and Gemini keys alike)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, K]] = {}
+
+    def get(self, api_key: str) -> tuple[bool, K | None]:
+        """(True, key) when found less than ``AUTH_CACHE_SECONDS`` ago; (True, None) for text that
+        cannot be a key; (False, None) when the database must be asked."""
+        entry = self._entries.get(api_key)
+        if entry is None or entry[0] < time.monotonic():
+            return (not api_key or len(api_key) > MAX_API_KEY), None
+        return True, entry[1]
+
+    def put(self, api_key: str, found: K) -> None:
+        if len(self._entries) > _CACHE_LIMIT:
+            self._entries.clear()
+        self._entries[api_key] = (time.monotonic() + AUTH_CACHE_SECONDS, found)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def live_key_with_user(conn: Connection, table: Table, api_key: str) -> tuple[Any, User] | None:
+    """The live (not revoked) row of ``table`` (a key table with ``api_key``, ``uid`` and
+    ``revoked_at``) for ``api_key``, and its user, in one statement; ``None`` if there is none."""
+    if not api_key or len(api_key) > MAX_API_KEY:
+        return None
+    row = conn.execute(
+        select(table, *[c.label(f"u_{c.name}") for c in users.c])
+        .join(users, users.c.uid == table.c.uid)
+        .where(table.c.api_key == api_key, table.c.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    return row, User(**{f: getattr(row, f"u_{f}") for f in User.__dataclass_fields__})
+
+
 class AccountService:
     def __init__(self, db: Database, clock: Clock, box: SecretBox) -> None:
         self.db = db
@@ -103,7 +149,7 @@ class AccountService:
         self.box = box
         self._touched: dict[int, dt.datetime] = {}
         self._touch_lock = Lock()
-        self._auth_cache: dict[str, tuple[float, AuthKey]] = {}
+        self._auth_cache: AuthCache[AuthKey] = AuthCache()
 
     # -- users -------------------------------------------------------------------------
 
@@ -267,10 +313,7 @@ class AccountService:
 
     def cached_auth_key(self, api_key: str) -> tuple[bool, AuthKey | None]:
         """(True, key) when :meth:`lookup_for_auth` found it less than ``AUTH_CACHE_SECONDS`` ago."""
-        entry = self._auth_cache.get(api_key)
-        if entry is None or entry[0] < time.monotonic():
-            return (not api_key or len(api_key) > 64), None
-        return True, entry[1]
+        return self._auth_cache.get(api_key)
 
     def forget_cached_keys(self) -> None:
         self._auth_cache.clear()
@@ -286,26 +329,14 @@ class AccountService:
 
     def lookup_for_auth(self, api_key: str) -> AuthKey | None:
         """The live (not revoked) key and its user, or ``None``."""
-        if not api_key or len(api_key) > 64:
-            return None
-        found = self._lookup_for_auth(api_key)
-        if found is not None:
-            if len(self._auth_cache) > 50_000:
-                self._auth_cache.clear()
-            self._auth_cache[api_key] = (time.monotonic() + AUTH_CACHE_SECONDS, found)
-        return found
-
-    def _lookup_for_auth(self, api_key: str) -> AuthKey | None:
         with self.db.query() as conn:
-            row = conn.execute(
-                select(api_keys, *[c.label(f"u_{c.name}") for c in users.c])
-                .join(users, users.c.uid == api_keys.c.uid)
-                .where(api_keys.c.api_key == api_key, api_keys.c.revoked_at.is_(None))
-            ).first()
-        if row is None:
+            found = live_key_with_user(conn, api_keys, api_key)
+        if found is None:
             return None
-        user = User(**{f: getattr(row, f"u_{f}") for f in User.__dataclass_fields__})
-        return AuthKey(_key(row), self.box.open(row.secret_enc), row.passphrase_hash, user)
+        row, user = found
+        key = AuthKey(_key(row), self.box.open(row.secret_enc), row.passphrase_hash, user)
+        self._auth_cache.put(api_key, key)
+        return key
 
     def touch_due(self, key: ApiKey, now: dt.datetime) -> bool:
         """Whether :meth:`touch_key` would write (in memory only)."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, select
 
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets import prices
@@ -558,10 +558,3 @@ class ProviderStakingService:
             rows = conn.execute(select(provider_accrual_runs).order_by(t.day.desc(), t.provider_no, t.ccy)
                                 .limit(max(1, min(limit, 1000))))
             return [{**dict(r._mapping), "provider_id": ids.get(r.provider_no, "")} for r in rows]
-
-    def first_deposit_at(self, uid: str) -> dt.datetime | None:
-        e = provider_events.c
-        with self.db.read() as conn:
-            found: dt.datetime | None = conn.execute(select(func.min(e.created_at)).where(
-                e.uid == uid, e.type == "Deposit")).scalar_one_or_none()
-            return found

@@ -8,7 +8,6 @@ can be written back unchanged. The renderers and parsers here are shared with th
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from decimal import Decimal
 from typing import Annotated, Any
@@ -18,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from stakehouse import errors as dom
 from stakehouse.accounts.gemini_keys import GeminiKey
-from stakehouse.api.admin.staking import parse_day
+from stakehouse.api.admin.staking import parse_day, settings_out
 from stakehouse.assets.prices import UsdPrice
 from stakehouse.money import fmt
 from stakehouse.services import Services
@@ -64,11 +63,7 @@ def provider_out(p: Provider) -> dict[str, Any]:
 
 
 def product_out(p: ProviderProduct) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(p):
-        value = getattr(p, f.name)
-        out[f.name] = fmt(value) if isinstance(value, Decimal) else value
-    return out
+    return settings_out(p)
 
 
 def price_out(p: UsdPrice) -> dict[str, str]:

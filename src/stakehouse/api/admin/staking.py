@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI
 from pydantic import BaseModel, Field
@@ -22,6 +22,9 @@ from stakehouse.money import fmt
 from stakehouse.services import Services
 from stakehouse.staking.rules import RATE_SCALE, ProductConfig
 from stakehouse.staking.service import Order, QueueItem
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _RATE = re.compile(r"^-?[0-9]{1,20}(\.[0-9]{1,40})?$")
@@ -67,6 +70,12 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 def product_out(cfg: ProductConfig) -> dict[str, Any]:
     """Every config value; money (and the fee rate) as strings, ``None`` = unlimited."""
+    return settings_out(cfg)
+
+
+def settings_out(cfg: DataclassInstance) -> dict[str, Any]:
+    """Every field of a product's settings under its rule-book name; money as strings, ``None`` =
+    unlimited (shared by the liquid and the provider products)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)

@@ -229,10 +229,9 @@ def rewards(call: Call) -> dict[str, Any]:
                                                       p.provider_id(required=False), p.currency(required=False))
     out: dict[str, dict[str, Any]] = {}
     for s in summaries:
-        # Open point 9: the top-level total is the sum of the periods returned.
-        total = sum((period.total for period in s.periods), ZERO)
+        # Open point 9: the top-level total is the sum of the periods returned (the service's total).
         out.setdefault(s.provider_id, {})[s.ccy] = {
-            "providerId": s.provider_id, "currency": s.ccy, "accrualTotal": num(total),
+            "providerId": s.provider_id, "currency": s.ccy, "accrualTotal": num(s.total),
             "ratePeriods": [period_out(period) for period in s.periods]}
     return out
 
