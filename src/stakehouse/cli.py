@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import threading
 from typing import Annotated, Any
@@ -32,6 +31,9 @@ from stakehouse.api.admin.staking import (
     rewards_out,
     runs_out,
 )
+from stakehouse.cli_broker import broker_app
+from stakehouse.cli_chain import chain_app
+from stakehouse.cli_common import DbOpt, print_json, run_command, services_for
 from stakehouse.config import load_settings
 from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.logging import configure_logging
@@ -47,32 +49,13 @@ providers_app = typer.Typer(help="Provider staking (Gemini-style): providers, pr
 prices_app = typer.Typer(help="USD prices (for deposit limits and interest history).", no_args_is_help=True)
 gemini_keys_app = typer.Typer(help="Gemini API keys (roles, nonce mode, scope, bound IPs).", no_args_is_help=True)
 for name, sub in (("users", users_app), ("keys", keys_app), ("clock", clock_app), ("staking", staking_app),
-                  ("providers", providers_app), ("prices", prices_app), ("gemini-keys", gemini_keys_app)):
+                  ("providers", providers_app), ("prices", prices_app), ("gemini-keys", gemini_keys_app),
+                  ("broker", broker_app), ("chain", chain_app)):
     app.add_typer(sub, name=name)
 
-DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: STAKEHOUSE_DATABASE_URL).")]
-
-
-def _services(db: str | None = None) -> Services:
-    """The services over the configured database, in the mode that database was created in."""
-    overrides: dict[str, Any] = {}
-    if db:
-        overrides["database_url"] = db
-    settings = load_settings(**overrides)
-    configure_logging("WARNING", settings.log_format)
-    return Services(settings)
-
-
-def _print(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str))
-
-
-def _run(fn: Any) -> None:
-    try:
-        fn()
-    except dom.DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+_services = services_for
+_print = print_json
+_run = run_command
 
 
 # -- server and worker --------------------------------------------------------------------

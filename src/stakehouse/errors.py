@@ -121,3 +121,16 @@ class UnknownAccount(DomainError):
     def __init__(self, name: str) -> None:
         super().__init__(f"Account name '{name[:64]}' is not a valid account for this API key", account=name[:64])
         self.name = name
+
+
+# -- broker and funding (seed 004) --------------------------------------------------------
+
+
+class BrokerRefused(DomainError):
+    """A broker, sub-account, deposit or withdrawal request the rules refuse; ``reason`` names
+    the rule and each protocol adapter maps it to its own code (OKX: ``REFUSAL_CODES`` in
+    ``api/okx/errors.py``, which lists every reason)."""
+
+    def __init__(self, reason: str, message: str, **params: str) -> None:
+        super().__init__(message, **params)
+        self.reason = reason

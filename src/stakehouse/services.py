@@ -13,6 +13,9 @@ from stakehouse.accounts.gemini_keys import GeminiKeyService
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets.reference import ReferenceData, seed_reference_data
 from stakehouse.assets.service import AssetService
+from stakehouse.broker.service import BrokerService
+from stakehouse.chain.service import ChainService
+from stakehouse.chain.withdrawals import WithdrawalService
 from stakehouse.clock import Clock, SystemClock
 from stakehouse.config import Settings
 from stakehouse.db.engine import Database
@@ -66,6 +69,9 @@ class Services:
         self.accrual_calendar = Daily("UTC", dt.time.fromisoformat(settings.provider_accrual_time))
         self.provider_staking = ProviderStakingService(self.db, self.clock, self.ledger, self.accounts,
                                                        self.accrual_calendar)
+        self.broker = BrokerService(self.db, self.clock, self.ledger, self.accounts, settings)
+        self.chain = ChainService(self.db, self.clock, self.ledger, self.accounts)
+        self.withdrawals = WithdrawalService(self.db, self.clock, self.ledger, self.accounts, self.chain)
         self.jobs = JobRegistry()
         self._register_staking_jobs()
         self.jobs.add(Job("provider_interest", self.accrual_calendar,

@@ -22,15 +22,18 @@ class Currency:
 
 
 D = Decimal
-#: ccy, name, scale, [(chain suffix, confirmations, fee, min_dep, min_wd, max_wd, need_tag)]
-DEFAULT_CURRENCIES: list[tuple[str, str, int, list[tuple[str, int, Decimal, Decimal, Decimal, Decimal, bool]]]] = [
-    ("BTC", "Bitcoin", 8, [("Bitcoin", 2, D("0.0002"), D("0.00005"), D("0.001"), D("500"), False)]),
-    ("ETH", "Ethereum", 18, [("ERC20", 64, D("0.0016"), D("0.00000001"), D("0.005"), D("10000"), False)]),
-    ("SOL", "Solana", 9, [("Solana", 32, D("0.008"), D("0.01"), D("0.1"), D("100000"), False)]),
-    ("USDT", "Tether", 6, [("TRC20", 20, D("1"), D("0.1"), D("10"), D("10000000"), False),
-                           ("ERC20", 64, D("3"), D("1"), D("10"), D("10000000"), False)]),
-    ("USDC", "USD Coin", 6, [("ERC20", 64, D("3"), D("1"), D("10"), D("10000000"), False)]),
-    ("XRP", "Ripple", 6, [("Ripple", 1, D("0.2"), D("0.01"), D("20"), D("1000000"), True)]),
+#: ccy, name, scale, [(chain suffix, confirmations to credit, confirmations to unlock, fee, min_dep, min_wd,
+#: max_wd, need_tag, seconds per block, address format)]. The first chain is the main one.
+ChainRow = tuple[str, int, int, Decimal, Decimal, Decimal, Decimal, bool, int, str]
+DEFAULT_CURRENCIES: list[tuple[str, str, int, list[ChainRow]]] = [
+    ("BTC", "Bitcoin", 8, [("Bitcoin", 1, 2, D("0.0002"), D("0.00005"), D("0.001"), D("500"), False, 600, "btc")]),
+    ("ETH", "Ethereum", 18, [("ERC20", 12, 64, D("0.0016"), D("0.00000001"), D("0.005"), D("10000"), False, 12,
+                              "evm")]),
+    ("SOL", "Solana", 9, [("Solana", 32, 32, D("0.008"), D("0.01"), D("0.1"), D("100000"), False, 1, "sol")]),
+    ("USDT", "Tether", 6, [("TRC20", 20, 20, D("1"), D("0.1"), D("10"), D("10000000"), False, 3, "tron"),
+                           ("ERC20", 12, 64, D("3"), D("1"), D("10"), D("10000000"), False, 12, "evm")]),
+    ("USDC", "USD Coin", 6, [("ERC20", 12, 64, D("3"), D("1"), D("10"), D("10000000"), False, 12, "evm")]),
+    ("XRP", "Ripple", 6, [("Ripple", 1, 1, D("0.2"), D("0.01"), D("20"), D("1000000"), True, 4, "xrp")]),
     ("BETH", "Beacon ETH", 8, []),
     ("OKSOL", "OKX staked SOL", 8, []),
 ]
@@ -49,12 +52,13 @@ def seed_reference_data(conn: Connection, now: dt.datetime) -> None:
     insert = dialect_insert(conn)
     for ccy, name, scale, chain_rows in DEFAULT_CURRENCIES:
         conn.execute(insert(currencies).values(ccy=ccy, name=name, scale=scale).on_conflict_do_nothing())
-        for index, (suffix, confirmations, fee, min_dep, min_wd, max_wd, need_tag) in enumerate(chain_rows):
+        for index, (suffix, confirmations, unlock, fee, min_dep, min_wd, max_wd, need_tag, block_seconds,
+                    address_format) in enumerate(chain_rows):
             conn.execute(insert(chains).values(
                 ccy=ccy, chain=f"{ccy}-{suffix}", main_net=index == 0, can_dep=True, can_wd=True,
                 can_internal=True, need_tag=need_tag, min_dep=min_dep, min_wd=min_wd, max_wd=max_wd,
-                wd_tick_sz=min(scale, 8), fee=fee, confirmations=confirmations,
-                unlock_confirmations=confirmations).on_conflict_do_nothing())
+                wd_tick_sz=min(scale, 8), fee=fee, confirmations=confirmations, unlock_confirmations=unlock,
+                block_seconds=block_seconds, address_format=address_format).on_conflict_do_nothing())
     for inst_id, base, quote, tick, lot, min_sz, max_sz in DEFAULT_INSTRUMENTS:
         conn.execute(insert(instruments).values(
             inst_id=inst_id, base_ccy=base, quote_ccy=quote, tick_sz=tick, lot_sz=lot, min_sz=min_sz,
@@ -89,6 +93,8 @@ class Chain:
     fee: Decimal
     confirmations: int
     unlock_confirmations: int
+    block_seconds: int
+    address_format: str
 
 
 @dataclass(frozen=True)

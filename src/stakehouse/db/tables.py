@@ -64,6 +64,12 @@ users = Table(
     Column("frozen_funcs", String(200), nullable=False, default=""),
     Column("can_trans_out", Boolean, nullable=False, default=True),
     Column("created_at", TS, nullable=False),
+    #: Account level (ND ``acctLv``): 1 spot, 2 spot and futures, 3 multi-currency, 4 portfolio.
+    Column("acct_lv", Integer, nullable=False, default=1, server_default="1"),
+    #: Beneficiary account type (6 funding, 18 trading) of all this user's deposit addresses.
+    Column("deposit_to", Integer, nullable=False, default=6, server_default="6"),
+    #: A deleted sub-account: history stays, keys are revoked, the name stays taken.
+    Column("deleted_at", TS, nullable=True),
     CheckConstraint("env in ('live', 'demo')", name="env"),
     CheckConstraint("level in (0, 1, 2)", name="level"),
 )
@@ -121,6 +127,9 @@ chains = Table(
     Column("fee", Money, nullable=False),
     Column("confirmations", Integer, nullable=False),
     Column("unlock_confirmations", Integer, nullable=False),
+    #: Sandbox chain simulator: seconds per block, and the address format (``chain/addresses.py``).
+    Column("block_seconds", Integer, nullable=False, default=10, server_default="10"),
+    Column("address_format", String(16), nullable=False, default="evm", server_default="evm"),
 )
 
 instruments = Table(
@@ -230,6 +239,17 @@ deposits = Table(
     Column("entry_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("journal_entries.id"),
            nullable=True),
     Column("created_at", TS, nullable=False),
+    # chain simulator (migration 0004): the address it was sent to, its tag, the confirmations it
+    # needs to be credited (state 1) and to succeed (state 2), and when it moves next
+    Column("address_id", BigInteger().with_variant(Integer, "sqlite"), nullable=True),
+    Column("tag", String(32), nullable=False, default="", server_default=""),
+    Column("from_uid", String(20), nullable=True),
+    Column("credit_confirmations", Integer, nullable=False, default=0, server_default="0"),
+    Column("unlock_confirmations", Integer, nullable=False, default=0, server_default="0"),
+    Column("block_seconds", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_at", TS, nullable=True),
+    Column("credited_at", TS, nullable=True),
+    Column("completed_at", TS, nullable=True),
 )
 Index("ix_deposits_uid_time", deposits.c.uid, deposits.c.created_at)
 
@@ -506,3 +526,111 @@ provider_accrual_runs = Table(
     Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
     Column("ran_at", TS, nullable=False),
 )
+
+# -- non-disclosed broker (seed 004) -------------------------------------------------------
+
+#: Master accounts the operator made ND brokers. ``level`` sets the default maximum number of
+#: sub-accounts (``broker/rules.py``); ``max_sub_accts`` overrides it when set.
+brokers = Table(
+    "brokers",
+    metadata,
+    Column("uid", String(20), ForeignKey("users.uid"), primary_key=True),
+    Column("level", Integer, nullable=False),
+    Column("max_sub_accts", Integer, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    CheckConstraint("level >= 1", name="level"),
+)
+
+#: IPs a broker reported for a sub-account (``register`` at creation, ``report`` later).
+sub_account_ips = Table(
+    "sub_account_ips",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("ip", String(45), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("reported_at", TS, nullable=False),
+    CheckConstraint("kind in ('register', 'report')", name="kind"),
+)
+Index("ix_sub_account_ips_uid", sub_account_ips.c.uid, sub_account_ips.c.reported_at)
+
+#: Every trading-fee change a broker ever set, append-only, so that "which change applied at
+#: time t" is a lookup. ``uid`` NULL: the broker's default for all its sub-accounts. NULL scope
+#: columns mean "any". ``chg_taker``/``chg_maker`` NULL: that side not changed by this setting.
+fee_rate_settings = Table(
+    "fee_rate_settings",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("broker_uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=True),
+    Column("inst_type", String(8), nullable=True),
+    Column("quote_ccy_type", Integer, nullable=True),
+    Column("mgn_type", Integer, nullable=True),
+    Column("chg_type", String(10), nullable=False),
+    Column("chg_taker", Money, nullable=True),
+    Column("chg_maker", Money, nullable=True),
+    Column("eff_date", String(8), nullable=False),  # YYYYMMDD (HKT) it takes effect
+    Column("effective_at", TS, nullable=False),  # 00:00 HKT of eff_date
+    Column("created_at", TS, nullable=False),
+    CheckConstraint("chg_type in ('absolute', 'percentage')", name="chg_type"),
+)
+Index("ix_fee_rate_settings_uid", fee_rate_settings.c.uid, fee_rate_settings.c.effective_at)
+Index("ix_fee_rate_settings_broker", fee_rate_settings.c.broker_uid, fee_rate_settings.c.effective_at)
+
+#: Deposit addresses. ``tag`` is the memo/tag of chains that need one ("" otherwise): chains
+#: with tags share one address and tell users apart by the tag.
+deposit_addresses = Table(
+    "deposit_addresses",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("ccy", String(16), nullable=False),
+    Column("chain", String(48), nullable=False),
+    Column("addr", String(128), nullable=False),
+    Column("tag", String(32), nullable=False),
+    Column("addr_type", Integer, nullable=False),  # 1 regular, 2 SegWit
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("chain", "addr", "tag", name="uq_deposit_addresses_chain_addr_tag"),
+)
+Index("ix_deposit_addresses_uid", deposit_addresses.c.uid, deposit_addresses.c.ccy, deposit_addresses.c.id)
+
+#: Withdrawals. Funds (amount + fee) are held in the funding account's locked bucket by
+#: ``hold_entry_id`` until the final entry pays them out (success) or returns them
+#: (failed / canceled). ``next_at``: when the chain simulator moves it next (NULL when final).
+withdrawals = Table(
+    "withdrawals",
+    metadata,
+    Column("wd_id", _ID, primary_key=True, autoincrement=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("client_id", String(32), nullable=True),
+    Column("ccy", String(16), nullable=False),
+    Column("chain", String(48), nullable=False),
+    Column("amt", Money, nullable=False),
+    Column("fee", Money, nullable=False),
+    Column("fee_ccy", String(16), nullable=False),
+    Column("dest", Integer, nullable=False),  # 3 internal, 4 on-chain
+    Column("to_addr", String(128), nullable=False),
+    Column("tag", String(64), nullable=False, default=""),
+    Column("area_code", String(8), nullable=False, default=""),
+    Column("to_uid", String(20), nullable=True),  # internal: the receiving user
+    Column("state", Integer, nullable=False),
+    Column("tx_id", String(128), nullable=False, default=""),
+    Column("confirmations", Integer, nullable=False, default=0),
+    Column("required_confirmations", Integer, nullable=False, default=0),
+    Column("block_seconds", Integer, nullable=False, default=0),
+    Column("next_at", TS, nullable=True),
+    Column("note", Text, nullable=False, default=""),
+    Column("hold_entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    Column("final_entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("broadcast_at", TS, nullable=True),
+    Column("completed_at", TS, nullable=True),
+    UniqueConstraint("uid", "client_id", name="uq_withdrawals_uid_client_id"),
+    CheckConstraint("dest in (3, 4)", name="dest"),
+)
+Index("ix_withdrawals_uid_time", withdrawals.c.uid, withdrawals.c.created_at)
+Index("ix_withdrawals_next", withdrawals.c.next_at)
+Index("ix_deposits_next", deposits.c.next_at)

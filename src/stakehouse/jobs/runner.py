@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 from sqlalchemy import Connection, select
@@ -35,6 +36,25 @@ class Job:
     #: Runs behind the exclusive ledger barrier (``Database.write``): for jobs that read the books
     #: as of the period's end, so that no write stamped before it commits after they looked.
     exclusive: bool = False
+
+
+class EventSource(Protocol):
+    """Work due at moments the data defines (a deposit's confirmations), not on a calendar.
+
+    ``run_due`` does every item due by ``until`` in due-time order, each in its own transaction,
+    exactly once however many processes call it (a conditional state change claims an item),
+    stamping what it posts with the item's due time. The runner interleaves sources with the
+    periodic jobs in time order (``JobRunner.run_due``, the sandbox's ``advance_to``)."""
+
+    name: str
+
+    def next_due(self) -> dt.datetime | None:
+        """When the earliest pending item falls due, or ``None``."""
+        ...
+
+    def run_due(self, until: dt.datetime) -> int:
+        """Do every item due by ``until``; the number done."""
+        ...
 
 
 @dataclass

@@ -14,8 +14,11 @@ from pydantic import BaseModel, Field
 
 from stakehouse import errors as dom
 from stakehouse.accounts.service import ApiKey, NewKey, User
+from stakehouse.api.admin.broker import build_broker_admin
+from stakehouse.api.admin.chain import build_chain_admin
 from stakehouse.api.admin.providers import build_provider_admin
 from stakehouse.api.admin.staking import build_staking_admin
+from stakehouse.api.admin.withdrawals import build_withdrawals_admin
 from stakehouse.assets.service import Balance, Deposit
 from stakehouse.clock import to_ms
 from stakehouse.ledger.journal import PostingView
@@ -234,6 +237,9 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
 
     build_staking_admin(r, services)
     build_provider_admin(r, services)
+    build_broker_admin(r, services)
+    build_chain_admin(r, services)
+    build_withdrawals_admin(r, services)
     app.include_router(r)
 
     @app.exception_handler(dom.DomainError)

@@ -57,7 +57,32 @@ CODES: dict[str, tuple[int, str]] = {
     "58128": (200, "Sub-account API key does not support current transfer 'type' parameter. "
                    "Please refer to the API documentation."),
     "58129": (200, "{param0} is incorrect or {param0} does not match with 'type'"),
+    "58205": (200, "Withdrawal amount exceeds the upper limit."),
+    "58206": (200, "Withdrawal amount is less than the lower limit."),
+    "58209": (200, "Sub-accounts don't support withdrawals or deposits. Please use your main account instead."),
+    "58213": (200, "The internal transfer address is illegal. It must be an email, phone number, or account name"),
+    "58215": (200, "Withdrawal ID does not exist."),
+    "58216": (200, "Operation not allowed."),
+    "58300": (200, "Deposit-address count exceeds the limit."),
+    "58301": (200, "Deposit-address not exist"),
     "58350": (200, "Insufficient balance."),
+    "59501": (200, "Each account can create up to 50 API keys"),
+    "59502": (200, "This note name already exists. Enter a unique API key note name"),
+    "59503": (200, "Each API key can bind up to 20 IP addresses"),
+    "59505": (200, "The passphrase format is incorrect."),
+    "59506": (200, "API key doesn't exist."),
+    "59508": (200, "The sub account of {param0} is suspended."),
+    "59510": (200, "Sub-account does not exist"),
+    "59601": (200, "Subaccount name already exists."),
+    "59603": (200, "Maximum number of subaccounts reached."),
+    "59604": (200, "Only the API key of the main account can access this API."),
+    "59606": (200, "Failed to delete sub-account. Transfer all sub-account funds to your main account before "
+                   "deleting your sub-account."),
+    "59608": (200, "Only Broker accounts have permission to access this API."),
+    "59622": (200, "You're creating a sub-account for a non-existing or incorrect sub-account. Create a sub-account "
+                   "under the main account and try again."),
+    "59623": (200, "Couldn't delete the sub-account under the ND broker as the sub-account has one or more "
+                   "sub-accounts, which must be deleted first."),
 }
 
 
@@ -73,6 +98,39 @@ STAKING_CODES = {
     "cancel_disabled": "51725",
     "already_complete": "51722",
     "not_cancellable": "51721",
+}
+
+
+#: Broker and funding refusals (``BrokerRefused.reason``) -> OKX code. Every reason a service
+#: may raise is listed here (a test checks it).
+REFUSAL_CODES = {
+    # broker routes (59xxx)
+    "not_broker": "59608",
+    "not_master_key": "59604",
+    "sub_account_missing": "59510",
+    "sub_account_exists": "59601",
+    "sub_account_limit": "59603",
+    "sub_account_funded": "59606",
+    "bad_main_account": "59622",
+    "has_sub_accounts": "59623",
+    "key_limit": "59501",
+    "key_label_exists": "59502",
+    "too_many_ips": "59503",
+    "passphrase_format": "59505",
+    "api_key_missing": "59506",
+    "sub_account_frozen": "59508",
+    # environment
+    "demo_only": "50053",
+    "not_in_demo": "50038",
+    # funding (58xxx)
+    "sub_account_no_withdrawal": "58209",
+    "above_max_withdrawal": "58205",
+    "below_min_withdrawal": "58206",
+    "bad_internal_address": "58213",
+    "withdrawal_missing": "58215",
+    "not_cancellable": "58216",
+    "address_limit": "58300",
+    "address_missing": "58301",
 }
 
 
@@ -118,6 +176,9 @@ def from_domain(exc: dom.DomainError, overrides: Overrides | None = None) -> Okx
         # Our message where it says more than the code's template (e.g. which rule refused).
         return OkxError(code, msg=exc.message) if exc.reason in ("terms", "not_cancellable") else \
             OkxError(code, **exc.params)
+    if isinstance(exc, dom.BrokerRefused):
+        code = REFUSAL_CODES[exc.reason]
+        return OkxError(code, **exc.params) if "{" in CODES[code][1] else OkxError(code)
     if isinstance(exc, dom.TransferTypeNotAllowed):
         return OkxError("58128" if exc.caller_is_sub else "58127")
     if isinstance(exc, dom.InvalidParameter):

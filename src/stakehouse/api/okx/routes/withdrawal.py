@@ -1,0 +1,7 @@
+"""OKX routes: withdrawal (seed 004)."""
+
+from __future__ import annotations
+
+from stakehouse.api.okx.app import Route
+
+ROUTES: list[Route] = []
