@@ -34,6 +34,7 @@ from stakehouse.api.admin.staking import (
 from stakehouse.cli_broker import broker_app
 from stakehouse.cli_chain import chain_app
 from stakehouse.cli_common import DbOpt, print_json, run_command, services_for
+from stakehouse.cli_withdrawals import withdrawals_app
 from stakehouse.config import load_settings
 from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.logging import configure_logging
@@ -50,7 +51,7 @@ prices_app = typer.Typer(help="USD prices (for deposit limits and interest histo
 gemini_keys_app = typer.Typer(help="Gemini API keys (roles, nonce mode, scope, bound IPs).", no_args_is_help=True)
 for name, sub in (("users", users_app), ("keys", keys_app), ("clock", clock_app), ("staking", staking_app),
                   ("providers", providers_app), ("prices", prices_app), ("gemini-keys", gemini_keys_app),
-                  ("broker", broker_app), ("chain", chain_app)):
+                  ("broker", broker_app), ("chain", chain_app), ("withdrawals", withdrawals_app)):
     app.add_typer(sub, name=name)
 
 _services = services_for

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     #: Expire trade/withdraw keys without a bound IP after 14 days unused (live keys only).
     #: Unset: on in production, off in the sandbox (where a month may pass in a second).
     key_expiry_enabled: bool | None = None
+    #: Base spot trading-fee rates (fractions) that ND brokers' fee changes apply to.
+    spot_taker_fee_rate: Decimal = Decimal("0.001")
+    spot_maker_fee_rate: Decimal = Decimal("0.0008")
+    #: Seconds an on-chain withdrawal waits for (simulated) review before it is broadcast.
+    withdrawal_review_seconds: int = Field(60, ge=0, le=86_400)
     #: Largest accepted request body in bytes.
     max_body_bytes: int = 64 * 1024
     #: How often (seconds) ``serve --sandbox`` and ``worker`` look for due jobs.
