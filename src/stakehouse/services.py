@@ -15,6 +15,7 @@ from stakehouse.assets.reference import ReferenceData, seed_reference_data
 from stakehouse.assets.service import AssetService
 from stakehouse.broker.service import BrokerService
 from stakehouse.chain.service import ChainService
+from stakehouse.chain.withdrawals import AUDIT_CHECKS as WITHDRAWAL_CHECKS
 from stakehouse.chain.withdrawals import WithdrawalService
 from stakehouse.clock import Clock, SystemClock
 from stakehouse.config import Settings
@@ -71,7 +72,7 @@ class Services:
                                                        self.accrual_calendar)
         self.broker = BrokerService(self.db, self.clock, self.ledger, self.accounts, settings)
         self.chain = ChainService(self.db, self.clock, self.ledger, self.accounts)
-        self.withdrawals = WithdrawalService(self.db, self.clock, self.ledger, self.accounts, self.chain)
+        self.withdrawals = WithdrawalService(self.db, self.clock, self.ledger, self.accounts, self.chain, settings)
         self.jobs = JobRegistry()
         self._register_staking_jobs()
         self.jobs.add(Job("provider_interest", self.accrual_calendar,
@@ -82,6 +83,9 @@ class Services:
             self.jobs.add(Job("api_key_expiry", Hourly(),
                               lambda conn, period: f"expired {self.accounts.expire_idle_keys(conn, period.end)}"))
         self.runner = JobRunner(self.db, self.clock, self.jobs)
+        # event sources, interleaved with the jobs in due-time order: deposits, then withdrawals
+        self.runner.add_source(self.chain)
+        self.runner.add_source(self.withdrawals)
         with self.db.write() as conn:
             seed_reference_data(conn, self.clock.now())
             seed_products(conn, self.clock.now())
@@ -149,7 +153,7 @@ class Services:
 
     def audit(self) -> AuditReport:
         with self.db.read() as conn:
-            return run_audit(conn, (*staking_audit.CHECKS, *provider_audit.CHECKS))
+            return run_audit(conn, (*staking_audit.CHECKS, *provider_audit.CHECKS, *WITHDRAWAL_CHECKS))
 
     def advance_clock(self, *, to: dt.datetime | None = None, by: dt.timedelta | None = None) -> list[RunRecord]:
         if self.sandbox_clock is None:

@@ -74,6 +74,14 @@ def _key(row: object) -> GeminiKey:
                      r.time_based_nonce, r.ips, r.label, r.created_at, r.revoked_at)  # type: ignore[attr-defined]
 
 
+def revoke_user_keys(conn: Connection, uid: str, at: dt.datetime) -> int:
+    """Revoke every live Gemini key of ``uid`` (a deleted sub-account), in the caller's transaction;
+    open it with ``AccountService.changing_keys`` so that the key caches are cleared."""
+    result = conn.execute(update(gemini_api_keys).where(
+        gemini_api_keys.c.uid == uid, gemini_api_keys.c.revoked_at.is_(None)).values(revoked_at=at))
+    return int(result.rowcount)
+
+
 def account_name(user: User) -> str:
     """How a Gemini request names this account: ``primary`` for a master, else its sub name."""
     return user.sub_name if user.is_sub and user.sub_name else PRIMARY
@@ -86,6 +94,7 @@ class GeminiKeyService:
         self.box = box
         self.accounts = accounts
         self._cache: AuthCache[GeminiAuthKey] = AuthCache()
+        accounts.share_cache_clearing(self._cache)  # a user change made there (e.g. a deletion) reaches it
 
     def create_key(self, uid: str, *, scope: str = "account", roles: list[str] | tuple[str, ...] = ("Trader",),
                    time_based_nonce: bool = False, ips: list[str] | tuple[str, ...] = (), label: str = "",
@@ -180,8 +189,8 @@ class GeminiKeyService:
             raise AccountRequired()
         if account == PRIMARY:
             return user
-        row = conn.execute(select(users).where(users.c.sub_name == account,
-                                               users.c.master_uid == user.uid)).first()
+        row = conn.execute(select(users).where(users.c.sub_name == account, users.c.master_uid == user.uid,
+                                               users.c.deleted_at.is_(None))).first()
         if row is None:
             raise UnknownAccount(account)
         return user_from_row(row)

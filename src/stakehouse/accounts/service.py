@@ -6,7 +6,7 @@ import datetime as dt
 import secrets
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from threading import Lock
 from typing import Any, Generic, TypeVar
@@ -44,6 +44,8 @@ class User:
     frozen_funcs: str
     can_trans_out: bool
     created_at: dt.datetime
+    acct_lv: int = 1
+    deleted_at: dt.datetime | None = None
 
     @property
     def is_sub(self) -> bool:
@@ -150,6 +152,9 @@ class AccountService:
         self._touched: dict[int, dt.datetime] = {}
         self._touch_lock = Lock()
         self._auth_cache: AuthCache[AuthKey] = AuthCache()
+        #: Other key caches (the Gemini keys') cleared with this one: a change made here to a user or
+        #: its keys (a deleted sub-account, a freeze) reaches them at once too.
+        self._other_caches: list[AuthCache[Any]] = []
 
     # -- users -------------------------------------------------------------------------
 
@@ -179,21 +184,33 @@ class AccountService:
     def create_sub_account(self, *, parent_uid: str, sub_name: str, label: str = "",
                            can_trans_out: bool = True) -> User:
         """A sub-account of a master (level 1) or of a level-1 sub-account (level 2)."""
-        if not sub_name or len(sub_name) > 32:
-            raise InvalidParameter("subAcct", "1..32 characters")
         now = self.clock.now()
         with self.db.write() as conn:
-            parent = self._get(conn, parent_uid)
-            if parent.level >= 2:
-                raise NotAllowed("A sub-account can have sub-accounts only two levels deep")
-            if conn.execute(select(users.c.uid).where(users.c.sub_name == sub_name)).first() is not None:
-                raise Conflict("Sub-account name already exists.", subAcct=sub_name)
-            uid = self._new_uid(conn)
-            conn.execute(users.insert().values(
-                uid=uid, env=parent.env, master_uid=parent.group_uid, parent_uid=parent.uid,
-                level=parent.level + 1, sub_name=sub_name, label=label, kyc_level=parent.kyc_level,
-                frozen=False, frozen_funcs="", can_trans_out=can_trans_out, created_at=now))
-            return self._get(conn, uid)
+            return self.insert_sub(conn, self._get(conn, parent_uid), sub_name=sub_name, label=label,
+                                   can_trans_out=can_trans_out, now=now)
+
+    def insert_sub(self, conn: Connection, parent: User, *, sub_name: str, label: str = "",
+                   can_trans_out: bool = True, now: dt.datetime) -> User:
+        """:meth:`create_sub_account` inside the caller's transaction (the ND broker checks its own
+        rules first, in the same transaction). A name stays taken forever, deleted or not."""
+        if not sub_name or len(sub_name) > 32:
+            raise InvalidParameter("subAcct", "1..32 characters")
+        if len(label) > rules.MAX_LABEL:
+            raise InvalidParameter("label", f"at most {rules.MAX_LABEL} characters")
+        if parent.level >= 2:
+            raise NotAllowed("A sub-account can have sub-accounts only two levels deep")
+        if self.name_taken(conn, sub_name):
+            raise Conflict("Sub-account name already exists.", subAcct=sub_name)
+        uid = self._new_uid(conn)
+        conn.execute(users.insert().values(
+            uid=uid, env=parent.env, master_uid=parent.group_uid, parent_uid=parent.uid,
+            level=parent.level + 1, sub_name=sub_name, label=label, kyc_level=parent.kyc_level,
+            frozen=False, frozen_funcs="", can_trans_out=can_trans_out, created_at=now))
+        return self._get(conn, uid)
+
+    def name_taken(self, conn: Connection, sub_name: str) -> bool:
+        """Whether any sub-account (deleted ones included) has this name."""
+        return conn.execute(select(users.c.uid).where(users.c.sub_name == sub_name)).first() is not None
 
     def _get(self, conn: Connection, uid: str) -> User:
         row = conn.execute(select(users).where(users.c.uid == uid)).first()
@@ -209,7 +226,8 @@ class AccountService:
         return self._get(conn, uid)
 
     def find_sub(self, conn: Connection, sub_name: str) -> User | None:
-        row = conn.execute(select(users).where(users.c.sub_name == sub_name)).first()
+        """The live (not deleted) sub-account of that name."""
+        row = conn.execute(select(users).where(users.c.sub_name == sub_name, users.c.deleted_at.is_(None))).first()
         return user_from_row(row) if row else None
 
     def list_users(self, *, master_uid: str | None = None, limit: int = 100) -> list[User]:
@@ -269,23 +287,65 @@ class AccountService:
         phrase = passphrase or new_passphrase()
         if not 8 <= len(phrase) <= 32:
             raise InvalidParameter("passphrase", "8..32 characters")
-        secret = new_secret()
         now = self.clock.now()
         with self.db.write() as conn:
             self._get(conn, uid)
-            live = conn.execute(select(func.count()).select_from(api_keys).where(
-                api_keys.c.uid == uid, api_keys.c.revoked_at.is_(None))).scalar_one()
-            if live >= rules.MAX_KEYS_PER_ACCOUNT:
+            if self.live_key_count(conn, uid) >= rules.MAX_KEYS_PER_ACCOUNT:
                 raise Conflict(f"Each account can create up to {rules.MAX_KEYS_PER_ACCOUNT} API keys")
-            if label and conn.execute(select(api_keys.c.id).where(
-                    api_keys.c.uid == uid, api_keys.c.label == label, api_keys.c.revoked_at.is_(None))).first():
+            if label and self.label_taken(conn, uid, label):
                 raise Conflict("This note name already exists.", label=label)
-            key_id = conn.execute(api_keys.insert().values(
-                api_key=new_api_key(), uid=uid, secret_enc=self.box.seal(secret),
-                passphrase_hash=hash_passphrase(phrase), perms=perm_text, ips=ip_text, label=label,
-                frozen=False, created_at=now).returning(api_keys.c.id)).scalar_one()
-            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
-        return NewKey(_key(row), secret, phrase)
+            return self.insert_key(conn, uid, perm_text=perm_text, ip_text=ip_text, label=label, passphrase=phrase,
+                                   now=now)
+
+    def live_key_count(self, conn: Connection, uid: str) -> int:
+        return int(conn.execute(select(func.count()).select_from(api_keys).where(
+            api_keys.c.uid == uid, api_keys.c.revoked_at.is_(None))).scalar_one())
+
+    def label_taken(self, conn: Connection, uid: str, label: str, *, except_id: int | None = None) -> bool:
+        """Whether another live key of ``uid`` has this label."""
+        q = select(api_keys.c.id).where(api_keys.c.uid == uid, api_keys.c.label == label,
+                                        api_keys.c.revoked_at.is_(None))
+        if except_id is not None:
+            q = q.where(api_keys.c.id != except_id)
+        return conn.execute(q).first() is not None
+
+    def insert_key(self, conn: Connection, uid: str, *, perm_text: str, ip_text: str, label: str, passphrase: str,
+                   now: dt.datetime) -> NewKey:
+        """A new key in the caller's transaction; the caller has checked the quota and the label."""
+        secret = new_secret()
+        key_id = conn.execute(api_keys.insert().values(
+            api_key=new_api_key(), uid=uid, secret_enc=self.box.seal(secret),
+            passphrase_hash=hash_passphrase(passphrase), perms=perm_text, ips=ip_text, label=label,
+            frozen=False, created_at=now).returning(api_keys.c.id)).scalar_one()
+        return NewKey(_key(conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one()), secret, passphrase)
+
+    def live_key_of(self, conn: Connection, uid: str, api_key: str) -> ApiKey | None:
+        """The live key ``api_key`` if it belongs to ``uid``."""
+        if not api_key or len(api_key) > MAX_API_KEY:
+            return None
+        row = conn.execute(select(api_keys).where(api_keys.c.api_key == api_key, api_keys.c.uid == uid,
+                                                  api_keys.c.revoked_at.is_(None))).first()
+        return _key(row) if row else None
+
+    def update_key(self, conn: Connection, key_id: int, *, label: str | None = None, perm_text: str | None = None,
+                   ip_text: str | None = None) -> ApiKey:
+        """Reset a key's label, permissions or IP list (``None``: kept), in a transaction opened with
+        :meth:`changing_keys`."""
+        values = {k: v for k, v in (("label", label), ("perms", perm_text), ("ips", ip_text)) if v is not None}
+        if values:
+            conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(**values))
+        return _key(conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one())
+
+    def revoke_in(self, conn: Connection, key_id: int, reason: str, at: dt.datetime) -> None:
+        """Revoke one key in a transaction opened with :meth:`changing_keys`."""
+        conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(
+            revoked_at=at, revoke_reason=reason))
+
+    def revoke_user_keys(self, conn: Connection, uid: str, reason: str, at: dt.datetime) -> int:
+        """Revoke every live OKX key of ``uid`` in a transaction opened with :meth:`changing_keys`."""
+        result = conn.execute(update(api_keys).where(api_keys.c.uid == uid, api_keys.c.revoked_at.is_(None)).values(
+            revoked_at=at, revoke_reason=reason))
+        return int(result.rowcount)
 
     def list_keys(self, uid: str, *, include_revoked: bool = False) -> list[ApiKey]:
         q = select(api_keys).where(api_keys.c.uid == uid).order_by(api_keys.c.id)
@@ -317,6 +377,16 @@ class AccountService:
 
     def forget_cached_keys(self) -> None:
         self._auth_cache.clear()
+        for cache in self._other_caches:
+            cache.clear()
+
+    def share_cache_clearing(self, cache: AuthCache[Any]) -> None:
+        """Clear ``cache`` too whenever this service clears its own."""
+        self._other_caches.append(cache)
+
+    def changing_keys(self) -> AbstractContextManager[Connection]:
+        """A write transaction that changes keys or users (the key caches are cleared around it)."""
+        return self._changing_keys()
 
     @contextmanager
     def _changing_keys(self) -> Iterator[Connection]:

@@ -140,3 +140,46 @@ class ReferenceData:
         with self.db.query() as conn:
             return [Instrument(**{f: getattr(r, f) for f in Instrument.__dataclass_fields__})
                     for r in conn.execute(q)]
+
+
+def _chain_from_row(r: object) -> Chain:
+    return Chain(**{f: getattr(r, f) for f in Chain.__dataclass_fields__})
+
+
+def chain_row(conn: Connection, ccy: str, chain: str = "", *, field: str = "chain") -> Chain:
+    """The chain ``chain`` of ``ccy`` (its main chain when ``chain`` is empty). Raises
+    :class:`InvalidParameter` naming ``ccy`` for an unknown currency or one without chains, and
+    ``field`` for an unknown chain or a chain of another currency."""
+    currency(conn, ccy)
+    q = select(chains, currencies.c.name).join(currencies, currencies.c.ccy == chains.c.ccy).where(chains.c.ccy == ccy)
+    q = q.where(chains.c.chain == chain) if chain else q.where(chains.c.main_net.is_(True))
+    row = conn.execute(q).first()
+    if row is None:
+        if chain:
+            raise InvalidParameter(field, f"unknown chain {chain[:48]} for {ccy}")
+        raise InvalidParameter("ccy", f"{ccy} has no chain")
+    return _chain_from_row(row)
+
+
+def chain_by_name(conn: Connection, chain: str) -> Chain | None:
+    """A chain by its name (e.g. ``USDT-TRC20``), or ``None``."""
+    row = conn.execute(select(chains, currencies.c.name).join(currencies, currencies.c.ccy == chains.c.ccy)
+                       .where(chains.c.chain == chain)).first()
+    return _chain_from_row(row) if row else None
+
+
+#: Chain settings the operator may change (``Chain`` field names).
+CHAIN_SETTINGS = ("confirmations", "unlock_confirmations", "fee", "min_dep", "min_wd", "max_wd", "block_seconds",
+                  "can_dep", "can_wd")
+
+
+def update_chain(conn: Connection, chain: str, values: dict[str, object]) -> Chain:
+    """Store new settings of a chain (validated by the caller) and return it."""
+    unknown = set(values) - set(CHAIN_SETTINGS)
+    if unknown:
+        raise ValueError(f"not chain settings: {sorted(unknown)}")
+    if values:
+        conn.execute(chains.update().where(chains.c.chain == chain).values(**values))
+    found = chain_by_name(conn, chain)
+    assert found is not None
+    return found

@@ -11,10 +11,11 @@ from sqlalchemy import Connection, select
 
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.assets.reference import currency
+from stakehouse.chain.deposit_rules import confirmations_at
 from stakehouse.clock import Clock
 from stakehouse.db.batch import Batcher
 from stakehouse.db.engine import Database
-from stakehouse.db.tables import chains, deposits, journal_entries, ledger_accounts, transfers
+from stakehouse.db.tables import chains, deposits, journal_entries, ledger_accounts, transfers, users
 from stakehouse.db.types import money_from_db, utc_from_db
 from stakehouse.errors import (
     AccountFrozen,
@@ -111,8 +112,13 @@ class Deposit:
     tx_id: str
     from_wd_id: str
     state: int
+    #: confirmations as of the read (``chain/deposit_rules.confirmations_at``)
     confirmations: int
     created_at: dt.datetime
+    #: the sending user of an internal deposit (type 3), else ""
+    from_uid: str = ""
+    #: the account type credited (6 funding, 18 trading)
+    acct_type: int = FUNDING
 
 
 @dataclass(frozen=True)
@@ -141,9 +147,11 @@ def _same_request(first: Transfer, req: TransferRequest) -> Transfer:
     return first
 
 
-def _deposit(r: Any) -> Deposit:
+def _deposit(r: Any, now: dt.datetime) -> Deposit:
+    shown = confirmations_at(state=r.state, created_at=r.created_at, block_seconds=r.block_seconds,
+                             unlock=r.unlock_confirmations, now=now)
     return Deposit(str(r.dep_id), r.uid, r.ccy, r.chain, r.amt, r.type, r.from_addr, r.to_addr, r.tx_id,
-                   r.from_wd_id, r.state, r.confirmations, r.created_at)
+                   r.from_wd_id, r.state, shown, r.created_at, r.from_uid or "", r.acct_type)
 
 
 class AssetService:
@@ -285,7 +293,7 @@ class AssetService:
         except _LostRace:
             # A concurrent retry with the same key committed first; ours rolled back whole.
             with self.db.read() as conn:
-                winner = self._deposit_by_entry_key(conn, entry_key)
+                winner = self._deposit_by_entry_key(conn, entry_key, self.clock.now())
             assert winner is not None
             return winner
 
@@ -294,7 +302,7 @@ class AssetService:
         with self.db.write() as conn:
             now = self.clock.now()  # inside the transaction: after the ledger barrier
             if entry_key:
-                prior = self._deposit_by_entry_key(conn, entry_key)
+                prior = self._deposit_by_entry_key(conn, entry_key, now)
                 if prior is not None:
                     return prior
             user = self.accounts.get_in(conn, uid)
@@ -320,18 +328,29 @@ class AssetService:
             if not posted.created:
                 raise _LostRace()
             conn.execute(deposits.update().where(deposits.c.dep_id == dep_id).values(entry_id=posted.entry_id))
-            return _deposit(conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)).one())
+            return _deposit(conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)).one(), now)
 
-    def _deposit_by_entry_key(self, conn: Connection, entry_key: str) -> Deposit | None:
+    def _deposit_by_entry_key(self, conn: Connection, entry_key: str, now: dt.datetime) -> Deposit | None:
         row = conn.execute(
             select(deposits).join(journal_entries, journal_entries.c.id == deposits.c.entry_id)
             .where(journal_entries.c.idempotency_key == entry_key)
         ).first()
-        return _deposit(row) if row else None
+        return _deposit(row, now) if row else None
 
     def deposit_history(self, uid: str, query: DepositQuery) -> list[Deposit]:
+        """A user's deposits (on-chain and internal), newest first; confirmations as of now."""
+        return self.deposit_history_of(query, uid=uid)
+
+    def deposit_history_of(self, query: DepositQuery, *, uid: str = "", master_uid: str = "") -> list[Deposit]:
+        """The deposits of one user, or of every sub-account of a master (a broker's, deleted ones
+        included), newest first."""
         c = deposits.c
-        q = select(deposits).where(c.uid == uid)
+        if uid:
+            q = select(deposits).where(c.uid == uid)
+        elif master_uid:
+            q = select(deposits).where(c.uid.in_(select(users.c.uid).where(users.c.master_uid == master_uid)))
+        else:
+            raise ValueError("uid or master_uid")
         if query.ccy:
             q = q.where(c.ccy == query.ccy)
         if query.dep_id:
@@ -347,8 +366,9 @@ class AssetService:
             q = q.where(c.state == query.state)
         if query.after is not None:
             q = q.where(c.created_at < query.after)
-        if query.before is not None:
-            q = q.where(c.created_at > query.before)
+        if query.before is not None:  # strictly newer in whole milliseconds (the wire's ts)
+            q = q.where(c.created_at >= query.before + dt.timedelta(milliseconds=1))
         q = q.order_by(c.created_at.desc(), c.dep_id.desc()).limit(query.limit)
         with self.db.read() as conn:
-            return [_deposit(r) for r in conn.execute(q)]
+            now = self.clock.now()
+            return [_deposit(r, now) for r in conn.execute(q)]

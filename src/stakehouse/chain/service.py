@@ -1,12 +1,172 @@
 """Deposit addresses and the sandbox chain simulator's deposits: an on-chain deposit waits for
-confirmations as the clock advances, is credited, then succeeds (seed 004, conventions 6.9)."""
+confirmations as the clock advances, is credited, then succeeds (seed 004, conventions 6.9).
+
+The simulator's deposits are an event source of the job runner (``jobs/runner.py``): each
+transition is claimed by a conditional ``UPDATE ... WHERE state = <old> AND next_at = <due>`` in
+its own transaction, posts with an idempotency key per transition and is stamped at its due time.
+"""
 
 from __future__ import annotations
 
-from stakehouse.accounts.service import AccountService
+import dataclasses
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, func, select
+
+from stakehouse.accounts.service import AccountService, User, user_from_row
+from stakehouse.assets.reference import (
+    Chain,
+    ReferenceData,
+    chain_by_name,
+    chain_row,
+    currency,
+    update_chain,
+)
+from stakehouse.chain import addresses
+from stakehouse.chain.deposit_rules import (
+    BENEFICIARIES,
+    CREDITED,
+    FROZEN,
+    MAX_ADDRESSES,
+    PENDING_STATES,
+    SUCCESS,
+    WAITING,
+    ChainSettings,
+    confirmations_at,
+    credit_step,
+    due_at,
+    validate_settings,
+)
 from stakehouse.clock import Clock
 from stakehouse.db.engine import Database
+from stakehouse.db.tables import brokers, deposit_addresses, deposits, users
+from stakehouse.errors import (
+    AmountNotPositive,
+    BrokerRefused,
+    Conflict,
+    InvalidParameter,
+    NotFound,
+)
 from stakehouse.ledger.journal import Ledger
+from stakehouse.ledger.rules import AccountRef, Leg
+from stakehouse.money import round_down
+
+log = structlog.get_logger(__name__)
+
+#: Tags of tag chains: 9-digit numbers, unique per chain.
+_TAG_LOW, _TAG_SPAN = 100_000_000, 900_000_000
+
+
+# -- ND broker callers (shared: helper for every broker-only route) --------------------------
+
+
+def require_broker(conn: Connection, caller: User) -> None:
+    """The caller must be an ND broker: a master account (a sub-account's key -> ``not_master_key``)
+    with an enabled ``brokers`` row (else ``not_broker``)."""
+    if caller.is_sub:
+        raise BrokerRefused("not_master_key", "Only the API key of the main account can access this API.")
+    enabled = conn.execute(select(brokers.c.enabled).where(brokers.c.uid == caller.uid)).scalar_one_or_none()
+    if not enabled:
+        raise BrokerRefused("not_broker", "Only Broker accounts have permission to access this API.")
+
+
+def broker_sub_account(conn: Connection, broker_uid: str, sub_name: str) -> User:
+    """A live sub-account (either level) of the broker by name; anything else (unknown, another
+    broker's, deleted) -> ``sub_account_missing``."""
+    row = conn.execute(select(users).where(users.c.sub_name == sub_name, users.c.master_uid == broker_uid,
+                                           users.c.deleted_at.is_(None))).first()
+    if row is None:
+        raise BrokerRefused("sub_account_missing", "Sub-account does not exist", subAcct=sub_name[:32])
+    return user_from_row(row)
+
+
+def broker_sub_accounts(conn: Connection, broker_uid: str) -> dict[str, str]:
+    """Every sub-account of the broker ever made, deleted ones included: uid -> name."""
+    rows = conn.execute(select(users.c.uid, users.c.sub_name).where(users.c.master_uid == broker_uid))
+    return {r.uid: r.sub_name or "" for r in rows}
+
+
+# -- views ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DepositAddress:
+    id: int
+    uid: str
+    ccy: str
+    chain: str
+    addr: str
+    tag: str
+    addr_type: int
+    created_at: dt.datetime
+    #: the owner's beneficiary account (6 or 18), shared by all its addresses
+    to: int
+    #: the newest address of its (ccy, chain)
+    selected: bool
+    need_tag: bool
+
+
+@dataclass(frozen=True)
+class ChainDeposit:
+    """A deposit as the simulator sees it, confirmations computed at ``as_of``."""
+
+    dep_id: str
+    uid: str
+    ccy: str
+    chain: str
+    amt: Decimal
+    type: int
+    from_addr: str
+    from_uid: str
+    to_addr: str
+    tag: str
+    tx_id: str
+    state: int
+    confirmations: int
+    credit_confirmations: int
+    unlock_confirmations: int
+    block_seconds: int
+    acct_type: int
+    created_at: dt.datetime
+    next_at: dt.datetime | None
+    credited_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class SendDeposit:
+    """An on-chain deposit the operator sends to one of our deposit addresses."""
+
+    addr: str
+    ccy: str
+    amt: Decimal
+    chain: str = ""
+    tag: str = ""
+    tx_id: str = ""
+    from_addr: str = ""
+
+
+def _chain_deposit(r: Any, now: dt.datetime) -> ChainDeposit:
+    return ChainDeposit(
+        str(r.dep_id), r.uid, r.ccy, r.chain, r.amt, r.type, r.from_addr, r.from_uid or "", r.to_addr, r.tag,
+        r.tx_id, r.state,
+        confirmations_at(state=r.state, created_at=r.created_at, block_seconds=r.block_seconds,
+                         unlock=r.unlock_confirmations, now=now),
+        r.credit_confirmations, r.unlock_confirmations, r.block_seconds, r.acct_type, r.created_at, r.next_at,
+        r.credited_at, r.completed_at)
+
+
+def split_address(addr: str, need_tag: bool) -> tuple[str, str]:
+    """``addr`` or ``addr:tag`` (documented form for tag chains) -> (address, tag)."""
+    if need_tag and ":" in addr:
+        base, _, tag = addr.rpartition(":")
+        return base, tag
+    return addr, ""
 
 
 class ChainService:
@@ -17,3 +177,288 @@ class ChainService:
         self.clock = clock
         self.ledger = ledger
         self.accounts = accounts
+        self.reference = ReferenceData(db)
+
+    # -- broker callers -------------------------------------------------------------------
+
+    def check_broker(self, caller_uid: str) -> User:
+        """The caller, if it is an ND broker's master account (see :func:`require_broker`)."""
+        with self.db.read() as conn:
+            caller = self.accounts.get_in(conn, caller_uid)
+            require_broker(conn, caller)
+            return caller
+
+    def broker_subs(self, caller_uid: str, sub_name: str = "") -> dict[str, str]:
+        """uid -> name of the broker's sub-accounts (every one, deleted included; or the one live
+        sub-account named)."""
+        with self.db.read() as conn:
+            caller = self.accounts.get_in(conn, caller_uid)
+            require_broker(conn, caller)
+            if sub_name:
+                sub = broker_sub_account(conn, caller.uid, sub_name)
+                return {sub.uid: sub_name}
+            return broker_sub_accounts(conn, caller.uid)
+
+    # -- deposit addresses ----------------------------------------------------------------
+
+    def _address_views(self, conn: Connection, uid: str, rows: list[Any]) -> list[DepositAddress]:
+        to = conn.execute(select(users.c.deposit_to).where(users.c.uid == uid)).scalar_one()
+        newest: dict[tuple[str, str], int] = {}
+        for r in conn.execute(select(deposit_addresses.c.ccy, deposit_addresses.c.chain,
+                                     func.max(deposit_addresses.c.id).label("id"))
+                              .where(deposit_addresses.c.uid == uid)
+                              .group_by(deposit_addresses.c.ccy, deposit_addresses.c.chain)):
+            newest[(r.ccy, r.chain)] = r.id
+        need = {c.chain: c.need_tag for c in self.reference.chains([])}
+        return [DepositAddress(r.id, r.uid, r.ccy, r.chain, r.addr, r.tag, r.addr_type, r.created_at, to,
+                               newest.get((r.ccy, r.chain)) == r.id, need.get(r.chain, False)) for r in rows]
+
+    def create_address(self, caller_uid: str, sub_name: str, ccy: str, *, chain: str = "", addr_type: int = 1,
+                       to: int | None = None) -> DepositAddress:
+        """A new deposit address of a broker's sub-account for ``ccy`` on ``chain`` (its main chain
+        when empty). ``to`` (6|18), when given, becomes the sub-account's beneficiary account for
+        all its addresses. At most 20 per (sub-account, ccy, chain)."""
+        if addr_type not in (addresses.ADDR_TYPE_LEGACY, addresses.ADDR_TYPE_SEGWIT):
+            raise InvalidParameter("addrType")
+        if to is not None and to not in BENEFICIARIES:
+            raise InvalidParameter("to")
+        with self.db.write() as conn:
+            now = self.clock.now()
+            caller = self.accounts.get_in(conn, caller_uid)
+            require_broker(conn, caller)
+            sub = broker_sub_account(conn, caller.uid, sub_name)
+            found = chain_row(conn, ccy, chain)
+            if addr_type == addresses.ADDR_TYPE_SEGWIT and found.address_format != addresses.BTC:
+                raise InvalidParameter("addrType", "2 (SegWit) exists only on BTC chains")
+            # one creation per user at a time, so that the count below holds (PostgreSQL row lock)
+            conn.execute(select(users.c.uid).where(users.c.uid == sub.uid).with_for_update())
+            count = conn.execute(select(func.count()).select_from(deposit_addresses).where(
+                deposit_addresses.c.uid == sub.uid, deposit_addresses.c.ccy == found.ccy,
+                deposit_addresses.c.chain == found.chain)).scalar_one()
+            if count >= MAX_ADDRESSES:
+                raise BrokerRefused("address_limit", "Deposit-address count exceeds the limit.")
+            addr, tag = self._fresh_address(conn, found, addr_type)
+            new_id = conn.execute(deposit_addresses.insert().values(
+                uid=sub.uid, ccy=found.ccy, chain=found.chain, addr=addr, tag=tag, addr_type=addr_type,
+                created_at=now).returning(deposit_addresses.c.id)).scalar_one()
+            if to is not None:
+                conn.execute(users.update().where(users.c.uid == sub.uid).values(deposit_to=to))
+            row = conn.execute(select(deposit_addresses).where(deposit_addresses.c.id == new_id)).one()
+            return self._address_views(conn, sub.uid, [row])[0]
+
+    @staticmethod
+    def _fresh_address(conn: Connection, chain: Chain, addr_type: int) -> tuple[str, str]:
+        """An (address, tag) used nowhere on the chain yet: a new address, or on tag chains the
+        platform's shared address with a new tag."""
+        while True:
+            if chain.need_tag or addresses.needs_tag(chain.address_format):
+                addr = addresses.platform_address(chain.address_format)
+                tag = str(_TAG_LOW + secrets.randbelow(_TAG_SPAN))
+            else:
+                addr, tag = addresses.new_address(chain.address_format, addr_type), ""
+            taken = conn.execute(select(deposit_addresses.c.id).where(
+                deposit_addresses.c.chain == chain.chain, deposit_addresses.c.addr == addr,
+                deposit_addresses.c.tag == tag)).first()
+            if taken is None:
+                return addr, tag
+
+    def set_beneficiary(self, caller_uid: str, sub_name: str, ccy: str, *, addr: str, to: int,
+                        chain: str = "") -> tuple[DepositAddress, dt.datetime]:
+        """Set the beneficiary account (6|18) of all the sub-account's addresses, naming one of
+        them (``addr``, or ``addr:tag`` on tag chains) as proof: not the sub-account's ->
+        ``address_missing``. Returns the address named and the time of the change."""
+        if to not in BENEFICIARIES:
+            raise InvalidParameter("to")
+        with self.db.write() as conn:
+            now = self.clock.now()
+            caller = self.accounts.get_in(conn, caller_uid)
+            require_broker(conn, caller)
+            sub = broker_sub_account(conn, caller.uid, sub_name)
+            found = chain_row(conn, ccy, chain)
+            base, tag = split_address(addr, found.need_tag)
+            row = conn.execute(select(deposit_addresses).where(
+                deposit_addresses.c.uid == sub.uid, deposit_addresses.c.ccy == found.ccy,
+                deposit_addresses.c.chain == found.chain, deposit_addresses.c.addr == base,
+                deposit_addresses.c.tag == tag)).first()
+            if row is None:
+                raise BrokerRefused("address_missing", "Deposit-address not exist")
+            conn.execute(users.update().where(users.c.uid == sub.uid).values(deposit_to=to))
+            return self._address_views(conn, sub.uid, [row])[0], now
+
+    def addresses(self, caller_uid: str, sub_name: str, ccy: str) -> list[DepositAddress]:
+        """A broker's sub-account's deposit addresses of ``ccy``, newest first."""
+        with self.db.read() as conn:
+            caller = self.accounts.get_in(conn, caller_uid)
+            require_broker(conn, caller)
+            sub = broker_sub_account(conn, caller.uid, sub_name)
+            currency(conn, ccy)
+            rows = list(conn.execute(select(deposit_addresses).where(
+                deposit_addresses.c.uid == sub.uid, deposit_addresses.c.ccy == ccy)
+                .order_by(deposit_addresses.c.id.desc())))
+            return self._address_views(conn, sub.uid, rows)
+
+    def find_addresses(self, addr: str, *, tag: str = "", chain: str = "") -> list[DepositAddress]:
+        """Operator lookup: the deposit addresses ``addr`` (with ``tag`` on tag chains) names."""
+        q = select(deposit_addresses).where(deposit_addresses.c.addr == addr)
+        if tag:
+            q = q.where(deposit_addresses.c.tag == tag)
+        if chain:
+            q = q.where(deposit_addresses.c.chain == chain)
+        with self.db.read() as conn:
+            rows = list(conn.execute(q.order_by(deposit_addresses.c.id).limit(100)))
+            out: list[DepositAddress] = []
+            for uid in dict.fromkeys(r.uid for r in rows):
+                out.extend(self._address_views(conn, uid, [r for r in rows if r.uid == uid]))
+            return sorted(out, key=lambda a: a.id)
+
+    # -- chains (operator) ----------------------------------------------------------------
+
+    def chains(self, ccys: list[str] | None = None) -> list[Chain]:
+        return self.reference.chains(ccys or [])
+
+    def configure_chain(self, chain: str, changes: dict[str, Any]) -> Chain:
+        """Change a chain's settings (``Chain`` field names of ``reference.CHAIN_SETTINGS``),
+        validated together with the values kept. Deposits already sent keep the confirmation counts
+        and block time they were sent with."""
+        with self.db.write() as conn:
+            found = chain_by_name(conn, chain)
+            if found is None:
+                raise NotFound("Chain", chain[:48])
+            merged = dataclasses.replace(ChainSettings(
+                confirmations=found.confirmations, unlock_confirmations=found.unlock_confirmations, fee=found.fee,
+                min_dep=found.min_dep, min_wd=found.min_wd, max_wd=found.max_wd, block_seconds=found.block_seconds,
+                can_dep=found.can_dep, can_wd=found.can_wd), **changes)
+            validate_settings(merged, scale=currency(conn, found.ccy).scale)
+            return update_chain(conn, chain, changes)
+
+    # -- the simulator: deposits ----------------------------------------------------------
+
+    def send_deposit(self, req: SendDeposit) -> ChainDeposit:
+        """An on-chain deposit to one of our deposit addresses: state 0 (waiting for
+        confirmation), credited at the chain's confirmation count, successful at its unlock count,
+        as the clock advances. The same ``txId`` sent again to the same address returns the first
+        deposit (a different amount with it is a conflict). A user frozen for deposits gets state
+        12 and no credit."""
+        if req.amt <= 0:
+            raise AmountNotPositive("amt")
+        if len(req.tx_id) > 128 or len(req.from_addr) > 128 or len(req.tag) > 32:
+            raise InvalidParameter("txId" if len(req.tx_id) > 128 else "fromAddr" if len(req.from_addr) > 128
+                                   else "tag", "too long")
+        with self.db.write() as conn:
+            now = self.clock.now()
+            found = chain_row(conn, req.ccy, req.chain)
+            cur = currency(conn, found.ccy)
+            if round_down(req.amt, cur.scale) != req.amt:
+                raise InvalidParameter("amt", f"at most {cur.scale} decimals for {cur.ccy}")
+            if not found.can_dep:
+                raise InvalidParameter("chain", f"deposits on {found.chain} are suspended")
+            if req.amt < found.min_dep:
+                raise InvalidParameter("amt", f"below the minimum deposit of {found.chain}")
+            base, tag = split_address(req.addr, found.need_tag)
+            tag = req.tag or tag
+            if found.need_tag and not tag:
+                raise InvalidParameter("tag", f"{found.chain} deposits need the address's tag")
+            if req.from_addr and not addresses.is_valid_address(found.address_format, req.from_addr):
+                raise InvalidParameter("fromAddr", f"not a {found.address_format} address")
+            target = conn.execute(select(deposit_addresses).where(
+                deposit_addresses.c.chain == found.chain, deposit_addresses.c.addr == base,
+                deposit_addresses.c.tag == (tag if found.need_tag else ""))).first()
+            if target is None:
+                raise NotFound("Deposit address", f"{base}{':' + tag if tag else ''} on {found.chain}")
+            owner = self.accounts.get_in(conn, target.uid)
+            if conn.execute(select(users.c.deleted_at).where(users.c.uid == owner.uid)).scalar_one() is not None:
+                raise InvalidParameter("addr", "belongs to a deleted sub-account")
+            if req.tx_id:
+                prior = conn.execute(select(deposits).where(
+                    deposits.c.address_id == target.id, deposits.c.tx_id == req.tx_id)).first()
+                if prior is not None:
+                    if prior.amt != req.amt:
+                        raise Conflict("txId already sent to this address with another amount", txId=req.tx_id)
+                    return _chain_deposit(prior, now)
+            frozen = owner.frozen_for("deposit")
+            dep_id = conn.execute(deposits.insert().values(
+                uid=owner.uid, ccy=found.ccy, chain=found.chain, amt=req.amt, type=4, from_addr=req.from_addr,
+                to_addr=base, tx_id=req.tx_id or addresses.new_tx_id(found.address_format), from_wd_id="",
+                state=FROZEN if frozen else WAITING, confirmations=0, acct_type=6, created_at=now,
+                address_id=target.id, tag=target.tag, from_uid=None,
+                credit_confirmations=found.confirmations, unlock_confirmations=found.unlock_confirmations,
+                block_seconds=found.block_seconds,
+                next_at=None if frozen else due_at(now, found.confirmations, found.block_seconds),
+            ).returning(deposits.c.dep_id)).scalar_one()
+            row = conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)).one()
+            log.info("chain_deposit_sent", dep_id=dep_id, chain=found.chain, state=row.state)
+            return _chain_deposit(row, now)
+
+    def deposit(self, dep_id: str) -> ChainDeposit:
+        """One deposit, confirmations as of now (operator)."""
+        if not dep_id.isdigit() or len(dep_id) > 18:
+            raise NotFound("Deposit", dep_id[:20])
+        with self.db.read() as conn:
+            now = self.clock.now()
+            row = conn.execute(select(deposits).where(deposits.c.dep_id == int(dep_id))).first()
+        if row is None:
+            raise NotFound("Deposit", dep_id)
+        return _chain_deposit(row, now)
+
+    # -- EventSource ----------------------------------------------------------------------
+
+    def next_due(self) -> dt.datetime | None:
+        with self.db.query() as conn:
+            due: dt.datetime | None = conn.execute(
+                select(func.min(deposits.c.next_at)).where(deposits.c.state.in_(PENDING_STATES),
+                                                           deposits.c.next_at.is_not(None))).scalar_one_or_none()
+        return due
+
+    def run_due(self, until: dt.datetime) -> int:
+        """Move every deposit due by ``until``, earliest first, each in its own transaction."""
+        done = 0
+        skipped: set[tuple[int, int]] = set()
+        while True:
+            with self.db.query() as conn:
+                q = (select(deposits.c.dep_id, deposits.c.state, deposits.c.next_at)
+                     .where(deposits.c.state.in_(PENDING_STATES), deposits.c.next_at <= until)
+                     .order_by(deposits.c.next_at, deposits.c.dep_id).limit(len(skipped) + 1))
+                rows = [r for r in conn.execute(q) if (r.dep_id, r.state) not in skipped]
+            if not rows:
+                return done
+            r = rows[0]
+            if self._advance(r.dep_id, r.state, r.next_at):
+                done += 1
+            else:  # another process moved it; never look at this (id, state) again in this call
+                skipped.add((r.dep_id, r.state))
+
+    def _advance(self, dep_id: int, state: int, due: dt.datetime) -> bool:
+        """One transition, claimed by a conditional update; False if another process did it."""
+        with self.db.write() as conn:
+            row = conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)).one()
+            if row.state != state or row.next_at != due:
+                return False
+            if state == CREDITED:
+                return self._claim(conn, row, SUCCESS, None, completed_at=due)
+            owner = self.accounts.get_in(conn, row.uid)
+            step = credit_step(created_at=row.created_at, unlock=row.unlock_confirmations,
+                               block_seconds=row.block_seconds, due=due, frozen=owner.frozen_for("deposit"))
+            if step.state == FROZEN:
+                return self._claim(conn, row, FROZEN, None)
+            acct_type = conn.execute(select(users.c.deposit_to).where(users.c.uid == row.uid)).scalar_one()
+            if not self._claim(conn, row, step.state, step.next_at, credited_at=due, acct_type=acct_type,
+                               confirmations=row.unlock_confirmations if step.state == SUCCESS
+                               else row.credit_confirmations, completed_at=due if step.state == SUCCESS else None):
+                return False
+            posted = self.ledger.post(
+                conn, type="deposit", ref=str(dep_id), idempotency_key=f"deposit:credit:{dep_id}", at=due,
+                uid=row.uid, legs=[Leg(AccountRef.system("custody", row.ccy), -row.amt),
+                                   Leg(AccountRef.user(row.uid, acct_type, row.ccy), row.amt)])
+            conn.execute(deposits.update().where(deposits.c.dep_id == dep_id).values(entry_id=posted.entry_id))
+        log.info("chain_deposit_credited", dep_id=dep_id, state=step.state, acct_type=acct_type)
+        return True
+
+    @staticmethod
+    def _claim(conn: Connection, row: Any, state: int, next_at: dt.datetime | None, **values: Any) -> bool:
+        if state == SUCCESS:
+            values.setdefault("confirmations", row.unlock_confirmations)
+        claimed = conn.execute(deposits.update().where(
+            deposits.c.dep_id == row.dep_id, deposits.c.state == row.state, deposits.c.next_at == row.next_at,
+        ).values(state=state, next_at=next_at, **values))
+        return claimed.rowcount == 1
+

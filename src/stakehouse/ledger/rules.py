@@ -35,7 +35,9 @@ SYSTEM_ACCOUNTS: dict[str, bool] = {
     "issuance": True,  # liquid tokens minted (BETH, OKSOL, ...)
     "validator_rewards": True,  # staking rewards receivable from the chain
     "staked_principal": False,  # staked assets held for liquid-token holders
-    "fees": False,  # platform fee income
+    "fees": False,  # platform fee income (staking service fees)
+    "withdrawal_fees": False,  # withdrawal fee income
+    "demo_faucet": True,  # demo-environment funds (ND broker set-subaccount-assets)
 }
 
 

@@ -1,4 +1,5 @@
-"""Moving the sandbox clock: every job period that falls due runs, in time order, once."""
+"""Moving the sandbox clock: every job period and event-source item (chain deposits and
+withdrawals) that falls due runs, in time order, once, with the clock set to its due time."""
 
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ from stakehouse.sandbox.clock import SandboxClock
 
 
 def advance_to(clock: SandboxClock, runner: JobRunner, target: dt.datetime) -> list[RunRecord]:
-    """Step the clock to each due moment up to ``target``, run what is due there, then stop at
-    ``target``. Returns when every due job has run."""
+    """Step the clock to each due moment up to ``target`` (job periods and event-source items,
+    interleaved in due-time order by :meth:`JobRunner.run_until`), run what is due there, then stop
+    at ``target``. Returns when everything due has run."""
     if target < clock.now():
         raise InvalidParameter("to", "the sandbox clock only moves forward")
-    ran: list[RunRecord] = []
-    for period, _, job in runner.due(target):
-        if period.end > clock.now():
-            clock.set_to(period.end)
-        record = runner.run_one(job, period)
-        if record:
-            ran.append(record)
+
+    def step(due: dt.datetime) -> None:
+        if due > clock.now():
+            clock.set_to(due)
+
+    ran = runner.run_until(target, step)
     if target > clock.now():
         clock.set_to(target)
     return ran

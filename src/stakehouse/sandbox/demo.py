@@ -57,6 +57,10 @@ def bootstrap(services: Services) -> dict[str, Any]:
             services.staking.publish_rate(product, services.staking.today(), rate)
     if "gemini" not in creds:  # also added to a sandbox created before the Gemini API existed
         creds["gemini"] = _gemini_demo(services, creds["users"])
+    if "broker" not in creds:  # both demo masters are ND brokers (broker/nd/* routes; docs/broker.md)
+        for u in creds["users"]:
+            services.broker.set_broker(u["uid"], level=1)
+        creds["broker"] = {"uids": [u["uid"] for u in creds["users"]], "level": "lv1"}
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps(creds, indent=2))
     file.chmod(0o600)
@@ -103,6 +107,9 @@ def banner(creds: dict[str, Any], base_url: str) -> str:
     if gemini:
         lines += [f"  Gemini staking provider {gemini['providerId']}: "
                   + ", ".join(f"{k} {v} bps" for k, v in DEMO_BPS.items())]
+    if "broker" in creds:
+        lines += [f"  ND brokers ({creds['broker']['level']}): " + ", ".join(creds["broker"]["uids"])
+                  + "  (broker/nd/* routes; deposits and withdrawals move as the clock advances)"]
     lines += ["", "  funded with " + ", ".join(f"{v} {k}" for k, v in DEMO_FUNDS.items()) + " each",
               "  staking rates published: " + ", ".join(f"{k} {v}" for k, v in DEMO_RATES.items())
               + " (change: PUT /admin/staking/products/<ETH|SOL>/rates/<day>)", ""]

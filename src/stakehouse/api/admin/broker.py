@@ -1,11 +1,129 @@
-"""Operator controls: broker (seed 004)."""
+"""Operator controls for non-disclosed brokers, under ``/admin/brokers`` and
+``/admin/users/{uid}/fee-rate``: mark a master account as broker and set its level, its
+maximum-sub-account override and whether it is enabled; list brokers and their sub-accounts;
+read the fee-change history and "which change applied at time t". The renderers and the time
+parser here are shared with the CLI (``stakehouse broker``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+from typing import Any
 
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from stakehouse import errors as dom
+from stakehouse.broker.rules import FeeSetting
+from stakehouse.broker.service import BrokerInfo, FeeLookup, SubAccount
+from stakehouse.clock import from_ms, to_ms
+from stakehouse.money import fmt
 from stakehouse.services import Services
+
+
+class BrokerIn(BaseModel):
+    level: int | None = Field(None, ge=1, le=5, description="Broker level 1..5 (lv1 when first marked)")
+    maxSubAcctQty: int | None = Field(None, ge=0, le=1_000_000,
+                                      description="Override of the level's maximum number of sub-accounts")
+    clearMaxSubAcctQty: bool = Field(False, description="Drop the override: the level's figure applies again")
+    enabled: bool | None = None
+
+
+# -- parsing and rendering (shared with the CLI) -------------------------------------------------
+
+
+def parse_at(text: str) -> dt.datetime | None:
+    """A time as Unix milliseconds or ISO 8601 with a time zone; empty: ``None`` (now)."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.isdigit() and len(text) <= 15:
+        return from_ms(int(text))
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise dom.InvalidParameter("at", "Unix milliseconds or ISO 8601, e.g. 2026-01-01T00:00:00Z") from None
+    if moment.tzinfo is None:
+        raise dom.InvalidParameter("at", "needs a time zone, e.g. 2026-01-01T00:00:00Z")
+    return moment.astimezone(dt.UTC)
+
+
+def broker_out(info: BrokerInfo) -> dict[str, Any]:
+    b = info.broker
+    return {"uid": b.uid, "level": f"lv{b.level}", "maxSubAcctQty": str(b.max_sub_accounts),
+            "maxSubAcctQtyOverride": None if b.max_sub_accts is None else str(b.max_sub_accts),
+            "subAcctQty": str(info.sub_accounts), "enabled": b.enabled, "createdAt": b.created_at.isoformat(),
+            "updatedAt": b.updated_at.isoformat()}
+
+
+def sub_out(s: SubAccount) -> dict[str, Any]:
+    u = s.user
+    return {"uid": u.uid, "subAcct": u.sub_name or "", "level": u.level, "mainAcct": s.main_acct,
+            "parentUid": u.parent_uid or "", "label": u.label, "acctLv": str(u.acct_lv), "env": u.env,
+            "enable": not u.frozen, "frozenFunc": [f for f in u.frozen_funcs.split(",") if f],
+            "canTransOut": u.can_trans_out, "createdAt": u.created_at.isoformat(),
+            "deletedAt": u.deleted_at.isoformat() if u.deleted_at else None}
+
+
+def setting_out(s: FeeSetting) -> dict[str, Any]:
+    return {"id": str(s.id), "brokerUid": s.broker_uid, "uid": s.uid or "", "instType": s.scope.inst_type or "",
+            "quoteCcyType": "" if s.scope.quote_ccy_type is None else str(s.scope.quote_ccy_type),
+            "mgnType": "" if s.scope.mgn_type is None else str(s.scope.mgn_type), "chgType": s.chg_type,
+            "chgTaker": "" if s.chg_taker is None else fmt(s.chg_taker),
+            "chgMaker": "" if s.chg_maker is None else fmt(s.chg_maker), "effDate": s.eff_date,
+            "effectiveAt": s.effective_at.isoformat(), "effTs": str(to_ms(s.effective_at)),
+            "createdAt": s.created_at.isoformat()}
+
+
+def lookup_out(f: FeeLookup) -> dict[str, Any]:
+    return {"uid": f.uid, "brokerUid": f.broker_uid, "instType": f.scope.inst_type or "",
+            "quoteCcyType": "" if f.scope.quote_ccy_type is None else str(f.scope.quote_ccy_type),
+            "mgnType": "" if f.scope.mgn_type is None else str(f.scope.mgn_type),
+            "at": f.at.isoformat(), "ts": str(to_ms(f.at)),
+            "taker": {"base": fmt(f.base_taker), "rate": fmt(f.taker_rate),
+                      "change": setting_out(f.taker) if f.taker else None},
+            "maker": {"base": fmt(f.base_maker), "rate": fmt(f.maker_rate),
+                      "change": setting_out(f.maker) if f.maker else None}}
 
 
 def build_broker_admin(r: APIRouter, services: Services) -> None:
     """Add the broker routes to the admin router ``r``."""
+    broker = services.broker
+
+    @r.put("/brokers/{uid}")
+    def put_broker(uid: str, body: BrokerIn) -> dict[str, Any]:
+        """Mark a master account as ND broker (lv1 unless given), or change its level, its
+        maximum-sub-account override or whether it is enabled (fields left out stay)."""
+        broker.set_broker(uid, level=body.level, max_sub_accts=body.maxSubAcctQty,
+                          clear_max=body.clearMaxSubAcctQty, enabled=body.enabled)
+        return broker_out(broker.get_broker(uid))
+
+    @r.get("/brokers")
+    def list_brokers() -> list[dict[str, Any]]:
+        return [broker_out(b) for b in broker.list_brokers()]
+
+    @r.get("/brokers/{uid}")
+    def get_broker(uid: str) -> dict[str, Any]:
+        return broker_out(broker.get_broker(uid))
+
+    @r.get("/brokers/{uid}/sub-accounts")
+    def broker_subs(uid: str, includeDeleted: bool = False) -> list[dict[str, Any]]:
+        return [sub_out(s) for s in broker.all_subs(uid, include_deleted=includeDeleted)]
+
+    @r.get("/brokers/{uid}/fee-rates")
+    def fee_history(uid: str) -> list[dict[str, Any]]:
+        """Every fee change the broker set, oldest first."""
+        broker.get_broker(uid)
+        return [setting_out(s) for s in broker.fee_history(uid)]
+
+    @r.get("/users/{uid}/fee-rate")
+    def fee_rate(uid: str, instType: str = "SPOT", quoteCcyType: str = "", mgnType: str = "",
+                 at: str = "") -> dict[str, Any]:
+        """The fee changes that apply to a sub-account at ``at`` (ms or ISO 8601; default now) and
+        the effective taker and maker rates."""
+        return lookup_out(broker.fee_rate_at(uid, inst_type=instType, quote_ccy_type=quoteCcyType,
+                                             mgn_type=mgnType, at=parse_at(at)))
+
+    @r.get("/users/{uid}/reported-ips")
+    def reported_ips(uid: str) -> list[dict[str, str]]:
+        services.accounts.get(uid)
+        return [{"ip": ip, "kind": kind, "ts": str(to_ms(at))} for ip, kind, at in broker.reported_ips(uid)]

@@ -85,7 +85,9 @@ def get_deposit_history(call: Call) -> list[dict[str, Any]]:
     )
     rows = call.services.assets.deposit_history(call.user.uid, query)
     return [
-        {"ccy": d.ccy, "chain": d.chain, "amt": fmt(d.amt), "from": d.from_addr, "areaCodeFrom": "", "to": d.to_addr,
+        # an internal deposit (type 3) shows its sender's uid; an on-chain one the address given, if any
+        {"ccy": d.ccy, "chain": d.chain, "amt": fmt(d.amt), "from": d.from_uid if d.type == 3 else d.from_addr,
+         "areaCodeFrom": "", "to": d.to_addr,
          "txId": d.tx_id, "ts": str(to_ms(d.created_at)), "state": str(d.state), "depId": d.dep_id,
          "fromWdId": d.from_wd_id, "actualDepBlkConfirm": str(d.confirmations)}
         for d in rows
