@@ -232,3 +232,21 @@ def test_passphrase_with_every_special_class_is_usable(stack: Stack) -> None:
         made = ok(ex.privatePostBrokerNdSubaccountApikey, {"subAcct": sub, "label": f"s{ord(special)}",
                                                            "passphrase": phrase})[0]
         assert made["passphrase"] == phrase
+
+
+def test_no_keys_for_frozen_or_deleted_sub_accounts(stack: Stack) -> None:
+    broker = make_broker(stack)
+    ex = okx(stack, broker)
+    frozen, gone = name("f"), name("g")
+    frozen_uid = ok(ex.privatePostBrokerNdCreateSubaccount, {"subAcct": frozen})[0]["uid"]
+    gone_uid = ok(ex.privatePostBrokerNdCreateSubaccount, {"subAcct": gone})[0]["uid"]
+    stack.call("POST", f"/admin/users/{frozen_uid}/freeze", json={})
+    ok(ex.privatePostBrokerNdDeleteSubaccount, {"subAcct": gone})
+    before = state(stack, broker)
+    refused = reply(ex.privatePostBrokerNdSubaccountApikey, {"subAcct": frozen, "label": "fz", "passphrase": PHRASE})
+    assert refused["code"] == "59508" and frozen in refused["msg"]
+    # the operator cannot give a deleted sub-account a key either
+    r = stack.admin.post(f"/admin/users/{gone_uid}/api-keys", json={"perms": ["read_only"]})
+    assert r.status_code == 404, r.text
+    assert state(stack, broker) == before
+    stack.audit_ok()

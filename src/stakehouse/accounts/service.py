@@ -289,7 +289,8 @@ class AccountService:
             raise InvalidParameter("passphrase", "8..32 characters")
         now = self.clock.now()
         with self.db.write() as conn:
-            self._get(conn, uid)
+            if self._get(conn, uid).deleted_at is not None:
+                raise NotFound("User", uid)
             if self.live_key_count(conn, uid) >= rules.MAX_KEYS_PER_ACCOUNT:
                 raise Conflict(f"Each account can create up to {rules.MAX_KEYS_PER_ACCOUNT} API keys")
             if label and self.label_taken(conn, uid, label):

@@ -20,6 +20,7 @@ from stakehouse.accounts import gemini_keys
 from stakehouse.accounts.service import AccountService, ApiKey, NewKey, User, user_from_row
 from stakehouse.assets.reference import currency
 from stakehouse.broker import rules
+from stakehouse.broker.access import broker_sub_account, require_broker
 from stakehouse.clock import Clock
 from stakehouse.config import Settings
 from stakehouse.db.engine import Database
@@ -128,24 +129,15 @@ class BrokerService:
     # -- who may call ----------------------------------------------------------------------------
 
     def _caller(self, conn: Connection, uid: str) -> tuple[User, Broker]:
-        """The calling master and its broker row: a sub-account key is 59604, a master that is not
-        an enabled broker 59608."""
+        """The calling master and its broker row (``access.require_broker``)."""
         user = self.accounts.get_in(conn, uid)
-        if user.is_sub:
-            raise BrokerRefused("not_master_key", "Only the API key of the main account can access this API.")
-        row = conn.execute(select(brokers).where(brokers.c.uid == uid)).first()
-        if row is None or not row.enabled:
-            raise BrokerRefused("not_broker", "Only Broker accounts have permission to access this API.")
-        return user, _broker(row)
+        return user, _broker(require_broker(conn, user))
 
     def _sub(self, conn: Connection, broker_uid: str, sub_name: str) -> User:
         """A live sub-account (either level) of this broker, named; else 59510."""
         if not sub_name:
             raise MissingParameter("subAcct")
-        sub = self.accounts.find_sub(conn, sub_name)
-        if sub is None or sub.master_uid != broker_uid:
-            raise BrokerRefused("sub_account_missing", "Sub-account does not exist", subAcct=sub_name[:32])
-        return sub
+        return broker_sub_account(conn, broker_uid, sub_name)
 
     def _count(self, conn: Connection, broker_uid: str) -> int:
         return int(conn.execute(select(func.count()).select_from(users).where(
@@ -311,6 +303,9 @@ class BrokerService:
             perm_text = ",".join(rules.parse_perms(perm))
             ip_text = ",".join(rules.parse_ip_list(ip))
             sub = self._sub(conn, caller_uid, sub_name)
+            if sub.frozen:
+                raise BrokerRefused("sub_account_frozen", f"The sub account of {sub_name} is suspended.",
+                                    param0=sub_name)
             if self.accounts.live_key_count(conn, sub.uid) >= 50:
                 raise BrokerRefused("key_limit", "Each account can create up to 50 API keys")
             if self.accounts.label_taken(conn, sub.uid, label):

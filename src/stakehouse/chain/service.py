@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, func, select
 
-from stakehouse.accounts.service import AccountService, User, user_from_row
+from stakehouse.accounts.service import AccountService, User
 from stakehouse.assets.reference import (
     Chain,
     ReferenceData,
@@ -27,6 +27,7 @@ from stakehouse.assets.reference import (
     currency,
     update_chain,
 )
+from stakehouse.broker.access import broker_sub_account, broker_sub_accounts, require_broker
 from stakehouse.chain import addresses
 from stakehouse.chain.deposit_rules import (
     BENEFICIARIES,
@@ -44,7 +45,7 @@ from stakehouse.chain.deposit_rules import (
 )
 from stakehouse.clock import Clock
 from stakehouse.db.engine import Database
-from stakehouse.db.tables import brokers, deposit_addresses, deposits, users
+from stakehouse.db.tables import deposit_addresses, deposits, users
 from stakehouse.errors import (
     AmountNotPositive,
     BrokerRefused,
@@ -63,32 +64,6 @@ _TAG_LOW, _TAG_SPAN = 100_000_000, 900_000_000
 
 
 # -- ND broker callers (shared: helper for every broker-only route) --------------------------
-
-
-def require_broker(conn: Connection, caller: User) -> None:
-    """The caller must be an ND broker: a master account (a sub-account's key -> ``not_master_key``)
-    with an enabled ``brokers`` row (else ``not_broker``)."""
-    if caller.is_sub:
-        raise BrokerRefused("not_master_key", "Only the API key of the main account can access this API.")
-    enabled = conn.execute(select(brokers.c.enabled).where(brokers.c.uid == caller.uid)).scalar_one_or_none()
-    if not enabled:
-        raise BrokerRefused("not_broker", "Only Broker accounts have permission to access this API.")
-
-
-def broker_sub_account(conn: Connection, broker_uid: str, sub_name: str) -> User:
-    """A live sub-account (either level) of the broker by name; anything else (unknown, another
-    broker's, deleted) -> ``sub_account_missing``."""
-    row = conn.execute(select(users).where(users.c.sub_name == sub_name, users.c.master_uid == broker_uid,
-                                           users.c.deleted_at.is_(None))).first()
-    if row is None:
-        raise BrokerRefused("sub_account_missing", "Sub-account does not exist", subAcct=sub_name[:32])
-    return user_from_row(row)
-
-
-def broker_sub_accounts(conn: Connection, broker_uid: str) -> dict[str, str]:
-    """Every sub-account of the broker ever made, deleted ones included: uid -> name."""
-    rows = conn.execute(select(users.c.uid, users.c.sub_name).where(users.c.master_uid == broker_uid))
-    return {r.uid: r.sub_name or "" for r in rows}
 
 
 # -- views ----------------------------------------------------------------------------------

@@ -30,13 +30,14 @@ from sqlalchemy import Connection, func, select, update
 
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.assets.reference import Chain, chain_row
+from stakehouse.broker.access import broker_sub_account, is_broker, require_broker
 from stakehouse.chain import withdrawal_rules as rules
 from stakehouse.chain.addresses import EVM, eip55, needs_tag, new_tx_id, platform_address
-from stakehouse.chain.service import ChainService, broker_sub_account, require_broker
+from stakehouse.chain.service import ChainService
 from stakehouse.clock import Clock
 from stakehouse.config import Settings
 from stakehouse.db.engine import Database
-from stakehouse.db.tables import brokers, chains, deposit_addresses, deposits, ledger_accounts, users, withdrawals
+from stakehouse.db.tables import chains, deposit_addresses, deposits, ledger_accounts, users, withdrawals
 from stakehouse.errors import AccountFrozen, BrokerRefused, InvalidParameter, NotFound
 from stakehouse.ledger.audit import AuditCheck, CheckResult
 from stakehouse.ledger.journal import Ledger, dialect_insert
@@ -158,16 +159,10 @@ class WithdrawalService:
 
     # -- who may withdraw -------------------------------------------------------------------
 
-    @staticmethod
-    def is_broker(conn: Connection, uid: str) -> bool:
-        """A master with an enabled ``brokers`` row (an ND broker)."""
-        enabled = conn.execute(select(brokers.c.enabled).where(brokers.c.uid == uid)).scalar_one_or_none()
-        return bool(enabled)
-
     def _check_sender(self, conn: Connection, user: User) -> None:
         if user.env == "demo":
             raise BrokerRefused("not_in_demo", "Withdrawals are unavailable in demo trading")
-        if user.is_sub and not self.is_broker(conn, user.group_uid):
+        if user.is_sub and not is_broker(conn, user.group_uid):
             raise BrokerRefused("sub_account_no_withdrawal", "Only sub-accounts of an ND broker can withdraw")
         if user.frozen_for("withdrawal"):
             raise AccountFrozen(user.uid, "withdrawal")
@@ -180,7 +175,7 @@ class WithdrawalService:
         q = q.where(users.c.uid == uid) if uid else q.where(users.c.sub_name == sub_name)
         row = conn.execute(q).first()
         if (row is None or row.uid == sender.uid or row.env != sender.env or row.deleted_at is not None
-                or (row.level > 0 and not self.is_broker(conn, row.master_uid))):
+                or (row.level > 0 and not is_broker(conn, row.master_uid))):
             raise BrokerRefused("bad_internal_address", "The internal transfer address is illegal: it must name "
                                 "another user of the platform")
         receiver = self.accounts.get_in(conn, row.uid)
