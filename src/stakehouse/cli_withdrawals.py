@@ -35,10 +35,3 @@ def withdrawals_fail(wd_id: str, reason: Annotated[str, typer.Option(help="Why i
     """Fail a withdrawal that has not succeeded yet (states 10, 0, 7, 1): state -1, funds refunded."""
     s = services_for(db)
     run_command(lambda: print_json(withdrawal_out(s.withdrawals.fail(wd_id, reason))))
-
-
-@withdrawals_app.command("run-due")
-def withdrawals_run_due(db: DbOpt = None) -> None:
-    """Move every withdrawal due by the clock's now (what the job loop and ``clock advance`` do)."""
-    s = services_for(db)
-    run_command(lambda: print_json({"transitions": s.withdrawals.run_due(s.clock.now())}))

@@ -81,7 +81,7 @@ def chain_out(c: Chain) -> dict[str, Any]:
             "addressFormat": c.address_format}
 
 
-def _iso(moment: Any) -> str | None:
+def iso_or_none(moment: Any) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
@@ -90,8 +90,8 @@ def chain_deposit_out(d: ChainDeposit) -> dict[str, Any]:
             "to": d.to_addr, "tag": d.tag, "from": d.from_addr, "txId": d.tx_id, "state": str(d.state),
             "confirmations": d.confirmations, "creditConfirmations": d.credit_confirmations,
             "unlockConfirmations": d.unlock_confirmations, "blockSeconds": d.block_seconds,
-            "acctType": str(d.acct_type), "ts": str(to_ms(d.created_at)), "nextAt": _iso(d.next_at),
-            "creditedAt": _iso(d.credited_at), "completedAt": _iso(d.completed_at)}
+            "acctType": str(d.acct_type), "ts": str(to_ms(d.created_at)), "nextAt": iso_or_none(d.next_at),
+            "creditedAt": iso_or_none(d.credited_at), "completedAt": iso_or_none(d.completed_at)}
 
 
 def address_out(a: DepositAddress) -> dict[str, Any]:
