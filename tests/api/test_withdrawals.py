@@ -333,9 +333,12 @@ def test_nd_sub_account_withdraws_with_its_own_key_and_the_broker_sees_it(stack:
 
 
 def _flip_case(addr: str) -> str:
-    """An EIP-55 address with one letter's case flipped: a bad checksum."""
-    i = next(i for i, ch in enumerate(addr[2:], 2) if ch.isalpha())
-    return addr[:i] + addr[i].swapcase() + addr[i + 1:]
+    """An EIP-55 address with one letter's case flipped, still of mixed case: a bad checksum."""
+    for i in (i for i, ch in enumerate(addr[2:], 2) if ch.isalpha()):
+        flipped = addr[:i] + addr[i].swapcase() + addr[i + 1:]
+        if flipped[2:] not in (flipped[2:].lower(), flipped[2:].upper()):
+            return flipped
+    raise AssertionError(f"{addr} has no letter whose flip keeps mixed case")
 
 
 def test_bad_withdrawal_requests_change_nothing(stack: Stack) -> None:

@@ -109,7 +109,7 @@ def test_tags_where_needed_and_only_there() -> None:
 
 
 def test_addresses_of_the_chain_format() -> None:
-    good = new_address("evm")
+    good = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # an EIP-55 test vector
     assert rules.check_address(ETH, good) == good
     assert rules.check_address(ETH, good.lower()) == good.lower()  # no checksum: accepted
     i = next(i for i, ch in enumerate(good[2:], 2) if ch.isalpha())
