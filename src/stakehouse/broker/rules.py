@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from stakehouse.accounts.rules import normalise_perms
 from stakehouse.errors import BrokerRefused, InvalidParameter, MissingParameter
 
 HKT = ZoneInfo("Asia/Hong_Kong")
@@ -27,7 +28,6 @@ _YYYYMMDD = re.compile(r"[0-9]{8}", re.ASCII)
 
 MAX_LABEL = 50
 MAX_IPS = 20
-PERMISSIONS = ("read_only", "trade", "withdraw")
 #: Account levels (``acctLv``): 1 spot, 2 spot and futures, 3 multi-currency margin, 4 portfolio margin.
 ACCT_LEVELS = (1, 2, 3, 4)
 #: Broker level -> the maximum number of sub-accounts (both levels, not deleted) it may hold.
@@ -102,12 +102,7 @@ def parse_ip_list(text: str, field: str = "ip") -> list[str]:
 
 def parse_perms(text: str) -> list[str]:
     """A comma list of ``read_only``, ``trade``, ``withdraw``; ``read_only`` is always added."""
-    wanted = {p.strip() for p in text.split(",") if p.strip()} if text else set()
-    unknown = wanted - set(PERMISSIONS)
-    if unknown:
-        raise InvalidParameter("perm", f"unknown permission {sorted(unknown)[0][:32]}")
-    wanted.add("read_only")
-    return [p for p in PERMISSIONS if p in wanted]
+    return normalise_perms(text.split(",") if text else []).split(",")
 
 
 def parse_acct_lv(text: str) -> int:
