@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, select
 
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.assets.reference import currency
@@ -15,6 +15,7 @@ from stakehouse.chain.deposit_rules import confirmations_at
 from stakehouse.clock import Clock
 from stakehouse.db.batch import Batcher
 from stakehouse.db.engine import Database
+from stakehouse.db.paging import newest_first
 from stakehouse.db.tables import chains, deposits, journal_entries, ledger_accounts, transfers, users
 from stakehouse.db.types import money_from_db, utc_from_db
 from stakehouse.errors import (
@@ -101,6 +102,9 @@ class Transfer:
 
 @dataclass(frozen=True)
 class Deposit:
+    """A deposit as users, brokers and operators see it; ``confirmations`` as of the read
+    (``chain/deposit_rules.confirmations_at``)."""
+
     dep_id: str
     uid: str
     ccy: str
@@ -109,16 +113,24 @@ class Deposit:
     type: int
     from_addr: str
     to_addr: str
+    tag: str
     tx_id: str
     from_wd_id: str
     state: int
-    #: confirmations as of the read (``chain/deposit_rules.confirmations_at``)
     confirmations: int
     created_at: dt.datetime
     #: the sending user of an internal deposit (type 3), else ""
-    from_uid: str = ""
+    from_uid: str
     #: the account type credited (6 funding, 18 trading)
-    acct_type: int = FUNDING
+    acct_type: int
+    # the chain simulator's schedule: confirmations to credit and to succeed, seconds per block,
+    # when it moves next and when it did
+    credit_confirmations: int
+    unlock_confirmations: int
+    block_seconds: int
+    next_at: dt.datetime | None
+    credited_at: dt.datetime | None
+    completed_at: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -147,11 +159,39 @@ def _same_request(first: Transfer, req: TransferRequest) -> Transfer:
     return first
 
 
-def _deposit(r: Any, now: dt.datetime) -> Deposit:
+def deposit_view(r: Any, now: dt.datetime) -> Deposit:
+    """A ``deposits`` row as seen at ``now``."""
     shown = confirmations_at(state=r.state, created_at=r.created_at, block_seconds=r.block_seconds,
                              unlock=r.unlock_confirmations, now=now)
-    return Deposit(str(r.dep_id), r.uid, r.ccy, r.chain, r.amt, r.type, r.from_addr, r.to_addr, r.tx_id,
-                   r.from_wd_id, r.state, shown, r.created_at, r.from_uid or "", r.acct_type)
+    return Deposit(str(r.dep_id), r.uid, r.ccy, r.chain, r.amt, r.type, r.from_addr, r.to_addr, r.tag, r.tx_id,
+                   r.from_wd_id, r.state, shown, r.created_at, r.from_uid or "", r.acct_type, r.credit_confirmations,
+                   r.unlock_confirmations, r.block_seconds, r.next_at, r.credited_at, r.completed_at)
+
+
+def deposits_query(query: DepositQuery, *, uid: str = "", master_uid: str = "") -> Select[Any]:
+    """The deposits of one user, or of every sub-account of a master (a broker's, deleted ones
+    included), filtered as ``query`` says, newest first."""
+    c = deposits.c
+    if uid:
+        q = select(deposits).where(c.uid == uid)
+    elif master_uid:
+        q = select(deposits).where(c.uid.in_(select(users.c.uid).where(users.c.master_uid == master_uid)))
+    else:
+        raise ValueError("uid or master_uid")
+    if query.ccy:
+        q = q.where(c.ccy == query.ccy)
+    if query.dep_id:
+        q = q.where(c.dep_id == int(query.dep_id)) if query.dep_id.isdigit() and len(query.dep_id) < 19 \
+            else q.where(c.dep_id == -1)
+    if query.from_wd_id:
+        q = q.where(c.from_wd_id == query.from_wd_id)
+    if query.tx_id:
+        q = q.where(c.tx_id == query.tx_id)
+    if query.type is not None:
+        q = q.where(c.type == query.type)
+    if query.state is not None:
+        q = q.where(c.state == query.state)
+    return newest_first(q, c.created_at, c.dep_id, after=query.after, before=query.before, limit=query.limit)
 
 
 class AssetService:
@@ -328,47 +368,17 @@ class AssetService:
             if not posted.created:
                 raise _LostRace()
             conn.execute(deposits.update().where(deposits.c.dep_id == dep_id).values(entry_id=posted.entry_id))
-            return _deposit(conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)).one(), now)
+            return deposit_view(conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)).one(), now)
 
     def _deposit_by_entry_key(self, conn: Connection, entry_key: str, now: dt.datetime) -> Deposit | None:
         row = conn.execute(
             select(deposits).join(journal_entries, journal_entries.c.id == deposits.c.entry_id)
             .where(journal_entries.c.idempotency_key == entry_key)
         ).first()
-        return _deposit(row, now) if row else None
+        return deposit_view(row, now) if row else None
 
     def deposit_history(self, uid: str, query: DepositQuery) -> list[Deposit]:
         """A user's deposits (on-chain and internal), newest first; confirmations as of now."""
-        return self.deposit_history_of(query, uid=uid)
-
-    def deposit_history_of(self, query: DepositQuery, *, uid: str = "", master_uid: str = "") -> list[Deposit]:
-        """The deposits of one user, or of every sub-account of a master (a broker's, deleted ones
-        included), newest first."""
-        c = deposits.c
-        if uid:
-            q = select(deposits).where(c.uid == uid)
-        elif master_uid:
-            q = select(deposits).where(c.uid.in_(select(users.c.uid).where(users.c.master_uid == master_uid)))
-        else:
-            raise ValueError("uid or master_uid")
-        if query.ccy:
-            q = q.where(c.ccy == query.ccy)
-        if query.dep_id:
-            q = q.where(c.dep_id == int(query.dep_id)) if query.dep_id.isdigit() and len(query.dep_id) < 19 \
-                else q.where(c.dep_id == -1)
-        if query.from_wd_id:
-            q = q.where(c.from_wd_id == query.from_wd_id)
-        if query.tx_id:
-            q = q.where(c.tx_id == query.tx_id)
-        if query.type is not None:
-            q = q.where(c.type == query.type)
-        if query.state is not None:
-            q = q.where(c.state == query.state)
-        if query.after is not None:
-            q = q.where(c.created_at < query.after)
-        if query.before is not None:  # strictly newer in whole milliseconds (the wire's ts)
-            q = q.where(c.created_at >= query.before + dt.timedelta(milliseconds=1))
-        q = q.order_by(c.created_at.desc(), c.dep_id.desc()).limit(query.limit)
         with self.db.read() as conn:
             now = self.clock.now()
-            return [_deposit(r, now) for r in conn.execute(q)]
+            return [deposit_view(r, now) for r in conn.execute(deposits_query(query, uid=uid))]

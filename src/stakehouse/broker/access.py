@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 
 from stakehouse.accounts.service import User, user_from_row
 from stakehouse.db.tables import brokers, users
-from stakehouse.errors import BrokerRefused
+from stakehouse.errors import BrokerRefused, NotFound
 
 
 def is_broker(conn: Connection, uid: str) -> bool:
@@ -42,3 +42,19 @@ def broker_sub_accounts(conn: Connection, broker_uid: str) -> dict[str, str]:
     """Every sub-account of the broker ever made, deleted ones included: uid -> name."""
     rows = conn.execute(select(users.c.uid, users.c.sub_name).where(users.c.master_uid == broker_uid))
     return {r.uid: r.sub_name or "" for r in rows}
+
+
+def broker_caller(conn: Connection, caller_uid: str) -> User:
+    """The calling user, if it is an ND broker's master account (:func:`require_broker`)."""
+    row = conn.execute(select(users).where(users.c.uid == caller_uid)).first()
+    if row is None:
+        raise NotFound("User", caller_uid)
+    caller = user_from_row(row)
+    require_broker(conn, caller)
+    return caller
+
+
+def caller_sub_account(conn: Connection, caller_uid: str, sub_name: str) -> User:
+    """The sub-account ``sub_name`` of the calling broker (:func:`broker_caller`,
+    :func:`broker_sub_account`)."""
+    return broker_sub_account(conn, broker_caller(conn, caller_uid).uid, sub_name)

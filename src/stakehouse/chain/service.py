@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, func, select
 
-from stakehouse.accounts.service import AccountService, User
+from stakehouse.accounts.service import AccountService
 from stakehouse.assets.reference import (
     Chain,
     ReferenceData,
@@ -27,7 +27,8 @@ from stakehouse.assets.reference import (
     currency,
     update_chain,
 )
-from stakehouse.broker.access import broker_sub_account, broker_sub_accounts, require_broker
+from stakehouse.assets.service import Deposit, DepositQuery, deposit_view, deposits_query
+from stakehouse.broker.access import broker_caller, broker_sub_account, broker_sub_accounts, caller_sub_account
 from stakehouse.chain import addresses
 from stakehouse.chain.deposit_rules import (
     BENEFICIARIES,
@@ -38,7 +39,6 @@ from stakehouse.chain.deposit_rules import (
     SUCCESS,
     WAITING,
     ChainSettings,
-    confirmations_at,
     credit_step,
     due_at,
     validate_settings,
@@ -87,33 +87,6 @@ class DepositAddress:
 
 
 @dataclass(frozen=True)
-class ChainDeposit:
-    """A deposit as the simulator sees it, confirmations computed at ``as_of``."""
-
-    dep_id: str
-    uid: str
-    ccy: str
-    chain: str
-    amt: Decimal
-    type: int
-    from_addr: str
-    from_uid: str
-    to_addr: str
-    tag: str
-    tx_id: str
-    state: int
-    confirmations: int
-    credit_confirmations: int
-    unlock_confirmations: int
-    block_seconds: int
-    acct_type: int
-    created_at: dt.datetime
-    next_at: dt.datetime | None
-    credited_at: dt.datetime | None
-    completed_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
 class SendDeposit:
     """An on-chain deposit the operator sends to one of our deposit addresses."""
 
@@ -124,16 +97,6 @@ class SendDeposit:
     tag: str = ""
     tx_id: str = ""
     from_addr: str = ""
-
-
-def _chain_deposit(r: Any, now: dt.datetime) -> ChainDeposit:
-    return ChainDeposit(
-        str(r.dep_id), r.uid, r.ccy, r.chain, r.amt, r.type, r.from_addr, r.from_uid or "", r.to_addr, r.tag,
-        r.tx_id, r.state,
-        confirmations_at(state=r.state, created_at=r.created_at, block_seconds=r.block_seconds,
-                         unlock=r.unlock_confirmations, now=now),
-        r.credit_confirmations, r.unlock_confirmations, r.block_seconds, r.acct_type, r.created_at, r.next_at,
-        r.credited_at, r.completed_at)
 
 
 def split_address(addr: str, need_tag: bool) -> tuple[str, str]:
@@ -156,23 +119,19 @@ class ChainService:
 
     # -- broker callers -------------------------------------------------------------------
 
-    def check_broker(self, caller_uid: str) -> User:
-        """The caller, if it is an ND broker's master account (see :func:`require_broker`)."""
+    def broker_deposit_history(self, caller_uid: str, sub_name: str, query: DepositQuery
+                               ) -> list[tuple[str, Deposit]]:
+        """(sub-account name, deposit) for the deposits of an ND broker's sub-accounts (both levels;
+        deleted ones keep their history), or of the live one named ``sub_name``; newest first."""
         with self.db.read() as conn:
-            caller = self.accounts.get_in(conn, caller_uid)
-            require_broker(conn, caller)
-            return caller
-
-    def broker_subs(self, caller_uid: str, sub_name: str = "") -> dict[str, str]:
-        """uid -> name of the broker's sub-accounts (every one, deleted included; or the one live
-        sub-account named)."""
-        with self.db.read() as conn:
-            caller = self.accounts.get_in(conn, caller_uid)
-            require_broker(conn, caller)
+            now = self.clock.now()
+            caller = broker_caller(conn, caller_uid)
             if sub_name:
                 sub = broker_sub_account(conn, caller.uid, sub_name)
-                return {sub.uid: sub_name}
-            return broker_sub_accounts(conn, caller.uid)
+                names, q = {sub.uid: sub_name}, deposits_query(query, uid=sub.uid)
+            else:
+                names, q = broker_sub_accounts(conn, caller.uid), deposits_query(query, master_uid=caller.uid)
+            return [(names.get(r.uid, ""), deposit_view(r, now)) for r in conn.execute(q)]
 
     # -- deposit addresses ----------------------------------------------------------------
 
@@ -199,9 +158,7 @@ class ChainService:
             raise InvalidParameter("to")
         with self.db.write() as conn:
             now = self.clock.now()
-            caller = self.accounts.get_in(conn, caller_uid)
-            require_broker(conn, caller)
-            sub = broker_sub_account(conn, caller.uid, sub_name)
+            sub = caller_sub_account(conn, caller_uid, sub_name)
             found = chain_row(conn, ccy, chain)
             if addr_type == addresses.ADDR_TYPE_SEGWIT and found.address_format != addresses.BTC:
                 raise InvalidParameter("addrType", "2 (SegWit) exists only on BTC chains")
@@ -246,9 +203,7 @@ class ChainService:
             raise InvalidParameter("to")
         with self.db.write() as conn:
             now = self.clock.now()
-            caller = self.accounts.get_in(conn, caller_uid)
-            require_broker(conn, caller)
-            sub = broker_sub_account(conn, caller.uid, sub_name)
+            sub = caller_sub_account(conn, caller_uid, sub_name)
             found = chain_row(conn, ccy, chain)
             base, tag = split_address(addr, found.need_tag)
             row = conn.execute(select(deposit_addresses).where(
@@ -263,9 +218,7 @@ class ChainService:
     def addresses(self, caller_uid: str, sub_name: str, ccy: str) -> list[DepositAddress]:
         """A broker's sub-account's deposit addresses of ``ccy``, newest first."""
         with self.db.read() as conn:
-            caller = self.accounts.get_in(conn, caller_uid)
-            require_broker(conn, caller)
-            sub = broker_sub_account(conn, caller.uid, sub_name)
+            sub = caller_sub_account(conn, caller_uid, sub_name)
             currency(conn, ccy)
             rows = list(conn.execute(select(deposit_addresses).where(
                 deposit_addresses.c.uid == sub.uid, deposit_addresses.c.ccy == ccy)
@@ -308,7 +261,7 @@ class ChainService:
 
     # -- the simulator: deposits ----------------------------------------------------------
 
-    def send_deposit(self, req: SendDeposit) -> ChainDeposit:
+    def send_deposit(self, req: SendDeposit) -> Deposit:
         """An on-chain deposit to one of our deposit addresses: state 0 (waiting for
         confirmation), credited at the chain's confirmation count, successful at its unlock count,
         as the clock advances. The same ``txId`` sent again to the same address returns the first
@@ -349,7 +302,7 @@ class ChainService:
                 if prior is not None:
                     if prior.amt != req.amt:
                         raise Conflict("txId already sent to this address with another amount", txId=req.tx_id)
-                    return _chain_deposit(prior, now)
+                    return deposit_view(prior, now)
             frozen = owner.frozen_for("deposit")
             dep_id = conn.execute(deposits.insert().values(
                 uid=owner.uid, ccy=found.ccy, chain=found.chain, amt=req.amt, type=4, from_addr=req.from_addr,
@@ -362,9 +315,9 @@ class ChainService:
             ).returning(deposits.c.dep_id)).scalar_one()
             row = conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)).one()
             log.info("chain_deposit_sent", dep_id=dep_id, chain=found.chain, state=row.state)
-            return _chain_deposit(row, now)
+            return deposit_view(row, now)
 
-    def deposit(self, dep_id: str) -> ChainDeposit:
+    def deposit(self, dep_id: str) -> Deposit:
         """One deposit, confirmations as of now (operator)."""
         if not dep_id.isdigit() or len(dep_id) > 18:
             raise NotFound("Deposit", dep_id[:20])
@@ -373,7 +326,7 @@ class ChainService:
             row = conn.execute(select(deposits).where(deposits.c.dep_id == int(dep_id))).first()
         if row is None:
             raise NotFound("Deposit", dep_id)
-        return _chain_deposit(row, now)
+        return deposit_view(row, now)
 
     # -- EventSource ----------------------------------------------------------------------
 

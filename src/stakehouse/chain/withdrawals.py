@@ -30,13 +30,14 @@ from sqlalchemy import Connection, func, select, update
 
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.assets.reference import Chain, chain_row
-from stakehouse.broker.access import broker_sub_account, is_broker, require_broker
+from stakehouse.broker.access import broker_caller, broker_sub_account, is_broker
 from stakehouse.chain import withdrawal_rules as rules
 from stakehouse.chain.addresses import EVM, eip55, needs_tag, new_tx_id, platform_address
 from stakehouse.chain.service import ChainService
 from stakehouse.clock import Clock
 from stakehouse.config import Settings
 from stakehouse.db.engine import Database
+from stakehouse.db.paging import newest_first
 from stakehouse.db.tables import chains, deposit_addresses, deposits, ledger_accounts, users, withdrawals
 from stakehouse.errors import AccountFrozen, BrokerRefused, InvalidParameter, NotFound
 from stakehouse.ledger.audit import AuditCheck, CheckResult
@@ -420,12 +421,7 @@ class WithdrawalService:
             q = q.where(c.dest == query.type)
         if query.state is not None:
             q = q.where(c.state == query.state)
-        # the cursors are whole milliseconds (``ts``): strictly older / strictly newer in ms
-        if query.after is not None:
-            q = q.where(c.created_at < query.after)
-        if query.before is not None:
-            q = q.where(c.created_at >= query.before + dt.timedelta(milliseconds=1))
-        return q.order_by(c.created_at.desc(), c.wd_id.desc()).limit(query.limit)
+        return newest_first(q, c.created_at, c.wd_id, after=query.after, before=query.before, limit=query.limit)
 
     def history(self, uid: str, query: WithdrawalQuery) -> list[Withdrawal]:
         """A user's own withdrawals, newest first."""
@@ -437,7 +433,7 @@ class WithdrawalService:
         """The withdrawals of an ND broker's sub-accounts (both levels; deleted ones keep their
         history), or of the live one named ``sub_name`` (else ``sub_account_missing``)."""
         with self.db.read() as conn:
-            require_broker(conn, self.accounts.get_in(conn, broker_uid))
+            broker_caller(conn, broker_uid)
             q = _rows().where(users.c.master_uid == broker_uid)
             if sub_name:
                 q = q.where(withdrawals.c.uid == broker_sub_account(conn, broker_uid, sub_name).uid)

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, select
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.clock import Clock
 from stakehouse.db.engine import Database
+from stakehouse.db.paging import newest_first
 from stakehouse.db.tables import (
     fast_redemption_usage,
     ledger_accounts,
@@ -375,11 +376,7 @@ class StakingService:
             q = q.where(c.type == query.type)
         if query.status:
             q = q.where(c.status == query.status)
-        if query.after is not None:
-            q = q.where(c.request_time < query.after)
-        if query.before is not None:
-            q = q.where(c.request_time > query.before)
-        q = q.order_by(c.request_time.desc(), c.ord_id.desc()).limit(query.limit)
+        q = newest_first(q, c.request_time, c.ord_id, after=query.after, before=query.before, limit=query.limit)
         with self.db.read() as conn:
             products.load_product(conn, product)
             return [_order(r) for r in conn.execute(q)]

@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field
 
 from stakehouse import errors as dom
 from stakehouse.assets.reference import Chain
-from stakehouse.chain.service import ChainDeposit, DepositAddress, SendDeposit
+from stakehouse.assets.service import Deposit
+from stakehouse.chain.service import DepositAddress, SendDeposit
 from stakehouse.clock import to_ms
 from stakehouse.money import AmountError, fmt, parse_amount
 from stakehouse.services import Services
@@ -85,7 +86,7 @@ def iso_or_none(moment: Any) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def chain_deposit_out(d: ChainDeposit) -> dict[str, Any]:
+def chain_deposit_out(d: Deposit) -> dict[str, Any]:
     return {"depId": d.dep_id, "uid": d.uid, "ccy": d.ccy, "chain": d.chain, "amt": fmt(d.amt), "type": str(d.type),
             "to": d.to_addr, "tag": d.tag, "from": d.from_addr, "txId": d.tx_id, "state": str(d.state),
             "confirmations": d.confirmations, "creditConfirmations": d.credit_confirmations,

@@ -70,17 +70,13 @@ def get_deposit_history(call: Call) -> list[dict[str, Any]]:
         state=p.optional_int("state", (0, 1, 2, 8, 11, 12, 13, 14)),
         after=p.ms_time("after"), before=p.ms_time("before"), limit=p.limit(),
     )
-    svc = call.services
-    names = svc.chain.broker_subs(call.user.uid, sub)
-    rows = svc.assets.deposit_history_of(query, uid=next(iter(names))) if sub else \
-        svc.assets.deposit_history_of(query, master_uid=call.user.uid)
     return [
-        {"subAcct": names.get(d.uid, ""), "ccy": d.ccy, "chain": d.chain, "amt": fmt(d.amt),
+        {"subAcct": name, "ccy": d.ccy, "chain": d.chain, "amt": fmt(d.amt),
          # only an internal sender (a user of the platform) is shown, never a chain address
          "from": d.from_uid if d.type == 3 else "", "areaCodeFrom": "", "to": d.to_addr, "txId": d.tx_id,
          "ts": str(to_ms(d.created_at)), "state": str(d.state), "depId": d.dep_id,
          "actualDepBlkConfirm": str(d.confirmations)}
-        for d in rows
+        for name, d in call.services.chain.broker_deposit_history(call.user.uid, sub, query)
     ]
 
 
