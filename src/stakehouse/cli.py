@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 from typing import Annotated, Any
 
 import typer
@@ -21,7 +22,15 @@ from stakehouse.api.admin.providers import (
     run_out,
 )
 from stakehouse.api.admin.providers import product_out as provider_product_out
-from stakehouse.api.admin.routes import balance_out, deposit_out, key_out, new_key_out, posting_out, user_out
+from stakehouse.api.admin.routes import (
+    advance_out,
+    balance_out,
+    deposit_out,
+    key_out,
+    new_key_out,
+    posting_out,
+    user_out,
+)
 from stakehouse.api.admin.staking import (
     order_out,
     product_out,
@@ -39,6 +48,7 @@ from stakehouse.config import load_settings
 from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.logging import configure_logging
 from stakehouse.money import AmountError, parse_amount
+from stakehouse.sandbox.control import MAX_ADVANCE
 from stakehouse.services import Services
 
 app = typer.Typer(help="Stakehouse: Earn & Broker backend (OKX v5 / Gemini REST).", no_args_is_help=True)
@@ -256,6 +266,19 @@ def keys_revoke(api_key: str, db: DbOpt = None) -> None:
     _run(lambda: _print(key_out(s.accounts.revoke_key(api_key))))
 
 
+@keys_app.command("freeze")
+def keys_freeze(api_key: str, db: DbOpt = None) -> None:
+    """Freeze an OKX key: its requests get 50100 until it is unfrozen (other workers follow within 2 s)."""
+    s = _services(db)
+    _run(lambda: _print(key_out(s.accounts.set_key_frozen(api_key, True))))
+
+
+@keys_app.command("unfreeze")
+def keys_unfreeze(api_key: str, db: DbOpt = None) -> None:
+    s = _services(db)
+    _run(lambda: _print(key_out(s.accounts.set_key_frozen(api_key, False))))
+
+
 # -- clock ---------------------------------------------------------------------------------
 
 
@@ -266,16 +289,32 @@ def clock_show(db: DbOpt = None) -> None:
 
 
 @clock_app.command("advance")
-def clock_advance(days: int = 0, hours: int = 0, seconds: int = 0, to: str = "", db: DbOpt = None) -> None:
-    """Move the sandbox clock forward and run every job that falls due (sandbox only)."""
+def clock_advance(
+    days: Annotated[int | None, typer.Option(min=0, max=MAX_ADVANCE.days)] = None,
+    hours: Annotated[int | None, typer.Option(min=0, max=MAX_ADVANCE.days * 24)] = None,
+    seconds: Annotated[int | None, typer.Option(min=0, max=int(MAX_ADVANCE.total_seconds()))] = None,
+    to: Annotated[str, typer.Option(help="A moment with a time zone, e.g. 2027-01-01T00:00:00Z.")] = "",
+    db: DbOpt = None,
+) -> None:
+    """Move the sandbox clock forward (at most 3660 days at once) and run every job that falls due
+    (sandbox only). Progress goes to stderr; --days 0 runs what is due now."""
     s = _services(db)
+    started = time.monotonic()
+    shown = [started]
+
+    def progress(reached: dt.datetime, runs: int) -> None:
+        if time.monotonic() - shown[0] >= 1.0:  # at most a line a second
+            shown[0] = time.monotonic()
+            typer.echo(f"  at {reached.isoformat()}: {runs} job runs, {shown[0] - started:.0f} s", err=True)
 
     def go() -> None:
-        target = dt.datetime.fromisoformat(to.replace("Z", "+00:00")) if to else None
-        if target is not None and target.tzinfo is None:
-            raise dom.InvalidParameter("to", "needs a time zone")
-        ran = s.advance_clock(to=target, by=dt.timedelta(days=days, hours=hours, seconds=seconds))
-        _print({"now": s.clock.now().isoformat(), "jobsRun": [r.__dict__ for r in ran]})
+        try:
+            target = dt.datetime.fromisoformat(to.replace("Z", "+00:00")) if to else None
+        except ValueError:
+            raise dom.InvalidParameter("to", "ISO 8601 with a time zone, e.g. 2027-01-01T00:00:00Z") from None
+        given = [v for v in (days, hours, seconds) if v is not None]
+        by = dt.timedelta(days=days or 0, hours=hours or 0, seconds=seconds or 0) if given else None
+        _print(advance_out(s.clock.now, s.advance_clock(to=target, by=by, progress=progress)))
 
     _run(go)
 

@@ -18,12 +18,22 @@ def wall_time() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_MS = dt.timedelta(milliseconds=1)
+#: The last millisecond a ``datetime`` can hold (9999-12-31T23:59:59.999Z).
+MAX_MS = (dt.datetime.max.replace(tzinfo=UTC) - EPOCH) // _MS
+
+
 def to_ms(moment: dt.datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    """Unix milliseconds, exactly (floor; no float on the way)."""
+    return (moment - EPOCH) // _MS
 
 
 def from_ms(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, UTC)
+    """The moment of Unix millisecond ``ms``; ``ValueError`` outside 0..``MAX_MS``."""
+    if not 0 <= ms <= MAX_MS:
+        raise ValueError(f"Unix milliseconds must be between 0 and {MAX_MS}")
+    return EPOCH + ms * _MS
 
 
 class Clock(Protocol):

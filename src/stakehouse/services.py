@@ -19,16 +19,16 @@ from stakehouse.chain.withdrawals import AUDIT_CHECKS as WITHDRAWAL_CHECKS
 from stakehouse.chain.withdrawals import WithdrawalService
 from stakehouse.clock import Clock, SystemClock
 from stakehouse.config import Settings
-from stakehouse.db.engine import Database
+from stakehouse.db.engine import Database, unavailable
 from stakehouse.db.migrate import upgrade
 from stakehouse.db.tables import meta
 from stakehouse.errors import NotAllowed
-from stakehouse.jobs.runner import Job, JobRegistry, JobRunner, RunRecord
+from stakehouse.jobs.runner import Job, JobRegistry, JobRunner, ProgressFn, RunRecord
 from stakehouse.jobs.schedule import Daily, Hourly
 from stakehouse.ledger.audit import AuditReport, run_audit
 from stakehouse.ledger.journal import Ledger, PostingView, dialect_insert, user_journal
 from stakehouse.sandbox.clock import SandboxClock
-from stakehouse.sandbox.control import advance_to
+from stakehouse.sandbox.control import advance_target, advance_to
 from stakehouse.security import SecretBox, new_server_key
 from stakehouse.staking import audit as staking_audit
 from stakehouse.staking import provider_audit, provider_runs
@@ -139,9 +139,13 @@ class Services:
         until, on = self._maintenance
         if time.monotonic() < until:
             return on
-        with self.db.query() as conn:
-            value = conn.execute(select(meta.c.value).where(meta.c.key == MAINTENANCE_KEY)).scalar_one_or_none()
-        on = value == "on"
+        try:
+            with self.db.query() as conn:
+                value = conn.execute(select(meta.c.value).where(meta.c.key == MAINTENANCE_KEY)).scalar_one_or_none()
+            on = value == "on"
+        except Exception as exc:  # the database could not answer: keep the last known state
+            if not unavailable(exc):
+                raise
         self._maintenance = (time.monotonic() + MAINTENANCE_CACHE_SECONDS, on)
         return on
 
@@ -155,11 +159,14 @@ class Services:
         with self.db.read() as conn:
             return run_audit(conn, (*staking_audit.CHECKS, *provider_audit.CHECKS, *WITHDRAWAL_CHECKS))
 
-    def advance_clock(self, *, to: dt.datetime | None = None, by: dt.timedelta | None = None) -> list[RunRecord]:
+    def advance_clock(self, *, to: dt.datetime | None = None, by: dt.timedelta | None = None,
+                      progress: ProgressFn | None = None) -> list[RunRecord]:
+        """Move the sandbox clock ``to`` a moment or ``by`` a span (at most ``MAX_ADVANCE``), running
+        everything that falls due on the way; ``by`` of zero runs what is due now."""
         if self.sandbox_clock is None:
             raise NotAllowed("The clock can only be moved in the sandbox")
-        target = to if to is not None else self.sandbox_clock.now() + (by or dt.timedelta())
-        return advance_to(self.sandbox_clock, self.runner, target)
+        target = advance_target(self.sandbox_clock.now(), to=to, by=by)
+        return advance_to(self.sandbox_clock, self.runner, target, progress=progress)
 
     def close(self) -> None:
         self.db.dispose()

@@ -172,12 +172,15 @@ class AccountService:
             raise InvalidParameter("label", f"at most {rules.MAX_LABEL} characters")
         if kyc_level < 0 or kyc_level > 3:
             raise InvalidParameter("kycLevel", "0..3")
-        now = self.clock.now()
+        products = tuple(dict.fromkeys(accept_terms))  # a product named twice is accepted once
+        if any(not product or len(product) > 32 for product in products):
+            raise InvalidParameter("acceptTerms", "product names of 1..32 characters")
         with self.db.write() as conn:
+            now = self.clock.now()
             uid = self._new_uid(conn)
             conn.execute(users.insert().values(uid=uid, env=env, level=0, label=label, kyc_level=kyc_level,
                                                frozen=False, frozen_funcs="", can_trans_out=True, created_at=now))
-            for product in accept_terms:
+            for product in products:
                 conn.execute(terms_acceptances.insert().values(uid=uid, product=product, accepted_at=now))
             return self._get(conn, uid)
 

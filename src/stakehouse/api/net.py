@@ -1,10 +1,30 @@
-"""Client address: the socket peer, or ``X-Forwarded-For`` when the peer is a trusted proxy."""
+"""What the API adapters share about HTTP: the client address (the socket peer, or
+``X-Forwarded-For`` when the peer is a trusted proxy) and their one routing-table endpoint."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+
+class AnyMethod:
+    """An ASGI endpoint answering every HTTP method through ``handler(request) -> Response``.
+
+    Starlette limits a plain function endpoint to the methods it lists and answers the others itself
+    (405 ``{"detail": ...}``); an adapter answers every method in its own envelope instead (TRACE
+    included). Being an ASGI app, it also skips Starlette's per-request wrapper of function
+    endpoints."""
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 def _trusted(peer: str, trusted: list[str]) -> bool:

@@ -18,6 +18,7 @@ from stakehouse.db.engine import Database
 from stakehouse.db.paging import newest_first
 from stakehouse.db.tables import chains, deposits, journal_entries, ledger_accounts, transfers, users
 from stakehouse.db.types import money_from_db, utc_from_db
+from stakehouse.digits import row_id
 from stakehouse.errors import (
     AccountFrozen,
     AmountNotPositive,
@@ -45,17 +46,22 @@ def _balances_sql(db: Database, owners: list[str]) -> tuple[str, tuple[Any, ...]
             f"WHERE {where} ORDER BY owner, acct_type, ccy"), params
 
 
-def _by_owner(rows: list[Any]) -> dict[str, tuple[tuple[int, Balance], ...]]:
-    found: dict[str, list[tuple[int, Balance]]] = {}
+#: An owner's balance rows as the driver gives them: ``(owner, acct_type, ccy, available, locked,
+#: updated_at)``, turned into :class:`Balance` only for the rows a request asks for.
+Rows = tuple[tuple[Any, ...], ...]
+
+
+def _by_owner(rows: list[Any]) -> dict[str, Rows]:
+    found: dict[str, list[tuple[Any, ...]]] = {}
     for r in rows:
-        found.setdefault(r[0], []).append(
-            (r[1], Balance(r[2], money_from_db(r[3]), money_from_db(r[4]), utc_from_db(r[5]))))
+        found.setdefault(r[0], []).append(r)
     return {owner: tuple(items) for owner, items in found.items()}
 
 
-def _select(items: tuple[tuple[int, Balance], ...], acct_type: int, ccys: list[str] | None) -> list[Balance]:
+def _select(rows: Rows, acct_type: int, ccys: list[str] | None) -> list[Balance]:
     wanted = set(ccys) if ccys else None
-    return [b for t, b in items if t == acct_type and (wanted is None or b.ccy in wanted)]
+    return [Balance(r[2], money_from_db(r[3]), money_from_db(r[4]), r[5])
+            for r in rows if r[1] == acct_type and (wanted is None or r[2] in wanted)]
 
 
 class _LostRace(Exception):
@@ -63,16 +69,23 @@ class _LostRace(Exception):
 
 
 class Balance(NamedTuple):
-    """One currency of one account (a named tuple: built for every row of the hottest read)."""
+    """One currency of one account (a named tuple: built for every row of the hottest read).
+
+    ``stamp`` is the last change as the driver gives it; :attr:`updated_at` reads it (only the
+    replies that show it pay for that)."""
 
     ccy: str
     available: Decimal
     locked: Decimal
-    updated_at: dt.datetime
+    stamp: Any
 
     @property
     def total(self) -> Decimal:
         return self.available + self.locked
+
+    @property
+    def updated_at(self) -> dt.datetime:
+        return utc_from_db(self.stamp)
 
 
 @dataclass(frozen=True)
@@ -181,8 +194,7 @@ def deposits_query(query: DepositQuery, *, uid: str = "", master_uid: str = "") 
     if query.ccy:
         q = q.where(c.ccy == query.ccy)
     if query.dep_id:
-        q = q.where(c.dep_id == int(query.dep_id)) if query.dep_id.isdigit() and len(query.dep_id) < 19 \
-            else q.where(c.dep_id == -1)
+        q = q.where(c.dep_id == (row_id(query.dep_id) or -1))
     if query.from_wd_id:
         q = q.where(c.from_wd_id == query.from_wd_id)
     if query.tx_id:
@@ -200,8 +212,10 @@ class AssetService:
         self.clock = clock
         self.ledger = ledger
         self.accounts = accounts
-        self._balance_reads: Batcher[str, tuple[tuple[int, Balance], ...]] = Batcher(
-            self._load_balances, tuple, max_inflight=BALANCE_READS_IN_FLIGHT)
+        self._balance_reads: Batcher[str, Rows] = Batcher(self._load_balances, tuple,
+                                                         max_inflight=BALANCE_READS_IN_FLIGHT)
+        #: The one-owner balance statement on SQLite (built once: it is the hottest read there)
+        self._one_owner_sql = _balances_sql(db, ["?"])[0]
 
     # -- balances ----------------------------------------------------------------------
 
@@ -219,9 +233,9 @@ class AssetService:
         owner = f"u:{uid}"
         if self.db.hot.waits:
             return _select(await self._balance_reads.get(owner), acct_type, ccys)
-        return _select((await self._load_balances([owner])).get(owner, ()), acct_type, ccys)
+        return _select(tuple(await self.db.hot.fetch(self._one_owner_sql, (owner,))), acct_type, ccys)
 
-    async def _load_balances(self, owners: list[str]) -> dict[str, tuple[tuple[int, Balance], ...]]:
+    async def _load_balances(self, owners: list[str]) -> dict[str, Rows]:
         return _by_owner(await self.db.hot.fetch(*_balances_sql(self.db, owners)))
 
     # -- transfers ---------------------------------------------------------------------
@@ -303,9 +317,10 @@ class AssetService:
     def transfer_state(self, caller_uid: str, *, trans_id: str = "", client_id: str = "") -> Transfer:
         q = select(transfers).where(transfers.c.uid == caller_uid)
         if trans_id:
-            if not trans_id.isdigit() or len(trans_id) > 19:
-                raise NotFound("Transfer", trans_id)
-            q = q.where(transfers.c.trans_id == int(trans_id))
+            found = row_id(trans_id)
+            if found is None:
+                raise NotFound("Transfer", trans_id[:20])
+            q = q.where(transfers.c.trans_id == found)
         elif client_id:
             q = q.where(transfers.c.client_id == client_id)
         else:

@@ -46,6 +46,7 @@ from stakehouse.chain.deposit_rules import (
 from stakehouse.clock import Clock
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import deposit_addresses, deposits, users
+from stakehouse.digits import row_id
 from stakehouse.errors import (
     AmountNotPositive,
     BrokerRefused,
@@ -319,11 +320,12 @@ class ChainService:
 
     def deposit(self, dep_id: str) -> Deposit:
         """One deposit, confirmations as of now (operator)."""
-        if not dep_id.isdigit() or len(dep_id) > 18:
+        found = row_id(dep_id)
+        if found is None:
             raise NotFound("Deposit", dep_id[:20])
         with self.db.read() as conn:
             now = self.clock.now()
-            row = conn.execute(select(deposits).where(deposits.c.dep_id == int(dep_id))).first()
+            row = conn.execute(select(deposits).where(deposits.c.dep_id == found)).first()
         if row is None:
             raise NotFound("Deposit", dep_id)
         return deposit_view(row, now)

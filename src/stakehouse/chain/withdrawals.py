@@ -39,6 +39,7 @@ from stakehouse.config import Settings
 from stakehouse.db.engine import Database
 from stakehouse.db.paging import newest_first
 from stakehouse.db.tables import chains, deposit_addresses, deposits, ledger_accounts, users, withdrawals
+from stakehouse.digits import row_id
 from stakehouse.errors import AccountFrozen, BrokerRefused, InvalidParameter, NotFound
 from stakehouse.ledger.audit import AuditCheck, CheckResult
 from stakehouse.ledger.journal import Ledger, dialect_insert
@@ -311,8 +312,9 @@ class WithdrawalService:
     def _find(self, conn: Connection, wd_id: str, uid: str | None) -> Withdrawal:
         """The withdrawal ``wd_id`` of ``uid`` (``None``: of anyone, for operators)."""
         row = None
-        if wd_id.isdigit() and len(wd_id) <= 18:
-            q = _rows().where(withdrawals.c.wd_id == int(wd_id))
+        found = row_id(wd_id)
+        if found is not None:
+            q = _rows().where(withdrawals.c.wd_id == found)
             if uid is not None:
                 q = q.where(withdrawals.c.uid == uid)
             row = conn.execute(q).first()
@@ -411,8 +413,7 @@ class WithdrawalService:
         if query.ccy:
             q = q.where(c.ccy == query.ccy)
         if query.wd_id:
-            q = q.where(c.wd_id == int(query.wd_id)) if query.wd_id.isdigit() and len(query.wd_id) <= 18 \
-                else q.where(c.wd_id == -1)
+            q = q.where(c.wd_id == (row_id(query.wd_id) or -1))
         if query.client_id:
             q = q.where(c.client_id == query.client_id)
         if query.tx_id:

@@ -18,19 +18,54 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
+import structlog
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import exc as sa_exc
 
 from stakehouse.money import to_plain
 
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
 #: The advisory lock key of the ledger barrier (see :meth:`Database.write`).
 LEDGER_BARRIER = 727173
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not serve a statement for reasons of its own, not
+    the request's: the server dropped or refused the connection, the pool had none to give, a lock
+    or the SQLite write lock was not had in time, a deadlock victim. Nothing of the failed
+    transaction was committed (a failure during COMMIT itself leaves the outcome unknown, which is
+    why adapters retry only reads). The API adapters answer it as "busy, try again" (OKX 50013),
+    never as an unexpected error."""
+    cause: BaseException | None = exc
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        cause = exc.orig
+    if isinstance(cause, sqlite3.OperationalError):  # also "no such table" and the like: those are bugs
+        return "locked" in str(cause) or "busy" in str(cause)
+    return isinstance(cause, sa_exc.TimeoutError | psycopg.OperationalError)
+
+
+async def read_twice(read: Callable[[], Awaitable[T]]) -> T:
+    """``read()``, tried once more when the database could not answer (a dropped connection is
+    replaced by then). Only for work that writes nothing."""
+    try:
+        return await read()
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        log.warning("database_unavailable_retry", error=type(exc).__name__)
+    return await read()
 
 
 class _DecSum:

@@ -13,7 +13,10 @@ from stakehouse.money import STORAGE_DIGITS, STORAGE_SCALE, to_plain
 
 
 def money_from_db(value: Any) -> Decimal:
-    """A stored amount (TEXT on SQLite, NUMERIC on PostgreSQL) as a normalised Decimal."""
+    """A stored amount as a Decimal without trailing zeros: SQLite's TEXT is already canonical
+    (``to_plain``), PostgreSQL's NUMERIC(38, 18) comes with 18 decimals."""
+    if isinstance(value, str):
+        return Decimal(value)
     return Decimal(value).normalize() if value != 0 else Decimal(0)
 
 

@@ -87,6 +87,10 @@ _TICK = dt.timedelta(microseconds=1)
 #: ``run_until`` calls this with each due time before doing the work due then (the sandbox sets its
 #: clock there; polling does nothing).
 StepFn = Callable[[dt.datetime], None]
+#: ``run_until`` calls this after each window with the moment reached and the runs so far.
+ProgressFn = Callable[[dt.datetime, int], None]
+#: How much of a long span ``run_until`` reads and runs at a time.
+WINDOW = dt.timedelta(days=1)
 
 
 class JobRunner:
@@ -96,6 +100,9 @@ class JobRunner:
         self.clock = clock
         self.registry = registry
         self.sources: list[EventSource] = list(sources or [])
+        #: Every job period ended by this moment is done (set by ``run_until``; None: not known yet).
+        self._done_until: dt.datetime | None = None
+        self._origin: dt.datetime | None = None
 
     def add_source(self, source: EventSource) -> None:
         if any(s.name == source.name for s in self.sources):
@@ -104,6 +111,12 @@ class JobRunner:
 
     def origin(self) -> dt.datetime:
         """Periods that ended before the installation's first start are never due."""
+        if self._origin is not None:
+            return self._origin
+        self._origin = self._read_origin()
+        return self._origin
+
+    def _read_origin(self) -> dt.datetime:
         with self.db.read() as conn:
             value = conn.execute(select(meta.c.value).where(meta.c.key == ORIGIN_KEY)).scalar_one_or_none()
         if value is not None:
@@ -118,15 +131,17 @@ class JobRunner:
                 conn.execute(select(meta.c.value).where(meta.c.key == ORIGIN_KEY)).scalar_one()
             )
 
-    def due(self, until: dt.datetime) -> list[tuple[Period, int, Job]]:
-        """Unprocessed (period, job) pairs due by ``until``, in time order then registry order."""
-        origin = self.origin()
+    def due(self, until: dt.datetime, *, after: dt.datetime | None = None) -> list[tuple[Period, int, Job]]:
+        """Unprocessed (period, job) pairs due by ``until`` (and after ``after``: a window, so that
+        what is read stays small however long the span), in time order then registry order."""
+        start = self.origin() if after is None else max(after, self.origin())
         with self.db.read() as conn:
-            done = {(r.job, r.period) for r in conn.execute(select(job_runs.c.job, job_runs.c.period))}
+            done = {(r.job, r.period) for r in conn.execute(
+                select(job_runs.c.job, job_runs.c.period).where(job_runs.c.due_at > start, job_runs.c.due_at <= until))}
         pending = [
             (period, index, job)
             for index, job in enumerate(self.registry.jobs)
-            for period in job.schedule.ended_between(origin, until)
+            for period in job.schedule.ended_between(start, until)
             if (job.name, period.key) not in done
         ]
         pending.sort(key=lambda item: (item[0].end, item[1]))
@@ -185,18 +200,31 @@ class JobRunner:
             else:
                 stuck.add((source.name, due))
 
-    def run_until(self, until: dt.datetime, step: StepFn | None = None) -> list[RunRecord]:
+    def run_until(self, until: dt.datetime, step: StepFn | None = None, *,
+                  progress: ProgressFn | None = None) -> list[RunRecord]:
         """Run every job period and event-source item due by ``until``, in due-time order: source
         items due strictly before a period's end first, then that period's jobs. ``step(due)`` is
-        called before each piece of work (the sandbox moves its clock there)."""
+        called before each piece of work (the sandbox moves its clock there).
+
+        The span is worked through in windows of ``WINDOW`` (periods and claims are read one window
+        at a time, so memory stays flat however long the span); ``progress(reached, runs)`` is
+        called after each. Every period ended by ``until`` is done when this returns (a period
+        another process holds is waited for by the claim), so the next call starts there."""
         ran: list[RunRecord] = []
-        for period, _, job in self.due(until):
-            self._run_sources(period.end - _TICK, step, ran)
-            if step is not None:
-                step(period.end)
-            record = self.run_one(job, period)
-            if record:
-                ran.append(record)
+        reached = self._done_until or self.origin()
+        while reached < until:
+            window_end = min(until, reached + WINDOW)
+            for period, _, job in self.due(window_end, after=reached):
+                self._run_sources(period.end - _TICK, step, ran)
+                if step is not None:
+                    step(period.end)
+                record = self.run_one(job, period)
+                if record:
+                    ran.append(record)
+            self._run_sources(window_end, step, ran)
+            reached = self._done_until = window_end
+            if progress is not None:
+                progress(reached, len(ran))
         self._run_sources(until, step, ran)
         return ran
 

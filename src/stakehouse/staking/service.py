@@ -32,6 +32,7 @@ from stakehouse.db.tables import (
     staking_reward_runs,
     staking_rewards,
 )
+from stakehouse.digits import row_id
 from stakehouse.errors import (
     AccountFrozen,
     InsufficientBalance,
@@ -101,9 +102,10 @@ def _order(r: Any) -> Order:
 
 
 def _order_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    found = row_id(text)
+    if found is None:
         raise NotFound("Order", text[:20])
-    return int(text)
+    return found
 
 
 def _to_ms(moment: dt.datetime) -> dt.datetime:

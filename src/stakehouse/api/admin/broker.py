@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 from stakehouse import errors as dom
 from stakehouse.broker.rules import FeeSetting
 from stakehouse.broker.service import BrokerInfo, FeeLookup, SubAccount
-from stakehouse.clock import from_ms, to_ms
+from stakehouse.clock import MAX_MS, from_ms, to_ms
+from stakehouse.digits import ascii_digits
 from stakehouse.money import fmt
 from stakehouse.services import Services
 
@@ -36,15 +37,15 @@ def parse_at(text: str) -> dt.datetime | None:
     text = text.strip()
     if not text:
         return None
-    if text.isdigit() and len(text) <= 15:
+    if ascii_digits(text, 15) and int(text) <= MAX_MS:
         return from_ms(int(text))
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            raise dom.InvalidParameter("at", "needs a time zone, e.g. 2026-01-01T00:00:00Z")
+        return moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # OverflowError: a zone shifts it past year 1 or 9999
         raise dom.InvalidParameter("at", "Unix milliseconds or ISO 8601, e.g. 2026-01-01T00:00:00Z") from None
-    if moment.tzinfo is None:
-        raise dom.InvalidParameter("at", "needs a time zone, e.g. 2026-01-01T00:00:00Z")
-    return moment.astimezone(dt.UTC)
 
 
 def broker_out(info: BrokerInfo) -> dict[str, Any]:

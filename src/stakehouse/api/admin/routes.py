@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -21,6 +24,7 @@ from stakehouse.api.admin.staking import build_staking_admin
 from stakehouse.api.admin.withdrawals import build_withdrawals_admin
 from stakehouse.assets.service import Balance, Deposit
 from stakehouse.clock import to_ms
+from stakehouse.jobs.runner import RunRecord
 from stakehouse.ledger.journal import PostingView
 from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.money import AmountError, fmt, parse_amount
@@ -118,6 +122,17 @@ def deposit_out(d: Deposit) -> dict[str, Any]:
             "state": str(d.state), "ts": str(to_ms(d.created_at))}
 
 
+#: Job runs listed in the reply to an advance (the newest; ``jobsRunCount`` counts them all).
+ADVANCE_RUNS_SHOWN = 1000
+
+
+def advance_out(now: Callable[[], dt.datetime], ran: list[RunRecord]) -> dict[str, Any]:
+    """The reply to a clock advance (admin API and CLI)."""
+    return {"now": now().isoformat(), "jobsRunCount": len(ran),
+            "jobsRun": [{"job": j.job, "period": j.period, "dueAt": j.due_at.isoformat(), "result": j.result}
+                        for j in ran[-ADVANCE_RUNS_SHOWN:]]}
+
+
 def _amount(text: str, services: Services) -> Decimal:
     try:
         return parse_amount(text, scale=18, max_amount=services.settings.max_amount)
@@ -185,6 +200,15 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
     def revoke_key(api_key: str) -> dict[str, Any]:
         return key_out(acc.revoke_key(api_key))
 
+    @r.post("/api-keys/{api_key}/freeze")
+    def freeze_key(api_key: str) -> dict[str, Any]:
+        """Freeze an OKX key: every request signed with it gets 50100 until it is unfrozen."""
+        return key_out(acc.set_key_frozen(api_key, True))
+
+    @r.post("/api-keys/{api_key}/unfreeze")
+    def unfreeze_key(api_key: str) -> dict[str, Any]:
+        return key_out(acc.set_key_frozen(api_key, False))
+
     @r.post("/users/{uid}/deposits")
     def credit_deposit(uid: str, body: DepositIn) -> dict[str, Any]:
         return deposit_out(services.assets.credit_deposit(
@@ -207,13 +231,11 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
 
     @r.post("/clock/advance")
     def advance(body: AdvanceIn) -> dict[str, Any]:
-        if body.to is not None and body.to.tzinfo is None:
-            raise dom.InvalidParameter("to", "needs a time zone, e.g. 2026-01-01T00:00:00Z")
-        by = dt.timedelta(seconds=body.seconds or 0, days=body.days or 0)
-        ran = services.advance_clock(to=body.to, by=by)
-        return {"now": services.clock.now().isoformat(),
-                "jobsRun": [{"job": j.job, "period": j.period, "dueAt": j.due_at.isoformat(), "result": j.result}
-                            for j in ran]}
+        """Move the sandbox clock ``days`` and/or ``seconds`` ahead, or ``to`` a moment (at most
+        3660 days at once), running everything that falls due on the way."""
+        given = body.seconds is not None or body.days is not None
+        by = dt.timedelta(seconds=body.seconds or 0, days=body.days or 0) if given else None
+        return advance_out(services.clock.now, services.advance_clock(to=body.to, by=by))
 
     @r.get("/maintenance")
     def get_maintenance() -> dict[str, bool]:
@@ -241,6 +263,14 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
     build_chain_admin(r, services)
     build_withdrawals_admin(r, services)
     app.include_router(r)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+        """FastAPI's 422 without the values sent: an error must never echo a secret (a passphrase)."""
+        assert isinstance(exc, RequestValidationError)
+        detail = [{"type": e.get("type", ""), "loc": list(e.get("loc", ())), "msg": e.get("msg", "")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
 
     @app.exception_handler(dom.DomainError)
     async def domain_error(_request: Request, exc: Exception) -> JSONResponse:

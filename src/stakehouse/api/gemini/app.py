@@ -44,15 +44,18 @@ from stakehouse.api.gemini.errors import GeminiError, endpoint_not_found, from_d
 from stakehouse.api.gemini.ratelimit import PRIVATE, PUBLIC, BurstLimiter
 from stakehouse.api.gemini.routes import ALL, Call, Payload, Route
 from stakehouse.api.gemini.wire import dumps, epoch_us
-from stakehouse.api.net import client_ip
+from stakehouse.api.net import AnyMethod, client_ip
 from stakehouse.api.okx.ratelimit import RateLimiter
+from stakehouse.db.engine import read_twice, unavailable
 from stakehouse.errors import DomainError
 from stakehouse.services import Services
 
 log = structlog.get_logger(__name__)
 
 PREFIX = "/v1"
-ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: The message of a 503 ``System`` reply when the database cannot answer (the request may be retried;
+#: a signed one with a new nonce).
+UNAVAILABLE_MSG = "The service is busy; please try again later"
 
 
 def json_response(data: object, status: int = 200) -> Response:
@@ -69,11 +72,12 @@ def unhandled_error() -> Response:
 
 
 class GeminiAdapter:
-    def __init__(self, services: Services, routes: list[Route] | None = None) -> None:
+    def __init__(self, services: Services, routes: list[Route] | None = None, *,
+                 limiter: RateLimiter | None = None) -> None:
         self.services = services
         settings = services.settings
         self.sandbox = bool(settings.sandbox)
-        self.limiter = BurstLimiter(RateLimiter(settings.redis_url, settings.rate_limit_factor))
+        self.limiter = BurstLimiter(limiter or RateLimiter(settings.redis_url, settings.rate_limit_factor))
         self.routes = list(routes if routes is not None else ALL)
         self.trusted = settings.trusted_proxies
         self.max_body = settings.max_body_bytes
@@ -105,7 +109,7 @@ class GeminiAdapter:
         if len(api_key) <= auth.MAX_API_KEY:
             hit, found = keys.cached_auth_key(api_key)
             if not hit:  # only a cache miss needs the database (and so a worker thread)
-                found = await run_in_threadpool(keys.lookup_for_auth, api_key)
+                found = await read_twice(lambda: run_in_threadpool(keys.lookup_for_auth, api_key))
         if found is None or found.key.revoked_at is not None:
             raise GeminiError("InvalidApiKey")
         return found
@@ -188,16 +192,20 @@ class GeminiAdapter:
                 return await endpoint(request)
             except GeminiError as err:
                 return error_response(err)
-            except Exception as exc:
+            except Exception as exc:  # answered here, so the connection stays open
+                if unavailable(exc):
+                    log.warning("database_unavailable", path=path[:128], error=type(exc).__name__)
+                    return error_response(GeminiError("System", UNAVAILABLE_MSG, status=503))
                 log.exception("unhandled", path=path[:128], error=type(exc).__name__)
                 return unhandled_error()
 
-        app.router.routes[0:0] = [StarletteRoute(prefix + "/{rest:path}", dispatch, methods=list(ANY_METHOD)),
-                                  StarletteRoute(prefix, dispatch, methods=list(ANY_METHOD))]
+        endpoint = AnyMethod(dispatch)  # every method reaches the dispatch (an unknown one: EndpointNotFound)
+        app.router.routes[0:0] = [StarletteRoute(prefix + "/{rest:path}", endpoint),
+                                  StarletteRoute(prefix, endpoint)]
 
 
-def install(app: Starlette, services: Services) -> GeminiAdapter:
+def install(app: Starlette, services: Services, limiter: RateLimiter | None = None) -> GeminiAdapter:
     """Install the Gemini adapter on ``app`` (``/v1``); returns it."""
-    adapter = GeminiAdapter(services)
+    adapter = GeminiAdapter(services, limiter=limiter)
     adapter.install(app)
     return adapter

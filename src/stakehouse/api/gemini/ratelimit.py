@@ -8,8 +8,9 @@
   when the whole queue should have passed (one window at Gemini's rates; other processes sharing
   the Redis counters may have taken the slots).
 
-Counters are the OKX limiter's: in memory per process, or in Redis shared by all workers. The
-wait queue itself is per process.
+Counters are the OKX limiter's (our keys start with "gemini", so they never meet OKX's): in
+memory per process, or in Redis shared by all workers (per process while Redis is unavailable).
+The wait queue itself is per process.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ PUBLIC = Limit(120, 60, "ip")
 BURST = 5
 #: A queued request waits at most the windows the queue needs to pass (plus this) from its arrival.
 SLACK_SECONDS = 1.0
-#: The OKX limiter's namespace: our keys start with "gemini", so they never meet OKX's.
-_NAMESPACE = "okx"
 
 
 @dataclass
@@ -44,13 +43,7 @@ class BurstLimiter:
 
     async def _seconds_to_slot(self, limit: Limit, key: str) -> float:
         """Seconds until the oldest counted request leaves the window (wall time, as ``limits``)."""
-        item = limit.item(self.limiter.factor)
-        if self.limiter.local is not None:
-            stats = self.limiter.local.get_window_stats(item, _NAMESPACE, key)
-        else:
-            assert self.limiter.shared is not None
-            stats = await self.limiter.shared.get_window_stats(item, _NAMESPACE, key)
-        return max(0.0, float(stats.reset_time) - time.time())
+        return max(0.0, await self.limiter.reset_time(limit, key) - time.time())
 
     def _patience(self, limit: Limit) -> float:
         """How long a queued request may wait: enough windows for the whole queue to pass at the

@@ -4,6 +4,10 @@ Every reply is JSON ``{"code", "msg", "data"}``; no stack trace ever reaches a c
 The pipeline follows the conventions' verification order: route and method, headers,
 timestamp, key, environment, passphrase, signature, key state, IP, permission, rate limit,
 parameters, business rules.
+
+Nothing a request does reaches the client as anything but that envelope: a database that cannot
+answer is 50013 "Systems are busy" (reads are tried once more first), anything unexpected is
+logged and answered 50026, and the connection stays open in both cases.
 """
 
 from __future__ import annotations
@@ -11,27 +15,40 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+import anyio
 import orjson
+import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
-from stakehouse.api.net import client_ip
-from stakehouse.api.okx.auth import AuthContext, Authenticator
+from stakehouse.api.net import AnyMethod, client_ip
+from stakehouse.api.okx.auth import AuthContext, Authenticator, Presented
 from stakehouse.api.okx.errors import OkxError, Overrides, from_domain
-from stakehouse.api.okx.params import Params, parse_json_body
+from stakehouse.api.okx.params import Params, canonical, parse_json_body
 from stakehouse.api.okx.ratelimit import Limit, RateLimiter
+from stakehouse.db.engine import read_twice, unavailable
 from stakehouse.errors import DomainError
 from stakehouse.services import Services
 
+log = structlog.get_logger(__name__)
 
-@dataclass(frozen=True)
-class Call:
-    """What a route handler gets: the services, the parsed parameters, the caller."""
+#: Wrong passphrases allowed per API key and per client IP before the slow check is skipped and the
+#: request refused with 50011 (times ``rate_limit_factor``, like every limit).
+PASSPHRASE_FAILURES_PER_KEY = Limit(5, 60, "key")
+PASSPHRASE_FAILURES_PER_IP = Limit(20, 60, "ip")
+#: Slow passphrase checks (scrypt) running at once per process, on worker threads.
+PASSPHRASE_CHECKS_AT_ONCE = 2
+THROTTLED_MSG = "Too Many Requests: too many wrong passphrases from this IP or for this API key; try again later"
+
+
+class Call(NamedTuple):
+    """What a route handler gets: the services, the parsed parameters, the caller (a named tuple:
+    one is made per request)."""
 
     services: Services
     params: Params
@@ -78,27 +95,28 @@ def ok_response(data: Any) -> Response:
 
 
 class OkxAdapter:
-    def __init__(self, services: Services, routes: Sequence[Route]) -> None:
+    def __init__(self, services: Services, routes: Sequence[Route], *, limiter: RateLimiter | None = None) -> None:
         self.services = services
         settings = services.settings
         self.auth = Authenticator(services.clock, skew_ms=settings.auth_skew_ms,
                                   sandbox=bool(settings.sandbox))
-        self.limiter = RateLimiter(settings.redis_url, settings.rate_limit_factor)
+        self.limiter = limiter or RateLimiter(settings.redis_url, settings.rate_limit_factor)
         self.routes = list(routes)
         self.max_body = settings.max_body_bytes
         self.trusted = settings.trusted_proxies
+        self._slow_checks = anyio.CapacityLimiter(PASSPHRASE_CHECKS_AT_ONCE)
 
     def _rate_key(self, route: Route, call_ip: str, auth: AuthContext | None, params: Params) -> tuple[str, ...]:
         env = auth.user.env if auth else "public"
         rule = route.limit.rule
         base = auth.uid if rule.startswith("uid") and auth else call_ip
         extra = ""
-        if rule.endswith("+ccy"):
-            extra = str(params.values.get("ccy", ""))[:16]
+        if rule.endswith("+ccy"):  # keyed on the canonical spelling: usdt and USDT are one currency
+            extra = canonical(params.values.get("ccy"), 16)
         elif rule.endswith("+instId"):
-            extra = str(params.values.get("instId", ""))[:32]
+            extra = canonical(params.values.get("instId"), 32)
         elif rule.endswith("+instType"):
-            extra = str(params.values.get("instType", ""))[:16]
+            extra = canonical(params.values.get("instType"), 16)
         return (env, route.method, route.path, base, extra)
 
     @staticmethod
@@ -120,12 +138,25 @@ class OkxAdapter:
 
         Coroutine handlers are awaited on the loop. Plain GET handlers are one short indexed query
         (autocommit): answering them on the loop beats a thread hop and the GIL hand-offs it brings
-        under load (bench/RESULTS.md). Writes may wait on locks, so they go to a worker thread."""
+        under load (bench/RESULTS.md). Writes may wait on locks, so they go to a worker thread.
+        Reads the database could not answer are tried once more; writes are not (50013)."""
         try:
-            if route.is_async:
-                data = await route.handler(call)
+            if route.is_async:  # async handlers only read
+                try:
+                    data = await route.handler(call)
+                except Exception as exc:
+                    if not unavailable(exc):
+                        raise
+                    log.warning("database_unavailable_retry", error=type(exc).__name__)
+                    data = await route.handler(call)
             elif route.method == "GET":
-                data = route.handler(call)
+                try:
+                    data = route.handler(call)
+                except Exception as exc:
+                    if not unavailable(exc):
+                        raise
+                    log.warning("database_unavailable_retry", error=type(exc).__name__)
+                    data = route.handler(call)
             else:
                 data = await run_in_threadpool(route.handler, call)
             return ok_response(data)
@@ -134,14 +165,43 @@ class OkxAdapter:
         except OkxError as err:
             return error_response(err)
 
+    async def _check_passphrase(self, presented: Presented, ip: str) -> None:
+        """The slow passphrase check (50105), bounded: refused without it (50011) once a key or an IP
+        has too many recent failures, run on a worker thread, at most ``PASSPHRASE_CHECKS_AT_ONCE``
+        at a time, so that other requests never wait for it."""
+        env = presented.found.user.env
+        key_id = ("passphrase", env, "key", presented.found.key.api_key)
+        ip_id = ("passphrase", "ip", ip)
+        if not (await self.limiter.test(PASSPHRASE_FAILURES_PER_KEY, *key_id)
+                and await self.limiter.test(PASSPHRASE_FAILURES_PER_IP, *ip_id)):
+            raise OkxError("50011", msg=THROTTLED_MSG)
+        if await anyio.to_thread.run_sync(self.auth.passphrase_ok, presented, limiter=self._slow_checks):
+            return
+        await self.limiter.hit(PASSPHRASE_FAILURES_PER_KEY, *key_id)
+        await self.limiter.hit(PASSPHRASE_FAILURES_PER_IP, *ip_id)
+        raise OkxError("50105")
+
     async def _authenticate(self, route: Route, perm: str, headers: dict[str, str], target: str, body: bytes,
                             ip: str) -> AuthContext:
         api_key = headers.get("ok-access-key", "")
-        hit, found = self.services.accounts.cached_auth_key(api_key)
+        accounts = self.services.accounts
+        hit, found = accounts.cached_auth_key(api_key)
         if not hit:  # only a cache miss needs the database (and so a worker thread)
-            found = await run_in_threadpool(self.services.accounts.lookup_for_auth, api_key)
-        return self.auth.authenticate(headers=headers, method=route.method, target=target, body=body, ip=ip,
-                                      perm=perm, found=found)
+            found = await read_twice(lambda: run_in_threadpool(accounts.lookup_for_auth, api_key))
+        presented = self.auth.present(headers, found)
+        if not self.auth.passphrase_known(presented):
+            await self._check_passphrase(presented, ip)
+        return self.auth.finish(presented, method=route.method, target=target, body=body, ip=ip, perm=perm)
+
+    async def _touch(self, auth: AuthContext) -> None:
+        """Record the key's use (when ``touch_due``: at most once a minute per key and process).
+        Bookkeeping only: a database that cannot take it now does not fail the request."""
+        try:
+            await run_in_threadpool(self.services.accounts.touch_key, auth.key, self.services.clock.now())
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            log.warning("api_key_touch_skipped", error=type(exc).__name__)
 
     def endpoint(self, route: Route) -> Callable[[Request], Any]:
         async def handle(request: Request) -> Response:
@@ -172,10 +232,8 @@ class OkxAdapter:
                     raise body_error
             except OkxError as err:
                 return error_response(err)
-            if auth is not None:
-                accounts, now = self.services.accounts, self.services.clock.now()
-                if accounts.touch_due(auth.key, now):
-                    await run_in_threadpool(accounts.touch_key, auth.key, now)
+            if auth is not None and self.services.accounts.touch_due(auth.key, self.services.clock.now()):
+                await self._touch(auth)
             return await self._handle(route, Call(self.services, params, auth, ip))
 
         return handle
@@ -184,28 +242,36 @@ class OkxAdapter:
         """Answer everything under ``prefix`` through one route at the front of ``app``'s routing
         table, dispatching on the exact path in this adapter's own table (one dictionary lookup
         instead of trying route patterns in turn). An unknown path gets the OKX 404, a known path
-        with a wrong method 50115, anything in maintenance mode 50001 (HTTP 503)."""
+        with a wrong method (any method: TRACE too) 50115, anything in maintenance mode 50001
+        (HTTP 503); a database that cannot answer 50013, anything unexpected 50026."""
         table: dict[str, dict[str, Callable[[Request], Any]]] = {}
         services = self.services
         for route in self.routes:
             table.setdefault(prefix + route.path, {})[route.method] = self.endpoint(route)
 
         async def dispatch(request: Request) -> Response:
-            methods = table.get(request.scope["path"])
+            path = request.scope["path"]
+            methods = table.get(path)
             if methods is None:
                 return error_response(OkxError("404"))
             endpoint = methods.get(request.scope["method"])
             if endpoint is None:
                 return error_response(OkxError("50115"))
-            if services.in_maintenance():
-                return error_response(OkxError("50001"))
-            response: Response = await endpoint(request)
-            return response
+            try:
+                if services.in_maintenance():
+                    return error_response(OkxError("50001"))
+                response: Response = await endpoint(request)
+                return response
+            except Exception as exc:  # answered here, so the connection stays open
+                if unavailable(exc):
+                    log.warning("database_unavailable", path=path, error=type(exc).__name__)
+                    return error_response(OkxError("50013"))
+                log.exception("unhandled", path=path, error=type(exc).__name__)
+                return unhandled_error()
 
-        app.router.routes.insert(0, StarletteRoute(prefix + "/{rest:path}", dispatch, methods=list(ANY_METHOD)))
-
-
-ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        endpoint = AnyMethod(dispatch)  # every method reaches the dispatch: TRACE gets 50115
+        app.router.routes[0:0] = [StarletteRoute(prefix + "/{rest:path}", endpoint),
+                                  StarletteRoute(prefix, endpoint)]
 
 
 def unhandled_error() -> Response:

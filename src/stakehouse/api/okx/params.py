@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from stakehouse.api.okx.errors import OkxError, bad, missing
-from stakehouse.clock import from_ms
+from stakehouse.clock import MAX_MS, from_ms
+from stakehouse.digits import ascii_digits
 from stakehouse.money import AmountError, parse_amount
 
 MAX_TEXT = 128
@@ -35,8 +36,14 @@ def parse_json_body(body: bytes) -> Any:
         return {}
     try:
         return json.loads(body, parse_float=JsonNumber, parse_constant=_constant)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
         raise OkxError("50002") from None
+
+
+def canonical(value: Any, max_len: int) -> str:
+    """A parameter as a rate-limit key part: as text, stripped, upper-case, at most ``max_len``
+    characters (``usdt`` and ``USDT`` are one currency, so one bucket)."""
+    return "" if value is None else str(value).strip().upper()[:max_len]
 
 
 class Params:
@@ -95,7 +102,7 @@ class Params:
         if isinstance(value, bool) or isinstance(value, JsonNumber):
             raise bad(name)
         text = str(value)
-        if not re.fullmatch(r"-?[0-9]{1,12}", text):
+        if not re.fullmatch(r"-?[0-9]{1,12}", text):  # [0-9]: ASCII digits only
             raise bad(name)
         number = int(text)
         if not lo <= number <= hi:
@@ -122,12 +129,13 @@ class Params:
             raise bad(name, exc.reason) from None
 
     def ms_time(self, name: str) -> dt.datetime | None:
-        """A Unix-millisecond cursor (``after``/``before``/``begin``/``end``)."""
+        """A Unix-millisecond cursor (``after``/``before``/``begin``/``end``): ASCII digits, at most
+        ``MAX_MS`` (9999-12-31T23:59:59.999Z)."""
         text = self.text(name, max_len=16)
         if not text:
             return None
-        if not text.isdigit() or len(text) > 15:
-            raise bad(name, "must be a Unix timestamp in milliseconds")
+        if not ascii_digits(text, 15) or int(text) > MAX_MS:
+            raise bad(name, f"must be a Unix timestamp in milliseconds (0 to {MAX_MS})")
         return from_ms(int(text))
 
     def limit(self, name: str = "limit", *, default: int = 100, hi: int = 100) -> int:
