@@ -1,5 +1,6 @@
 # The two commands: `make run` (sandbox server) and `make test` (whole suite).
 # Both create .venv and install what is needed on first use.
+# `make run PORT=9000 DB=sqlite:///./other/sandbox.db` picks the port and the database.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/stakehouse serve --sandbox
+	$(BIN)/stakehouse serve --sandbox $(if $(PORT),--port $(PORT)) $(if $(DB),--db $(DB))
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -118,12 +118,13 @@ def postgres_backend(url: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def server(db_url: str, port: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server(db_url: str, port: int, *,
+           rate_limit_factor: str = "100000") -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     sys.path.insert(0, str(ROOT / "src"))
     from stakehouse.security import new_server_key
 
     env = {**os.environ, "STAKEHOUSE_ADMIN_TOKEN": ADMIN_TOKEN, "STAKEHOUSE_SERVER_KEY": new_server_key(),
-           "STAKEHOUSE_RATE_LIMIT_FACTOR": "100000", "STAKEHOUSE_LOG_LEVEL": "WARNING"}
+           "STAKEHOUSE_RATE_LIMIT_FACTOR": rate_limit_factor, "STAKEHOUSE_LOG_LEVEL": "WARNING"}
     exe = ROOT / ".venv" / "bin" / "stakehouse"
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen([str(exe), "serve", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),

@@ -25,7 +25,7 @@ from stakehouse.api.net import AnyMethod
 from stakehouse.api.okx import routes as okx_routes
 from stakehouse.api.okx.app import OkxAdapter, unhandled_error
 from stakehouse.api.okx.ratelimit import RateLimiter
-from stakehouse.db.engine import read_twice, unavailable
+from stakehouse.db.engine import unavailable
 from stakehouse.services import Services
 
 log = structlog.get_logger(__name__)
@@ -120,7 +120,7 @@ def create_app(services: Services, admin_token: str) -> FastAPI:
         """``ok``; ``degraded`` (HTTP 200: still serving) while Redis is unavailable and rate limits
         are counted per process; ``unavailable`` (HTTP 503) when the database cannot answer."""
         try:
-            await read_twice(lambda: run_in_threadpool(ping_database))
+            await services.db.read_twice(lambda: run_in_threadpool(ping_database))
             database = "ok"
         except Exception as exc:
             if not unavailable(exc):

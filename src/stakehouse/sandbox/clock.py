@@ -63,6 +63,14 @@ class SandboxClock:
                 base_time=current, base_wall=wall_time(), running=False))
         return current
 
+    def resume(self) -> dt.datetime:
+        """Let business time run with the wall clock again, from where it stands."""
+        with self.db.write() as conn:
+            current = self._now(conn)
+            conn.execute(update(clock_state).where(clock_state.c.id == 1).values(
+                base_time=current, base_wall=wall_time(), running=True))
+        return current
+
     def is_running(self) -> bool:
         with self.db.read() as conn:
             return bool(conn.execute(select(clock_state.c.running)).scalar_one())

@@ -43,9 +43,13 @@ def _make_user(services: Services, name: str, env: str) -> dict[str, Any]:
             "passphrase": key.passphrase, "flag": "1" if env == "demo" else "0"}
 
 
+def credentials_file(services: Services) -> Path:
+    return data_dir(services) / "demo-credentials.json"
+
+
 def bootstrap(services: Services) -> dict[str, Any]:
     """Return the sandbox credentials, creating them on the first start."""
-    file = data_dir(services) / "demo-credentials.json"
+    file = credentials_file(services)
     if file.exists():
         creds: dict[str, Any] = json.loads(file.read_text())
     else:
@@ -86,7 +90,8 @@ def _gemini_demo(services: Services, users: list[dict[str, Any]]) -> dict[str, A
     return {"providerId": DEMO_PROVIDER, "keys": keys}
 
 
-def banner(creds: dict[str, Any], base_url: str) -> str:
+def banner(creds: dict[str, Any], base_url: str, *, rate_limit_factor: float = 1.0,
+           credentials_file: Path | None = None) -> str:
     lines = [
         "",
         f"Stakehouse sandbox on {base_url}",
@@ -110,7 +115,15 @@ def banner(creds: dict[str, Any], base_url: str) -> str:
     if "broker" in creds:
         lines += [f"  ND brokers ({creds['broker']['level']}): " + ", ".join(creds["broker"]["uids"])
                   + "  (broker/nd/* routes; deposits and withdrawals move as the clock advances)"]
+    limits = ("OKX's and Gemini's own (e.g. 2 ETH purchases a second per user); for scripted runs start with "
+              "STAKEHOUSE_RATE_LIMIT_FACTOR=100" if rate_limit_factor == 1 else f"x{rate_limit_factor:g} "
+              "(STAKEHOUSE_RATE_LIMIT_FACTOR)")
     lines += ["", "  funded with " + ", ".join(f"{v} {k}" for k, v in DEMO_FUNDS.items()) + " each",
               "  staking rates published: " + ", ".join(f"{k} {v}" for k, v in DEMO_RATES.items())
-              + " (change: PUT /admin/staking/products/<ETH|SOL>/rates/<day>)", ""]
-    return "\n".join(lines)
+              + " (change: PUT /admin/staking/products/<ETH|SOL>/rates/<day>)",
+              "  clock       : runs with the wall clock; move it with POST /admin/clock/advance {\"days\": 30}, "
+              "pin it with POST /admin/clock/freeze (or: stakehouse clock advance|freeze|resume)",
+              f"  rate limits : {limits}"]
+    if credentials_file is not None:
+        lines += [f"  credentials : {credentials_file} (layout: README, \"The sandbox's credentials file\")"]
+    return "\n".join([*lines, ""])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
@@ -122,6 +123,13 @@ def deposit_out(d: Deposit) -> dict[str, Any]:
             "state": str(d.state), "ts": str(to_ms(d.created_at))}
 
 
+def clock_out(services: Services) -> dict[str, Any]:
+    """The clock as the admin API and the CLI show it."""
+    now = services.clock.now()
+    return {"now": now.isoformat(), "ts": str(to_ms(now)), "sandbox": services.settings.sandbox,
+            "running": services.clock_running()}
+
+
 #: Job runs listed in the reply to an advance (the newest; ``jobsRunCount`` counts them all).
 ADVANCE_RUNS_SHOWN = 1000
 
@@ -140,12 +148,41 @@ def _amount(text: str, services: Services) -> Decimal:
         raise dom.InvalidParameter("amt", exc.reason) from None
 
 
+def _printable(name: str, value: Any) -> None:
+    """Every string in ``value`` (a JSON value) is free of control characters (PostgreSQL cannot
+    store NUL; none belongs in an operator's input)."""
+    if isinstance(value, str):
+        if not value.isprintable():
+            raise dom.InvalidParameter(name, "must not contain control characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _printable(str(key), key)
+            _printable(str(key), item)
+    elif isinstance(value, list):
+        for item in value:
+            _printable(name, item)
+
+
+async def printable_input(request: Request) -> None:
+    """No control character in a path or query parameter or in any string of a JSON body (400)."""
+    for source in (request.path_params, request.query_params):
+        for name, value in source.items():
+            _printable(name, value)
+    body = await request.body()  # read once: FastAPI's own parse reuses it
+    if body:
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            return  # FastAPI reports a body that is not JSON (422)
+        _printable("body", parsed)
+
+
 def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
     def require_admin(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), admin_token.encode()):
             raise HTTPException(401, "admin bearer token required")
 
-    r = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], tags=["admin"])
+    r = APIRouter(prefix="/admin", dependencies=[Depends(require_admin), Depends(printable_input)], tags=["admin"])
     acc = services.accounts
 
     @r.post("/users")
@@ -226,8 +263,19 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
 
     @r.get("/clock")
     def get_clock() -> dict[str, Any]:
-        now = services.clock.now()
-        return {"now": now.isoformat(), "ts": str(to_ms(now)), "sandbox": services.settings.sandbox}
+        return clock_out(services)
+
+    @r.post("/clock/freeze")
+    def freeze_clock() -> dict[str, Any]:
+        """Stop the sandbox clock where it is: only ``/clock/advance`` moves it until ``/clock/resume``."""
+        services.pin_clock(running=False)
+        return clock_out(services)
+
+    @r.post("/clock/resume")
+    def resume_clock() -> dict[str, Any]:
+        """Let the sandbox clock run with the wall clock again, from where it stands."""
+        services.pin_clock(running=True)
+        return clock_out(services)
 
     @r.post("/clock/advance")
     def advance(body: AdvanceIn) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from stakehouse.api.gemini.routes import ALL, Call, Payload, Route
 from stakehouse.api.gemini.wire import dumps, epoch_us
 from stakehouse.api.net import AnyMethod, client_ip
 from stakehouse.api.okx.ratelimit import RateLimiter
-from stakehouse.db.engine import read_twice, unavailable
+from stakehouse.db.engine import unavailable
 from stakehouse.errors import DomainError
 from stakehouse.services import Services
 
@@ -109,7 +109,7 @@ class GeminiAdapter:
         if len(api_key) <= auth.MAX_API_KEY:
             hit, found = keys.cached_auth_key(api_key)
             if not hit:  # only a cache miss needs the database (and so a worker thread)
-                found = await read_twice(lambda: run_in_threadpool(keys.lookup_for_auth, api_key))
+                found = await self.services.db.read_twice(lambda: run_in_threadpool(keys.lookup_for_auth, api_key))
         if found is None or found.key.revoked_at is not None:
             raise GeminiError("InvalidApiKey")
         return found
@@ -140,8 +140,9 @@ class GeminiAdapter:
     def _run(self, route: Route, found: GeminiAuthKey, payload: Payload) -> object:
         """On a worker thread: the account, then the endpoint (fields, service call, reply)."""
         account = payload.get("account")
-        if account is not None and not isinstance(account, str):
-            raise GeminiError("InvalidAccountName", "The payload field 'account' must be a string")
+        if account is not None and not (isinstance(account, str) and len(account) <= 64 and account.isprintable()):
+            raise GeminiError("InvalidAccountName", "The payload field 'account' must be an account name "
+                                                    "(at most 64 printable characters)")
         user = self.services.gemini_keys.resolve_account(found, account)
         assert route.private is not None
         return route.private(Call(self.services, payload, found, user))

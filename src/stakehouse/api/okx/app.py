@@ -31,7 +31,7 @@ from stakehouse.api.okx.auth import AuthContext, Authenticator, Presented
 from stakehouse.api.okx.errors import OkxError, Overrides, from_domain
 from stakehouse.api.okx.params import Params, canonical, parse_json_body
 from stakehouse.api.okx.ratelimit import Limit, RateLimiter
-from stakehouse.db.engine import read_twice, unavailable
+from stakehouse.db.engine import unavailable
 from stakehouse.errors import DomainError
 from stakehouse.services import Services
 
@@ -145,17 +145,15 @@ class OkxAdapter:
                 try:
                     data = await route.handler(call)
                 except Exception as exc:
-                    if not unavailable(exc):
+                    if not call.services.db.retry_after(exc):
                         raise
-                    log.warning("database_unavailable_retry", error=type(exc).__name__)
                     data = await route.handler(call)
             elif route.method == "GET":
                 try:
                     data = route.handler(call)
                 except Exception as exc:
-                    if not unavailable(exc):
+                    if not call.services.db.retry_after(exc):
                         raise
-                    log.warning("database_unavailable_retry", error=type(exc).__name__)
                     data = route.handler(call)
             else:
                 data = await run_in_threadpool(route.handler, call)
@@ -187,7 +185,7 @@ class OkxAdapter:
         accounts = self.services.accounts
         hit, found = accounts.cached_auth_key(api_key)
         if not hit:  # only a cache miss needs the database (and so a worker thread)
-            found = await read_twice(lambda: run_in_threadpool(accounts.lookup_for_auth, api_key))
+            found = await self.services.db.read_twice(lambda: run_in_threadpool(accounts.lookup_for_auth, api_key))
         presented = self.auth.present(headers, found)
         if not self.auth.passphrase_known(presented):
             await self._check_passphrase(presented, ip)

@@ -11,6 +11,7 @@ CODES: dict[str, tuple[int, str]] = {
     "50001": (503, "Service temporarily unavailable. Please try again later."),
     "50002": (400, "JSON syntax error"),
     "50011": (429, "Too Many Requests"),
+    "50013": (429, "Systems are busy. Please try again later."),
     "50014": (400, "Parameter {param0} can not be empty."),
     "50015": (400, "Either parameter {param0} or {param1} is required"),
     "50024": (200, "Parameter {param0} and {param1} can not exist at the same time."),

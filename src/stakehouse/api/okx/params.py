@@ -65,6 +65,8 @@ class Params:
         text = str(value)
         if len(text) > max_len:
             raise bad(name, f"at most {max_len} characters")
+        if not text.isprintable():  # control characters (NUL, which PostgreSQL cannot store) and the like
+            raise bad(name, "must not contain control characters")
         if pattern is not None and not pattern.match(text):
             raise bad(name)
         return text
