@@ -1,0 +1,69 @@
+"""Starting the sandbox as a newcomer does (``stakehouse serve --sandbox``, what ``make run`` runs):
+the banner is the last thing printed and says how to move the clock and lift the limits; the log
+holds structured lines only (no migration chatter); the credentials file has its documented layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.stack import free_port
+
+#: The layout README.md documents for data/demo-credentials.json.
+USER_KEYS = {"name", "uid", "env", "flag", "apiKey", "secretKey", "passphrase"}
+
+
+def start(tmp: Path, **env: str) -> tuple[str, str, Path]:
+    """Run the sandbox until it answers, stop it; (stdout, stderr, data dir)."""
+    port = free_port()
+    data = tmp / "data"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("STAKEHOUSE_")}
+    environ.update(env)
+    proc = subprocess.Popen([sys.executable, "-m", "stakehouse.cli", "serve", "--sandbox", "--port", str(port),
+                             "--db", f"sqlite:///{data}/stakehouse.db"], cwd=tmp, env=environ,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    return out, err, data
+
+
+def test_the_banner_is_last_and_the_credentials_file_keeps_its_layout(tmp_path: Path) -> None:
+    out, err, data = start(tmp_path)
+    banner = out.strip()
+    assert banner.startswith("Stakehouse sandbox on http://127.0.0.1:"), out
+    assert banner.splitlines()[-1].startswith("  credentials : "), out  # nothing after the banner
+    assert "POST /admin/clock/freeze" in banner and "STAKEHOUSE_RATE_LIMIT_FACTOR=100" in banner
+    # the log: structured lines only (Alembic's own narration is kept out); the migration is one of them
+    events = [json.loads(line)["event"] for line in err.splitlines() if line.strip()]
+    assert "migrated" in events, err
+
+    creds = json.loads((data / "demo-credentials.json").read_text())
+    assert set(creds) == {"adminToken", "users", "gemini", "broker"}
+    assert [(u["name"], u["env"], u["flag"]) for u in creds["users"]] == [("alice", "demo", "1"), ("bob", "live", "0")]
+    assert all(set(u) == USER_KEYS for u in creds["users"])
+    assert set(creds["gemini"]) == {"providerId", "keys"} and set(creds["gemini"]["keys"]) == {"alice", "bob"}
+    assert all(set(k) == {"apiKey", "secret"} for k in creds["gemini"]["keys"].values())
+    assert creds["broker"] == {"uids": [u["uid"] for u in creds["users"]], "level": "lv1"}
+    assert creds["users"][0]["apiKey"] in banner and creds["adminToken"] in banner
+    assert oct((data / "demo-credentials.json").stat().st_mode & 0o777) == "0o600"
+
+    # a second start reads the same file and shows the factor in force
+    again, _err, _data = start(tmp_path, STAKEHOUSE_RATE_LIMIT_FACTOR="100")
+    assert creds["users"][0]["apiKey"] in again and "x100 (STAKEHOUSE_RATE_LIMIT_FACTOR)" in again
+    assert json.loads((data / "demo-credentials.json").read_text()) == creds
