@@ -17,6 +17,8 @@ def money_from_db(value: Any) -> Decimal:
     (``to_plain``), PostgreSQL's NUMERIC(38, 18) comes with 18 decimals."""
     if isinstance(value, str):
         return Decimal(value)
+    if isinstance(value, Decimal):
+        return value.normalize() if value else Decimal(0)
     return Decimal(value).normalize() if value != 0 else Decimal(0)
 
 
