@@ -200,9 +200,9 @@ class GeminiAdapter:
                 log.exception("unhandled", path=path[:128], error=type(exc).__name__)
                 return unhandled_error()
 
-        endpoint = AnyMethod(dispatch)  # every method reaches the dispatch (an unknown one: EndpointNotFound)
-        app.router.routes[0:0] = [StarletteRoute(prefix + "/{rest:path}", endpoint),
-                                  StarletteRoute(prefix, endpoint)]
+        every_method = AnyMethod(dispatch)  # every method reaches the dispatch (an unknown one: EndpointNotFound)
+        app.router.routes[0:0] = [StarletteRoute(prefix + "/{rest:path}", every_method),
+                                  StarletteRoute(prefix, every_method)]
 
 
 def install(app: Starlette, services: Services, limiter: RateLimiter | None = None) -> GeminiAdapter:

@@ -94,6 +94,12 @@ def ok_response(data: Any) -> Response:
     return _json({"code": "0", "msg": "", "data": data})
 
 
+async def _read(route: Route, call: Call) -> Any:
+    """A read handler's answer: awaited when it is a coroutine function, else called on the loop."""
+    data = route.handler(call)
+    return await data if route.is_async else data
+
+
 class OkxAdapter:
     def __init__(self, services: Services, routes: Sequence[Route], *, limiter: RateLimiter | None = None) -> None:
         self.services = services
@@ -141,20 +147,13 @@ class OkxAdapter:
         under load (bench/RESULTS.md). Writes may wait on locks, so they go to a worker thread.
         Reads the database could not answer are tried once more; writes are not (50013)."""
         try:
-            if route.is_async:  # async handlers only read
+            if route.is_async or route.method == "GET":  # reads (async handlers only read)
                 try:
-                    data = await route.handler(call)
+                    data = await _read(route, call)
                 except Exception as exc:
                     if not call.services.db.retry_after(exc):
                         raise
-                    data = await route.handler(call)
-            elif route.method == "GET":
-                try:
-                    data = route.handler(call)
-                except Exception as exc:
-                    if not call.services.db.retry_after(exc):
-                        raise
-                    data = route.handler(call)
+                    data = await _read(route, call)
             else:
                 data = await run_in_threadpool(route.handler, call)
             return ok_response(data)
@@ -167,8 +166,7 @@ class OkxAdapter:
         """The slow passphrase check (50105), bounded: refused without it (50011) once a key or an IP
         has too many recent failures, run on a worker thread, at most ``PASSPHRASE_CHECKS_AT_ONCE``
         at a time, so that other requests never wait for it."""
-        env = presented.found.user.env
-        key_id = ("passphrase", env, "key", presented.found.key.api_key)
+        key_id = ("passphrase", "key", presented.found.key.api_key)
         ip_id = ("passphrase", "ip", ip)
         if not (await self.limiter.test(PASSPHRASE_FAILURES_PER_KEY, *key_id)
                 and await self.limiter.test(PASSPHRASE_FAILURES_PER_IP, *ip_id)):
@@ -267,9 +265,9 @@ class OkxAdapter:
                 log.exception("unhandled", path=path, error=type(exc).__name__)
                 return unhandled_error()
 
-        endpoint = AnyMethod(dispatch)  # every method reaches the dispatch: TRACE gets 50115
-        app.router.routes[0:0] = [StarletteRoute(prefix + "/{rest:path}", endpoint),
-                                  StarletteRoute(prefix, endpoint)]
+        every_method = AnyMethod(dispatch)  # every method reaches the dispatch: TRACE gets 50115
+        app.router.routes[0:0] = [StarletteRoute(prefix + "/{rest:path}", every_method),
+                                  StarletteRoute(prefix, every_method)]
 
 
 def unhandled_error() -> Response:
