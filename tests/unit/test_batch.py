@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stakehouse.db.batch import Batcher
+from stakehouse.db.batch import Batcher, SingleFlight
 
 
 class Store:
@@ -134,3 +134,48 @@ def test_a_cancelled_caller_does_not_cancel_others_waiting_for_the_same_key() ->
             await leaving
 
     run(main())
+
+
+# -- SingleFlight ------------------------------------------------------------------------------------
+
+
+def test_single_flight_shares_one_load_per_key_at_a_time() -> None:
+    async def scenario() -> None:
+        loads: list[str] = []
+        gate = asyncio.Event()
+
+        async def load(key: str) -> str:
+            loads.append(key)
+            await gate.wait()
+            return key.upper()
+
+        flight: SingleFlight[str, str] = SingleFlight(load)
+        waiting = [asyncio.ensure_future(flight.get(k)) for k in ("a", "a", "b", "a")]
+        await asyncio.sleep(0)
+        waiting[0].cancel()  # a caller that goes away does not stop the others' load
+        gate.set()
+        assert await asyncio.gather(*waiting[1:]) == ["A", "B", "A"]
+        assert sorted(loads) == ["a", "b"]
+        assert await flight.get("a") == "A" and sorted(loads) == ["a", "a", "b"]  # done loads are not kept
+
+    asyncio.run(scenario())
+
+
+def test_single_flight_shares_a_failure_and_then_tries_again() -> None:
+    async def scenario() -> None:
+        calls = 0
+
+        async def load(key: str) -> str:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0)
+            if calls == 1:
+                raise RuntimeError("down")
+            return key
+
+        flight: SingleFlight[str, str] = SingleFlight(load)
+        results = await asyncio.gather(flight.get("k"), flight.get("k"), return_exceptions=True)
+        assert [type(r) for r in results] == [RuntimeError, RuntimeError] and calls == 1
+        assert await flight.get("k") == "k" and calls == 2
+
+    asyncio.run(scenario())

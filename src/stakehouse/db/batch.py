@@ -1,4 +1,5 @@
-"""Request coalescing: concurrent lookups by key answered by one query per batch.
+"""Request coalescing: concurrent lookups by key answered by one query per batch
+(:class:`Batcher`), or by the one lookup already under way (:class:`SingleFlight`).
 
 Under load many API requests want the same kind of row at once (the balances of their
 users). Each waits for a database round trip; one statement for all of them costs the server
@@ -75,3 +76,27 @@ class Batcher(Generic[K, V]):
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(value)
+
+
+class SingleFlight(Generic[K, V]):
+    """``await flight.get(key)``: ``load(key)``, run once at a time per key; callers asking for a key
+    while its load runs share that load's result (or exception). For lookups whose answer may be a
+    little old anyway (API keys, cached for seconds): a cache miss under a burst of requests for one
+    key costs one database lookup, not one per request. Bound to the event loop of its first use."""
+
+    def __init__(self, load: Callable[[K], Awaitable[V]]) -> None:
+        self._load = load
+        self._running: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K) -> V:
+        running = self._running.get(key)
+        if running is None:
+            running = self._running[key] = asyncio.ensure_future(self._load_once(key))
+        # shielded: a caller that is cancelled (its client went away) does not cancel the others' load
+        return await asyncio.shield(running)
+
+    async def _load_once(self, key: K) -> V:
+        try:
+            return await self._load(key)
+        finally:
+            self._running.pop(key, None)

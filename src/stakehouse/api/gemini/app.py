@@ -46,6 +46,7 @@ from stakehouse.api.gemini.routes import ALL, Call, Payload, Route
 from stakehouse.api.gemini.wire import dumps, epoch_us
 from stakehouse.api.net import AnyMethod, client_ip
 from stakehouse.api.okx.ratelimit import RateLimiter
+from stakehouse.db.batch import SingleFlight
 from stakehouse.db.engine import unavailable
 from stakehouse.errors import DomainError
 from stakehouse.services import Services
@@ -79,6 +80,9 @@ class GeminiAdapter:
         self.sandbox = bool(settings.sandbox)
         self.limiter = BurstLimiter(limiter or RateLimiter(settings.redis_url, settings.rate_limit_factor))
         self.routes = list(routes if routes is not None else ALL)
+        keys = services.gemini_keys
+        self._key_lookups: SingleFlight[str, GeminiAuthKey | None] = SingleFlight(
+            lambda api_key: services.db.read_twice(lambda: run_in_threadpool(keys.lookup_for_auth, api_key)))
         self.trusted = settings.trusted_proxies
         self.max_body = settings.max_body_bytes
 
@@ -108,8 +112,8 @@ class GeminiAdapter:
         found: GeminiAuthKey | None = None
         if len(api_key) <= auth.MAX_API_KEY:
             hit, found = keys.cached_auth_key(api_key)
-            if not hit:  # only a cache miss needs the database (and so a worker thread)
-                found = await self.services.db.read_twice(lambda: run_in_threadpool(keys.lookup_for_auth, api_key))
+            if not hit:  # only a cache miss needs the database (and so a worker thread), once per key at a time
+                found = await self._key_lookups.get(api_key)
         if found is None or found.key.revoked_at is not None:
             raise GeminiError("InvalidApiKey")
         return found

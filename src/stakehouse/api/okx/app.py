@@ -26,11 +26,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
+from stakehouse.accounts.service import AuthKey
 from stakehouse.api.net import AnyMethod, client_ip
 from stakehouse.api.okx.auth import AuthContext, Authenticator, Presented
 from stakehouse.api.okx.errors import OkxError, Overrides, from_domain
 from stakehouse.api.okx.params import Params, canonical, parse_json_body
 from stakehouse.api.okx.ratelimit import Limit, RateLimiter
+from stakehouse.db.batch import SingleFlight
 from stakehouse.db.engine import unavailable
 from stakehouse.errors import DomainError
 from stakehouse.services import Services
@@ -111,6 +113,9 @@ class OkxAdapter:
         self.max_body = settings.max_body_bytes
         self.trusted = settings.trusted_proxies
         self._slow_checks = anyio.CapacityLimiter(PASSPHRASE_CHECKS_AT_ONCE)
+        accounts = services.accounts
+        self._key_lookups: SingleFlight[str, AuthKey | None] = SingleFlight(
+            lambda api_key: services.db.read_twice(lambda: run_in_threadpool(accounts.lookup_for_auth, api_key)))
 
     def _rate_key(self, route: Route, call_ip: str, auth: AuthContext | None, params: Params) -> tuple[str, ...]:
         env = auth.user.env if auth else "public"
@@ -182,8 +187,8 @@ class OkxAdapter:
         api_key = headers.get("ok-access-key", "")
         accounts = self.services.accounts
         hit, found = accounts.cached_auth_key(api_key)
-        if not hit:  # only a cache miss needs the database (and so a worker thread)
-            found = await self.services.db.read_twice(lambda: run_in_threadpool(accounts.lookup_for_auth, api_key))
+        if not hit:  # only a cache miss needs the database (and so a worker thread), once per key at a time
+            found = await self._key_lookups.get(api_key)
         presented = self.auth.present(headers, found)
         if not self.auth.passphrase_known(presented):
             await self._check_passphrase(presented, ip)
