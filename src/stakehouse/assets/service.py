@@ -214,8 +214,9 @@ class AssetService:
         self.accounts = accounts
         self._balance_reads: Batcher[str, Rows] = Batcher(self._load_balances, tuple,
                                                          max_inflight=BALANCE_READS_IN_FLIGHT)
-        #: The one-owner balance statement on SQLite (built once: it is the hottest read there)
-        self._one_owner_sql = _balances_sql(db, ["?"])[0]
+        #: The one-owner balance statement on SQLite, built once (its text depends only on the number
+        #: of owners): the hottest read there
+        self._one_owner_sql = _balances_sql(db, [""])[0]
 
     # -- balances ----------------------------------------------------------------------
 

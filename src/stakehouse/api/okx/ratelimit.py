@@ -20,7 +20,9 @@ up to N times a limit: the choice is to keep serving (docs/configuration.md).
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -34,6 +36,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 SWEEP_SECONDS = 1.0
 #: How long a Redis command may take before the limiter counts locally instead.
@@ -118,50 +121,44 @@ class RateLimiter:
             self._skip_shared_until = 0.0
             log.warning("rate_limit_redis_recovered")
 
+    async def _ask(self, shared_call: Callable[[AsyncMovingWindow], Awaitable[T]],
+                   local_call: Callable[[MovingWindowRateLimiter], T]) -> T:
+        """Redis's answer, or this process's memory's when Redis is not configured or cannot answer."""
+        shared = self._use_shared()
+        if shared is not None:
+            try:
+                answer = await shared_call(shared)
+            except StorageError as exc:
+                self._shared_failed(exc)
+            else:
+                self._shared_answered()
+                return answer
+        return local_call(self.local)
+
     async def hit(self, limit: Limit, *identifiers: str) -> bool:
         """Count one request; ``False`` (and nothing counted) when over the limit."""
         item = self._item(limit)
         key = "/".join(identifiers)  # one key part: the library escapes each part it gets
-        shared = self._use_shared()
-        if shared is not None:
-            try:
-                allowed = await shared.hit(item, "okx", key)
-            except StorageError as exc:
-                self._shared_failed(exc)
-            else:
-                self._shared_answered()
-                return allowed
-        return self.local.hit(item, "okx", key)
+        if self.shared is None:  # the hot path without Redis: no closures
+            return self.local.hit(item, "okx", key)
+        return await self._ask(lambda shared: shared.hit(item, "okx", key), lambda local: local.hit(item, "okx", key))
 
     async def test(self, limit: Limit, *identifiers: str) -> bool:
         """Whether one more :meth:`hit` would be allowed (nothing is counted)."""
-        item = self._item(limit)
-        key = "/".join(identifiers)
-        shared = self._use_shared()
-        if shared is not None:
-            try:
-                allowed = await shared.test(item, "okx", key)
-            except StorageError as exc:
-                self._shared_failed(exc)
-            else:
-                self._shared_answered()
-                return allowed
-        return self.local.test(item, "okx", key)
+        item, key = self._item(limit), "/".join(identifiers)
+        return await self._ask(lambda shared: shared.test(item, "okx", key),
+                               lambda local: local.test(item, "okx", key))
 
     async def reset_time(self, limit: Limit, *identifiers: str) -> float:
         """When (Unix seconds, wall time) the oldest request counted under the key leaves its window."""
-        item = self._item(limit)
-        key = "/".join(identifiers)
-        shared = self._use_shared()
-        if shared is not None:
-            try:
-                stats = await shared.get_window_stats(item, "okx", key)
-            except StorageError as exc:
-                self._shared_failed(exc)
-            else:
-                self._shared_answered()
-                return float(stats.reset_time)
-        return float(self.local.get_window_stats(item, "okx", key).reset_time)
+        item, key = self._item(limit), "/".join(identifiers)
+
+        async def shared_reset(shared: AsyncMovingWindow) -> float:
+            return float((await shared.get_window_stats(item, "okx", key)).reset_time)
+
+        return await self._ask(shared_reset, lambda local: float(local.get_window_stats(item, "okx", key).reset_time))
+
+
 
     async def check(self) -> str:
         """The storage's state for ``/healthz``: ``memory`` (no Redis configured), ``redis`` (it
