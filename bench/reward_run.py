@@ -81,8 +81,8 @@ def bulk_load(services: Any, n: int, opened_at: dt.datetime) -> None:
     """N live holders with a BETH funding balance each, as if they had bought it: one opening journal entry
     (before day D) with a posting per holder, ``s:issuance`` BETH at minus the total, and the ETH behind it in
     ``s:staked_principal`` (taken from ``s:custody``, where deposited coins are counted)."""
+    from stakehouse.db.dialect import driver_params, driver_sql
     from stakehouse.db.tables import journal_entries
-    from stakehouse.ledger.journal import driver_params, driver_sql
     from stakehouse.ledger.rules import FUNDING, SYSTEM, SYSTEM_ACCOUNTS
 
     pg = services.db.dialect == "postgresql"
@@ -213,7 +213,7 @@ def write_floor(services: Any, n: int, day: str, at: dt.datetime) -> float:
     """Seconds for bare set-based SQL to write what a run writes: N ``staking_rewards`` rows, a journal entry
     with N postings, N balance updates (values copied from the balances: no arithmetic, no joins), in one
     transaction that is rolled back. The part of a run no code can avoid with this schema."""
-    from stakehouse.ledger.journal import driver_params, driver_sql
+    from stakehouse.db.dialect import driver_params, driver_sql
 
     holders = f"FROM ledger_accounts a WHERE a.ccy = '{TOKEN}' AND a.uid IS NOT NULL AND a.acct_type IN (6, 18)"
     with services.db.engine.connect() as conn:
@@ -255,7 +255,7 @@ def expected_nets(n: int, rate: Decimal, fee_rate: Decimal) -> tuple[int, int]:
 
 
 def verify(services: Any, day: str, n: int, expected_net_units: int) -> str:
-    from stakehouse.ledger.journal import driver_params, driver_sql
+    from stakehouse.db.dialect import driver_params, driver_sql
 
     pg = services.db.dialect == "postgresql"
     agg = "sum" if pg else "decsum"
@@ -285,8 +285,8 @@ def verify(services: Any, day: str, n: int, expected_net_units: int) -> str:
 def run_case(backend: str, n: int, args: argparse.Namespace) -> Case:
     from stakehouse.config import Settings
     from stakehouse.security import new_server_key
-    from stakehouse.services import Services
-    from stakehouse.staking import products
+    from stakehouse.staking.liquid import products
+    from stakehouse.wiring import Services
 
     case = Case(backend, n)
     rate, fee_rate = Decimal(args.rate), Decimal(args.fee_rate)
@@ -313,7 +313,7 @@ def run_case(backend: str, n: int, args: argparse.Namespace) -> Case:
                     conn.exec_driver_sql("ALTER TABLE postings DROP CONSTRAINT fk_postings_entry_id_journal_entries, "
                                          "DROP CONSTRAINT fk_postings_account_id_ledger_accounts")
 
-            from stakehouse.ledger.journal import driver_params, driver_sql
+            from stakehouse.db.dialect import driver_params, driver_sql
             floors = []
             with services.db.read() as conn:
                 for _ in range(args.floor_repeat):

@@ -19,7 +19,7 @@ import uvicorn
 from stakehouse.app import create_app
 from stakehouse.config import Settings
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 ADMIN_TOKEN = "test-admin-token"
 

@@ -26,7 +26,7 @@ from stakehouse.api.okx import routes as okx_routes
 from stakehouse.api.okx.app import OkxAdapter, unhandled_error
 from stakehouse.api.okx.ratelimit import RateLimiter
 from stakehouse.db.engine import unavailable
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from stakehouse.app import create_app
 from stakehouse.config import load_settings
 from stakehouse.logging import configure_logging
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 log = structlog.get_logger(__name__)
 

@@ -6,6 +6,8 @@ adapter keeps that table in ``api/okx/errors.py``).
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class DomainError(Exception):
     """Base of every expected, client-caused failure. Nothing was changed when it is raised."""
@@ -89,18 +91,16 @@ class TransferOutNotAllowed(DomainError):
                          subAcct=sub_name)
 
 
-# -- staking -----------------------------------------------------------------------------
+# -- refusals ----------------------------------------------------------------------------
 
 
-class StakingRefused(DomainError):
-    """A staking request the product's rules refuse; ``reason`` names the rule (the protocol
-    adapters map it to their own code):
+class Refused(DomainError):
+    """A request a product's rules refuse. ``reason`` is a member of that product's reason enum,
+    defined beside its rules (``staking.rules.StakingReason``, ``staking.provider.rules.ProviderReason``,
+    ``broker.rules.BrokerReason``, ``funding.rules.FundingReason``); each protocol adapter maps the
+    reasons to its own codes in one table per enum (OKX: ``api/okx/errors.py: REFUSAL_CODES``)."""
 
-    ``purchase_closed``, ``kyc``, ``terms``, ``sub_account``, ``below_minimum``,
-    ``user_quota``, ``sold_out``, ``cancel_disabled``, ``already_complete``, ``not_cancellable``.
-    """
-
-    def __init__(self, reason: str, message: str, **params: str) -> None:
+    def __init__(self, reason: StrEnum, message: str, **params: str) -> None:
         super().__init__(message, **params)
         self.reason = reason
 
@@ -121,16 +121,3 @@ class UnknownAccount(DomainError):
     def __init__(self, name: str) -> None:
         super().__init__(f"Account name '{name[:64]}' is not a valid account for this API key", account=name[:64])
         self.name = name
-
-
-# -- broker and funding (seed 004) --------------------------------------------------------
-
-
-class BrokerRefused(DomainError):
-    """A broker, sub-account, deposit or withdrawal request the rules refuse; ``reason`` names
-    the rule and each protocol adapter maps it to its own code (OKX: ``REFUSAL_CODES`` in
-    ``api/okx/errors.py``, which lists every reason)."""
-
-    def __init__(self, reason: str, message: str, **params: str) -> None:
-        super().__init__(message, **params)
-        self.reason = reason

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stakehouse.chain.addresses import new_address
+from stakehouse.funding.addresses import new_address
 from tests.api.test_clients import ccxt_okx
 from tests.api.test_deposit_addresses import Broker, code_of, create, make_broker
 from tests.stack import Stack

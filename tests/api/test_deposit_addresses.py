@@ -13,7 +13,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from stakehouse.chain.addresses import is_valid_address, platform_address
+from stakehouse.funding.addresses import is_valid_address, platform_address
 from tests.api.test_clients import ccxt_okx
 from tests.stack import Creds, Stack
 

@@ -31,7 +31,7 @@ from stakehouse.api.gemini.routes import ALL, Call, Route
 from stakehouse.app import create_app
 from stakehouse.config import Settings
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 from tests.stack import Stack, free_port
 
 UTC = dt.UTC

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stakehouse.errors import StakingRefused
+from stakehouse.errors import Refused as StakingRefused
 from tests.stack import ADMIN_TOKEN, Stack
 
 P = "/admin/providers"

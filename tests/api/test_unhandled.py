@@ -15,7 +15,7 @@ from stakehouse.api.okx.ratelimit import Limit
 from stakehouse.app import create_app
 from stakehouse.config import Settings
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 from tests.stack import free_port
 
 

@@ -16,9 +16,9 @@ import ccxt
 import pytest
 from sqlalchemy import select
 
-from stakehouse.chain.addresses import new_address, platform_address
-from stakehouse.chain.withdrawals import AUDIT_CHECKS
 from stakehouse.db.tables import deposits, ledger_accounts
+from stakehouse.funding.addresses import new_address, platform_address
+from stakehouse.funding.audit import CHECKS as AUDIT_CHECKS
 from stakehouse.ledger.audit import run_audit
 from tests.api.test_clients import ccxt_okx
 from tests.stack import Creds, Stack

@@ -43,7 +43,7 @@ def test_killed_reward_run_is_neither_repeated_nor_skipped(make_db: Callable[[st
     holders = []
     for n in range(HOLDERS):
         user = svc.accounts.create_user(kyc_level=2, accept_terms=("ETH",))
-        svc.assets.credit_deposit(user.uid, "ETH", Decimal(10))
+        svc.chain.credit_deposit(user.uid, "ETH", Decimal(10))
         svc.staking.purchase(user.uid, "ETH", Decimal(1) + Decimal(n) / 8 if n % 3 else Decimal("2.12345678"))
         holders.append(user.uid)
     svc.advance_clock(by=dt.timedelta(days=2))  # day 0: nothing (bought that day); day 1: first rewards

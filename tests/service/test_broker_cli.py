@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from stakehouse.config import Settings
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 from tests.service.test_staking_cli import fails, run
 
 

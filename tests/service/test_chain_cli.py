@@ -8,11 +8,11 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 
-from stakehouse.chain.withdrawals import WithdrawalRequest
 from stakehouse.config import Settings
+from stakehouse.funding.withdrawals import WithdrawalRequest
 from stakehouse.ledger.rules import FUNDING
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 from tests.service.test_staking_cli import fails, run
 
 

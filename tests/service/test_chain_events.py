@@ -11,13 +11,13 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from stakehouse.chain.service import SendDeposit
 from stakehouse.config import Settings
 from stakehouse.db.tables import brokers, deposits, journal_entries
+from stakehouse.funding.deposits import SendDeposit
 from stakehouse.jobs.runner import JobRunner
 from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 
 @pytest.fixture

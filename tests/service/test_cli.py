@@ -16,7 +16,7 @@ from sqlalchemy import update
 from stakehouse.config import Settings
 from stakehouse.db.tables import ledger_accounts
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 
 def cli(*args: str, db: str, key: str) -> subprocess.CompletedProcess[str]:

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import Connection, select
 
 from stakehouse.config import Settings
+from stakehouse.db.dialect import dialect_insert
 from stakehouse.db.tables import meta
 from stakehouse.jobs.runner import Job, JobRunner
 from stakehouse.jobs.schedule import Daily, Hourly, Period
-from stakehouse.ledger.journal import dialect_insert
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 
 def counter_job(name: str, log: list[str] | None = None, fail_on: str = "") -> Job:

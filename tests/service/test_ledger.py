@@ -18,7 +18,7 @@ from stakehouse.db.tables import ledger_accounts, postings
 from stakehouse.errors import DomainError, InsufficientBalance
 from stakehouse.ledger.rules import AccountRef, Leg
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +49,15 @@ def test_38_digit_18_decimal_amount_round_trips(services: Services) -> None:
 
 def test_idempotency_key_posts_once(services: Services) -> None:
     user = services.accounts.create_user()
-    first = services.assets.credit_deposit(user.uid, "USDT", Decimal("5"), idempotency_key=f"k-{user.uid}")
-    again = services.assets.credit_deposit(user.uid, "USDT", Decimal("5"), idempotency_key=f"k-{user.uid}")
+    first = services.chain.credit_deposit(user.uid, "USDT", Decimal("5"), idempotency_key=f"k-{user.uid}")
+    again = services.chain.credit_deposit(user.uid, "USDT", Decimal("5"), idempotency_key=f"k-{user.uid}")
     assert again.dep_id == first.dep_id
     assert services.assets.balances(user.uid, 6)[0].available == Decimal("5")
 
 
 def test_reversal_is_a_compensating_entry(services: Services) -> None:
     user = services.accounts.create_user()
-    dep = services.assets.credit_deposit(user.uid, "BTC", Decimal("0.3"))
+    dep = services.chain.credit_deposit(user.uid, "BTC", Decimal("0.3"))
     with services.db.read() as conn:
         entry_id = conn.exec_driver_sql(f"SELECT entry_id FROM deposits WHERE dep_id = {int(dep.dep_id)}").scalar_one()
     with services.db.write() as conn:
@@ -87,7 +87,7 @@ def test_any_sequence_keeps_the_books(services: Services, ops: list[tuple[str, i
     for kind, who, acct, amt in ops:
         uid = uids[who]
         if kind == "deposit":
-            services.assets.credit_deposit(uid, "USDT", amt)
+            services.chain.credit_deposit(uid, "USDT", amt)
             model[(uid, 6)] += amt
             continue
         other = 18 if acct == 6 else 6
@@ -107,7 +107,7 @@ def test_any_sequence_keeps_the_books(services: Services, ops: list[tuple[str, i
 
 def test_concurrent_transfers_never_overdraw(services: Services) -> None:
     user = services.accounts.create_user()
-    services.assets.credit_deposit(user.uid, "USDT", Decimal("10"))
+    services.chain.credit_deposit(user.uid, "USDT", Decimal("10"))
     results: list[str] = []
     lock = threading.Lock()
 

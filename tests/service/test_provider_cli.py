@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from stakehouse.config import Settings
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 from tests.service.test_cli import cli
 from tests.service.test_staking_cli import fails, run
 
@@ -24,7 +24,7 @@ def test_provider_price_and_gemini_key_commands(backend: str, make_db: Callable[
         svc.sandbox_clock.freeze()  # type: ignore[union-attr]
         master = svc.accounts.create_user(kyc_level=2)
         sub = svc.accounts.create_sub_account(parent_uid=master.uid, sub_name="clisub")
-        svc.assets.credit_deposit(master.uid, "ETH", Decimal("5"))
+        svc.chain.credit_deposit(master.uid, "ETH", Decimal("5"))
         day0 = svc.provider_staking.today()
         day1 = day0 + dt.timedelta(days=1)
 

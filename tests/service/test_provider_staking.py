@@ -48,16 +48,16 @@ from stakehouse.errors import (
     InvalidParameter,
     NotAllowed,
     NotFound,
-    StakingRefused,
 )
+from stakehouse.errors import Refused as StakingRefused
 from stakehouse.ledger.rules import FUNDING
 from stakehouse.money import round_down
 from stakehouse.sandbox.clock import SandboxClock
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
-from stakehouse.staking import provider_runs
-from stakehouse.staking.provider_rules import event_no
-from stakehouse.staking.provider_service import EventQuery, ProviderEvent, ProviderStakingService
+from stakehouse.staking.provider import runs as provider_runs
+from stakehouse.staking.provider.rules import event_no
+from stakehouse.staking.provider.service import EventQuery, ProviderEvent, ProviderStakingService
+from stakehouse.wiring import Services
 from tests.unit.test_provider_rules import oracle_apy
 
 UTC = dt.UTC
@@ -283,7 +283,7 @@ class World:
     def user(self, **funds: str) -> str:
         uid = self.s.accounts.create_user(kyc_level=2).uid
         for ccy, amount in funds.items():
-            self.s.assets.credit_deposit(uid, ccy, Decimal(amount))
+            self.s.chain.credit_deposit(uid, ccy, Decimal(amount))
             self.model.funding[(uid, ccy)] += Decimal(amount)
         return uid
 
@@ -341,7 +341,7 @@ def snapshot(s: Services, *uids: str) -> list[Any]:
     out: list[Any] = [ps.accrual_runs(1000), ps.rates(), s.runner.history(1000)]
     for uid in uids:
         out += [s.assets.balances(uid, FUNDING), ps.account_balances(uid), ps.history(uid, ALL),
-                s.user_journal(uid, limit=1000)]
+                s.accounts.journal(uid, limit=1000)]
     return out
 
 
@@ -737,7 +737,7 @@ def test_bad_requests_change_nothing(services: Services) -> None:
     w.at(START + 2 * DAY)
     master = w.user(ETH="1")
     sub = services.accounts.create_sub_account(parent_uid=master, sub_name="subprov").uid
-    services.assets.credit_deposit(sub, "ETH", Decimal(1))
+    services.chain.credit_deposit(sub, "ETH", Decimal(1))
     balance = w.model.available(u, eth.key)
 
     unknown = str(uuid.uuid4())

@@ -2,7 +2,7 @@
 
 PostgreSQL computes the rewards in SQL (``runs._PG_REWARDS``), SQLite streams the holders through
 the pure rules. Both are checked here against an independent replay: every user's own postings
-(``Services.user_journal``) are replayed entry by entry, the minimum balance of each T-day is
+(``AccountService.journal``) are replayed entry by entry, the minimum balance of each T-day is
 taken over every prefix of the day, and the pure :func:`~stakehouse.staking.rules.reward` gives
 the amounts. The actions run at arbitrary moments of the day (including exactly 00:00, where the
 previous day's rewards are posted too), and sometimes the runs happen late (a worker that was
@@ -34,10 +34,10 @@ from stakehouse.ledger import journal
 from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.money import ZERO, round_down
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
-from stakehouse.staking import runs
+from stakehouse.staking.liquid import runs
+from stakehouse.staking.liquid.service import HistoryQuery
 from stakehouse.staking.rules import rate_for, reward
-from stakehouse.staking.service import HistoryQuery
+from stakehouse.wiring import Services
 
 PRODUCT = "ETH"
 TOKEN = "BETH"
@@ -84,7 +84,7 @@ class Book:
 
 def token_entries(services: Services, uid: str) -> list[tuple[dt.datetime, int, Decimal]]:
     """(time, entry id, net change of the user's free tokens) per journal entry, in time order."""
-    postings = services.user_journal(uid, limit=1000)
+    postings = services.accounts.journal(uid, limit=1000)
     assert len(postings) < 1000, "replay needs the whole journal"
     by_entry: dict[int, list[Any]] = {}
     for p in postings:
@@ -142,7 +142,7 @@ def next_day_start(services: Services) -> tuple[dt.date, dt.datetime]:
 
 def staker(services: Services, eth: str = "10") -> str:
     uid = services.accounts.create_user(kyc_level=2, accept_terms=(PRODUCT,)).uid
-    services.assets.credit_deposit(uid, PRODUCT, Decimal(eth))
+    services.chain.credit_deposit(uid, PRODUCT, Decimal(eth))
     return uid
 
 
@@ -241,7 +241,7 @@ def test_a_day_is_never_paid_twice(services: Services) -> None:
     a = staker(services)
     services.staking.purchase(a, PRODUCT, Decimal(3))
     services.advance_clock(by=dt.timedelta(days=3))
-    before = (actual_rewards(services, a), services.user_journal(a, limit=1000),
+    before = (actual_rewards(services, a), services.accounts.journal(a, limit=1000),
               services.staking.reward_runs(PRODUCT), services.assets.balances(a, FUNDING, [TOKEN]))
     assert len(before[0]) == 2
     jobs = {job.name: job for job in services.jobs.jobs}
@@ -255,7 +255,7 @@ def test_a_day_is_never_paid_twice(services: Services) -> None:
     for day in (d1, d1 + dt.timedelta(days=1)):
         with pytest.raises((sqlalchemy.exc.IntegrityError, sqlite3.IntegrityError)), services.db.write() as conn:
             jobs[f"staking_rewards:{PRODUCT}"].run(conn, services.calendar.period_of_day(day))
-    after = (actual_rewards(services, a), services.user_journal(a, limit=1000),
+    after = (actual_rewards(services, a), services.accounts.journal(a, limit=1000),
              services.staking.reward_runs(PRODUCT), services.assets.balances(a, FUNDING, [TOKEN]))
     assert after == before
     # and the rate of a day whose run happened can no longer change
@@ -402,7 +402,7 @@ def _one_plan(services: Services, book: Book, plan: Plan) -> None:
     master = staker(services)
     sub_name = f"sub{n}x{master}"[:32]
     sub = services.accounts.create_sub_account(parent_uid=master, sub_name=sub_name).uid
-    services.assets.credit_deposit(sub, PRODUCT, Decimal(10))
+    services.chain.credit_deposit(sub, PRODUCT, Decimal(10))
     other = staker(services)
     users = [master, sub, other]
     # everyone stakes 3 on D1 (new users: D1 itself pays nothing, "bought today earns nothing")

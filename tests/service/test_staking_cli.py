@@ -10,7 +10,7 @@ from typing import Any
 
 from stakehouse.config import Settings
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 from tests.service.test_cli import cli
 
 
@@ -32,7 +32,7 @@ def test_staking_commands(backend: str, make_db: Callable[[str], str]) -> None:
     try:
         svc.sandbox_clock.freeze()  # type: ignore[union-attr]
         uid = svc.accounts.create_user(kyc_level=2, accept_terms=("ETH",)).uid
-        svc.assets.credit_deposit(uid, "ETH", Decimal("10"))
+        svc.chain.credit_deposit(uid, "ETH", Decimal("10"))
         svc.staking.purchase(uid, "ETH", Decimal("4"))
         bought = svc.staking.purchase(uid, "ETH", Decimal("2"))
         today = svc.staking.today()

@@ -13,16 +13,18 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from stakehouse.chain import withdrawal_rules as rules
-from stakehouse.chain.addresses import new_address
-from stakehouse.chain.withdrawals import AUDIT_CHECKS, Withdrawal, WithdrawalRequest
 from stakehouse.config import Settings
 from stakehouse.db.tables import journal_entries, postings, withdrawals
-from stakehouse.errors import BrokerRefused, InvalidParameter
+from stakehouse.errors import InvalidParameter
+from stakehouse.errors import Refused as BrokerRefused
+from stakehouse.funding import withdrawal_rules as rules
+from stakehouse.funding.addresses import new_address
+from stakehouse.funding.audit import CHECKS as AUDIT_CHECKS
+from stakehouse.funding.withdrawals import Withdrawal, WithdrawalRequest
 from stakehouse.ledger.audit import run_audit
 from stakehouse.ledger.rules import FUNDING
 from stakehouse.security import new_server_key
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 D = Decimal
 
@@ -42,7 +44,7 @@ def pair(backend: str, make_db: Callable[[str], str]) -> Iterator[tuple[Services
 
 def funded(svc: Services, ccy: str, amt: str) -> str:
     uid = svc.accounts.create_user().uid
-    svc.assets.credit_deposit(uid, ccy, D(amt))
+    svc.chain.credit_deposit(uid, ccy, D(amt))
     return uid
 
 

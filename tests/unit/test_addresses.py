@@ -1,4 +1,4 @@
-"""Chain address formats (stakehouse.chain.addresses): EIP-55, BIP-173, base58check, tx ids."""
+"""Chain address formats (stakehouse.funding.addresses): EIP-55, BIP-173, base58check, tx ids."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stakehouse.chain.addresses import (
+from stakehouse.funding.addresses import (
     FORMATS,
     eip55,
     is_valid_address,

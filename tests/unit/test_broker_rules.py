@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from stakehouse.broker import rules
 from stakehouse.broker.rules import FeeScope, FeeSetting
-from stakehouse.errors import BrokerRefused, InvalidParameter, MissingParameter
+from stakehouse.errors import InvalidParameter, MissingParameter
+from stakehouse.errors import Refused as BrokerRefused
 
 ALNUM = string.ascii_letters + string.digits
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stakehouse.chain.deposit_rules import (
+from stakehouse.errors import InvalidParameter
+from stakehouse.funding.deposit_rules import (
     CREDITED,
     FROZEN,
     SUCCESS,
@@ -22,7 +23,6 @@ from stakehouse.chain.deposit_rules import (
     due_at,
     validate_settings,
 )
-from stakehouse.errors import InvalidParameter
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

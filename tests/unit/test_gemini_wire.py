@@ -18,6 +18,7 @@ from stakehouse.api.gemini.errors import REASONS, GeminiError, from_domain
 from stakehouse.api.gemini.ratelimit import BurstLimiter
 from stakehouse.api.gemini.routes import Payload
 from stakehouse.api.okx.ratelimit import Limit, RateLimiter
+from stakehouse.staking.provider.rules import ProviderReason
 
 UTC = dt.UTC
 
@@ -316,8 +317,8 @@ def test_absent_fields_and_strict_types() -> None:
 @pytest.mark.parametrize(("exc", "status", "reason"), [
     (dom.InvalidParameter("amount", "at most 8 decimals"), 400, "InvalidQuantity"),
     (dom.AmountNotPositive("amount"), 400, "InvalidQuantity"),
-    (dom.StakingRefused("deposit_limit", "limited to 500000 USD per month"), 400, "InvalidQuantity"),
-    (dom.StakingRefused("no_price", "no price"), 400, "InvalidQuantity"),
+    (dom.Refused(ProviderReason.DEPOSIT_LIMIT, "limited to 500000 USD per month"), 400, "InvalidQuantity"),
+    (dom.Refused(ProviderReason.NO_PRICE, "no price"), 400, "InvalidQuantity"),
     (dom.NotFound("Staking product", "x"), 400, "InvalidSymbol"),
     (dom.InsufficientBalance("ETH"), 406, "InsufficientFunds"),
     (dom.AccountRequired(), 400, "MissingAccounts"),

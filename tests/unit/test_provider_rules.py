@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from stakehouse.jobs.schedule import Daily
 from stakehouse.money import round_down
-from stakehouse.staking.provider_rules import (
+from stakehouse.staking.provider.rules import (
     Accrual,
     RatePeriod,
     apy_pct,

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stakehouse.assets.reference import Chain
-from stakehouse.chain import withdrawal_rules as rules
-from stakehouse.chain.addresses import eip55, new_address
-from stakehouse.errors import BrokerRefused, InvalidParameter
+from stakehouse.assets.rules import Chain
+from stakehouse.errors import InvalidParameter
+from stakehouse.errors import Refused as BrokerRefused
+from stakehouse.funding import withdrawal_rules as rules
+from stakehouse.funding.addresses import eip55, new_address
 
 D = Decimal
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)

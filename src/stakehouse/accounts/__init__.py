@@ -1,0 +1,17 @@
+"""Accounts: users and sub-accounts, KYC, terms, freezes, OKX and Gemini API keys, key expiry."""
+
+from __future__ import annotations
+
+from stakehouse.accounts.gemini_keys import GeminiKeyService
+from stakehouse.accounts.service import AccountService
+from stakehouse.container import Container
+from stakehouse.jobs.runner import Job
+from stakehouse.jobs.schedule import Hourly
+
+
+def install(c: Container) -> None:
+    accounts = c.provide(AccountService(c.db, c.clock, c.box))
+    c.provide(GeminiKeyService(c.db, c.clock, c.box, accounts))
+    if c.settings.key_expiry_active:
+        c.jobs.add(Job("api_key_expiry", Hourly(),
+                       lambda conn, period: f"expired {accounts.expire_idle_keys(conn, period.end)}"))

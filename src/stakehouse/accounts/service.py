@@ -18,6 +18,7 @@ from stakehouse.clock import Clock
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import api_keys, terms_acceptances, users
 from stakehouse.errors import Conflict, InvalidParameter, NotAllowed, NotFound
+from stakehouse.ledger.journal import PostingView, user_journal
 from stakehouse.security import SecretBox, hash_passphrase, new_api_key, new_passphrase, new_secret
 
 KEY_EXPIRY = dt.timedelta(days=14)
@@ -232,6 +233,12 @@ class AccountService:
         """The live (not deleted) sub-account of that name."""
         row = conn.execute(select(users).where(users.c.sub_name == sub_name, users.c.deleted_at.is_(None))).first()
         return user_from_row(row) if row else None
+
+    def journal(self, uid: str, *, limit: int = 100, before_entry: int | None = None) -> list[PostingView]:
+        """A user's postings, newest first (raises NotFound for an unknown user)."""
+        with self.db.read() as conn:
+            self._get(conn, uid)
+            return user_journal(conn, uid, limit=min(max(limit, 1), 1000), before_entry=before_entry)
 
     def list_users(self, *, master_uid: str | None = None, limit: int = 100) -> list[User]:
         q = select(users).order_by(users.c.created_at, users.c.uid).limit(limit)

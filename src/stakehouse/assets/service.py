@@ -1,4 +1,4 @@
-"""Balances, transfers between accounts, and deposits (the funds every product stands on)."""
+"""Balances and transfers between accounts (the funds every product stands on)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, select
 
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.assets.reference import currency
-from stakehouse.chain.deposit_rules import confirmations_at
 from stakehouse.clock import Clock
 from stakehouse.db.batch import Batcher
+from stakehouse.db.dialect import dialect_insert
 from stakehouse.db.engine import Database
-from stakehouse.db.paging import newest_first
-from stakehouse.db.tables import chains, deposits, journal_entries, ledger_accounts, transfers, users
+from stakehouse.db.tables import ledger_accounts, transfers
 from stakehouse.db.types import money_from_db, utc_from_db
 from stakehouse.digits import row_id
 from stakehouse.errors import (
@@ -29,8 +28,8 @@ from stakehouse.errors import (
     TransferOutNotAllowed,
     TransferTypeNotAllowed,
 )
-from stakehouse.ledger.journal import Ledger, dialect_insert
-from stakehouse.ledger.rules import FUNDING, USER_ACCOUNT_TYPES, AccountRef, Leg
+from stakehouse.ledger.journal import Ledger
+from stakehouse.ledger.rules import USER_ACCOUNT_TYPES, AccountRef, Leg
 from stakehouse.money import round_down
 
 TRANSFER_TYPES = (0, 1, 2, 3, 4)
@@ -62,10 +61,6 @@ def _select(rows: Rows, acct_type: int, ccys: list[str] | None) -> list[Balance]
     wanted = set(ccys) if ccys else None
     return [Balance(r[2], money_from_db(r[3]), money_from_db(r[4]), r[5])
             for r in rows if r[1] == acct_type and (wanted is None or r[2] in wanted)]
-
-
-class _LostRace(Exception):
-    """Raised inside a transaction to roll it back when a concurrent twin already committed."""
 
 
 class Balance(NamedTuple):
@@ -113,52 +108,6 @@ class Transfer:
     created_at: dt.datetime
 
 
-@dataclass(frozen=True)
-class Deposit:
-    """A deposit as users, brokers and operators see it; ``confirmations`` as of the read
-    (``chain/deposit_rules.confirmations_at``)."""
-
-    dep_id: str
-    uid: str
-    ccy: str
-    chain: str
-    amt: Decimal
-    type: int
-    from_addr: str
-    to_addr: str
-    tag: str
-    tx_id: str
-    from_wd_id: str
-    state: int
-    confirmations: int
-    created_at: dt.datetime
-    #: the sending user of an internal deposit (type 3), else ""
-    from_uid: str
-    #: the account type credited (6 funding, 18 trading)
-    acct_type: int
-    # the chain simulator's schedule: confirmations to credit and to succeed, seconds per block,
-    # when it moves next and when it did
-    credit_confirmations: int
-    unlock_confirmations: int
-    block_seconds: int
-    next_at: dt.datetime | None
-    credited_at: dt.datetime | None
-    completed_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class DepositQuery:
-    ccy: str = ""
-    dep_id: str = ""
-    from_wd_id: str = ""
-    tx_id: str = ""
-    type: int | None = None
-    state: int | None = None
-    after: dt.datetime | None = None
-    before: dt.datetime | None = None
-    limit: int = 100
-
-
 def _transfer(r: Any) -> Transfer:
     return Transfer(str(r.trans_id), r.client_id or "", r.ccy, r.amt, r.type, r.from_type, r.to_type, r.sub_acct,
                     r.state, r.created_at)
@@ -170,40 +119,6 @@ def _same_request(first: Transfer, req: TransferRequest) -> Transfer:
             req.ccy, req.amt, req.type, req.from_type, req.to_type, req.sub_acct):
         raise InvalidParameter("clientId", "already used for a different transfer")
     return first
-
-
-def deposit_view(r: Any, now: dt.datetime) -> Deposit:
-    """A ``deposits`` row as seen at ``now``."""
-    shown = confirmations_at(state=r.state, created_at=r.created_at, block_seconds=r.block_seconds,
-                             unlock=r.unlock_confirmations, now=now)
-    return Deposit(str(r.dep_id), r.uid, r.ccy, r.chain, r.amt, r.type, r.from_addr, r.to_addr, r.tag, r.tx_id,
-                   r.from_wd_id, r.state, shown, r.created_at, r.from_uid or "", r.acct_type, r.credit_confirmations,
-                   r.unlock_confirmations, r.block_seconds, r.next_at, r.credited_at, r.completed_at)
-
-
-def deposits_query(query: DepositQuery, *, uid: str = "", master_uid: str = "") -> Select[Any]:
-    """The deposits of one user, or of every sub-account of a master (a broker's, deleted ones
-    included), filtered as ``query`` says, newest first."""
-    c = deposits.c
-    if uid:
-        q = select(deposits).where(c.uid == uid)
-    elif master_uid:
-        q = select(deposits).where(c.uid.in_(select(users.c.uid).where(users.c.master_uid == master_uid)))
-    else:
-        raise ValueError("uid or master_uid")
-    if query.ccy:
-        q = q.where(c.ccy == query.ccy)
-    if query.dep_id:
-        q = q.where(c.dep_id == (row_id(query.dep_id) or -1))
-    if query.from_wd_id:
-        q = q.where(c.from_wd_id == query.from_wd_id)
-    if query.tx_id:
-        q = q.where(c.tx_id == query.tx_id)
-    if query.type is not None:
-        q = q.where(c.type == query.type)
-    if query.state is not None:
-        q = q.where(c.state == query.state)
-    return newest_first(q, c.created_at, c.dep_id, after=query.after, before=query.before, limit=query.limit)
 
 
 class AssetService:
@@ -331,70 +246,3 @@ class AssetService:
         if row is None:
             raise NotFound("Transfer", trans_id or client_id)
         return _transfer(row)
-
-    # -- deposits ----------------------------------------------------------------------
-
-    def credit_deposit(self, uid: str, ccy: str, amt: Decimal, *, chain: str = "", tx_id: str = "",
-                       from_addr: str = "", to_addr: str = "", idempotency_key: str = "") -> Deposit:
-        """Credit an on-chain deposit at once (the sandbox faucet and operator credits).
-
-        With an ``idempotency_key``, a retry returns the first deposit and credits nothing."""
-        if amt <= 0:
-            raise AmountNotPositive("amt")
-        if len(idempotency_key) > 64:
-            raise InvalidParameter("idempotencyKey", "at most 64 characters")
-        entry_key = f"deposit:ext:{idempotency_key}" if idempotency_key else ""
-        try:
-            return self._credit(uid, ccy, amt, chain, tx_id, from_addr, to_addr, entry_key)
-        except _LostRace:
-            # A concurrent retry with the same key committed first; ours rolled back whole.
-            with self.db.read() as conn:
-                winner = self._deposit_by_entry_key(conn, entry_key, self.clock.now())
-            assert winner is not None
-            return winner
-
-    def _credit(self, uid: str, ccy: str, amt: Decimal, chain: str, tx_id: str, from_addr: str, to_addr: str,
-                entry_key: str) -> Deposit:
-        with self.db.write() as conn:
-            now = self.clock.now()  # inside the transaction: after the ledger barrier
-            if entry_key:
-                prior = self._deposit_by_entry_key(conn, entry_key, now)
-                if prior is not None:
-                    return prior
-            user = self.accounts.get_in(conn, uid)
-            cur = currency(conn, ccy)
-            if round_down(amt, cur.scale) != amt:
-                raise InvalidParameter("amt", f"at most {cur.scale} decimals for {ccy}")
-            if user.frozen_for("deposit"):
-                raise AccountFrozen(uid, "deposit")
-            chain_q = select(chains.c.chain).where(chains.c.ccy == ccy)
-            chain_q = chain_q.where(chains.c.chain == chain) if chain else chain_q.where(chains.c.main_net.is_(True))
-            chain_name = conn.execute(chain_q).scalar_one_or_none()
-            if chain and chain_name is None:
-                raise InvalidParameter("chain", f"unknown chain {chain[:48]}")
-            dep_id = conn.execute(deposits.insert().values(
-                uid=uid, ccy=ccy, chain=chain_name or ccy, amt=amt, type=4, from_addr=from_addr, to_addr=to_addr,
-                tx_id=tx_id, from_wd_id="", state=2, confirmations=0, acct_type=FUNDING, created_at=now,
-            ).returning(deposits.c.dep_id)).scalar_one()
-            posted = self.ledger.post(
-                conn, type="deposit", ref=str(dep_id), idempotency_key=entry_key or f"deposit:{dep_id}", at=now,
-                uid=uid,
-                legs=[Leg(AccountRef.system("custody", ccy), -amt), Leg(AccountRef.user(uid, FUNDING, ccy), amt)],
-            )
-            if not posted.created:
-                raise _LostRace()
-            conn.execute(deposits.update().where(deposits.c.dep_id == dep_id).values(entry_id=posted.entry_id))
-            return deposit_view(conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)).one(), now)
-
-    def _deposit_by_entry_key(self, conn: Connection, entry_key: str, now: dt.datetime) -> Deposit | None:
-        row = conn.execute(
-            select(deposits).join(journal_entries, journal_entries.c.id == deposits.c.entry_id)
-            .where(journal_entries.c.idempotency_key == entry_key)
-        ).first()
-        return deposit_view(row, now) if row else None
-
-    def deposit_history(self, uid: str, query: DepositQuery) -> list[Deposit]:
-        """A user's deposits (on-chain and internal), newest first; confirmations as of now."""
-        with self.db.read() as conn:
-            now = self.clock.now()
-            return [deposit_view(r, now) for r in conn.execute(deposits_query(query, uid=uid))]

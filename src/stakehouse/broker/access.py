@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from stakehouse.accounts.service import User, user_from_row
+from stakehouse.broker.rules import BrokerReason
 from stakehouse.db.tables import brokers, users
-from stakehouse.errors import BrokerRefused, NotFound
+from stakehouse.errors import NotFound, Refused
 
 
 def is_broker(conn: Connection, uid: str) -> bool:
@@ -21,10 +22,10 @@ def require_broker(conn: Connection, caller: User) -> Any:
     """The caller's ``brokers`` row. A sub-account's key -> ``not_master_key`` (59604); a master
     that is not an enabled broker -> ``not_broker`` (59608)."""
     if caller.is_sub:
-        raise BrokerRefused("not_master_key", "Only the API key of the main account can access this API.")
+        raise Refused(BrokerReason.NOT_MASTER_KEY, "Only the API key of the main account can access this API.")
     row = conn.execute(select(brokers).where(brokers.c.uid == caller.uid)).first()
     if row is None or not row.enabled:
-        raise BrokerRefused("not_broker", "Only Broker accounts have permission to access this API.")
+        raise Refused(BrokerReason.NOT_BROKER, "Only Broker accounts have permission to access this API.")
     return row
 
 
@@ -34,7 +35,7 @@ def broker_sub_account(conn: Connection, broker_uid: str, sub_name: str) -> User
     row = conn.execute(select(users).where(users.c.sub_name == sub_name, users.c.master_uid == broker_uid,
                                            users.c.deleted_at.is_(None))).first()
     if row is None:
-        raise BrokerRefused("sub_account_missing", "Sub-account does not exist", subAcct=sub_name[:32])
+        raise Refused(BrokerReason.SUB_ACCOUNT_MISSING, "Sub-account does not exist", subAcct=sub_name[:32])
     return user_from_row(row)
 
 

@@ -13,10 +13,31 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from stakehouse.accounts.rules import normalise_perms
-from stakehouse.errors import BrokerRefused, InvalidParameter, MissingParameter
+from stakehouse.errors import InvalidParameter, MissingParameter, Refused
+
+
+class BrokerReason(StrEnum):
+    """Why an ND broker request is refused (each adapter maps these to its codes)."""
+
+    NOT_BROKER = "not_broker"
+    NOT_MASTER_KEY = "not_master_key"
+    SUB_ACCOUNT_MISSING = "sub_account_missing"
+    SUB_ACCOUNT_EXISTS = "sub_account_exists"
+    SUB_ACCOUNT_LIMIT = "sub_account_limit"
+    SUB_ACCOUNT_FUNDED = "sub_account_funded"
+    BAD_MAIN_ACCOUNT = "bad_main_account"
+    HAS_SUB_ACCOUNTS = "has_sub_accounts"
+    KEY_LIMIT = "key_limit"
+    KEY_LABEL_EXISTS = "key_label_exists"
+    TOO_MANY_IPS = "too_many_ips"
+    PASSPHRASE_FORMAT = "passphrase_format"  # noqa: S105 (a reason, not a password)
+    API_KEY_MISSING = "api_key_missing"
+    SUB_ACCOUNT_FROZEN = "sub_account_frozen"
+    DEMO_ONLY = "demo_only"
 
 HKT = ZoneInfo("Asia/Hong_Kong")
 
@@ -79,7 +100,7 @@ def check_passphrase(phrase: str) -> str:
     if not phrase:
         raise MissingParameter("passphrase")
     if not passphrase_ok(phrase):
-        raise BrokerRefused("passphrase_format", "The passphrase format is incorrect.")
+        raise Refused(BrokerReason.PASSPHRASE_FORMAT, "The passphrase format is incorrect.")
     return phrase
 
 
@@ -96,7 +117,7 @@ def parse_ip_list(text: str, field: str = "ip") -> list[str]:
     items = [part.strip() for part in text.split(",")] if text else []
     items = [i for i in items if i]
     if len(items) > MAX_IPS:
-        raise BrokerRefused("too_many_ips", "Each API key can bind up to 20 IP addresses")
+        raise Refused(BrokerReason.TOO_MANY_IPS, "Each API key can bind up to 20 IP addresses")
     return list(dict.fromkeys(parse_ip(i, field) for i in items))
 
 

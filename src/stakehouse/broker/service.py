@@ -21,6 +21,7 @@ from stakehouse.accounts.service import AccountService, ApiKey, NewKey, User, us
 from stakehouse.assets.reference import currency
 from stakehouse.broker import rules
 from stakehouse.broker.access import broker_sub_account, require_broker
+from stakehouse.broker.rules import BrokerReason
 from stakehouse.clock import Clock
 from stakehouse.config import Settings
 from stakehouse.db.engine import Database
@@ -33,7 +34,7 @@ from stakehouse.db.tables import (
     users,
     withdrawals,
 )
-from stakehouse.errors import BrokerRefused, InvalidParameter, MissingParameter, NotFound
+from stakehouse.errors import InvalidParameter, MissingParameter, NotFound, Refused
 from stakehouse.ledger.journal import Ledger
 from stakehouse.ledger.rules import TRADING, AccountRef, Leg
 
@@ -170,15 +171,15 @@ class BrokerService:
             if main_acct:
                 found = self.accounts.find_sub(conn, main_acct)
                 if found is None or found.master_uid != caller_uid or found.level != 1:
-                    raise BrokerRefused("bad_main_account", "You're creating a sub-account for a non-existing or "
-                                        "incorrect sub-account.", mainAcct=main_acct[:32])
+                    raise Refused(BrokerReason.BAD_MAIN_ACCOUNT, "You're creating a sub-account for a non-existing or "
+                                  "incorrect sub-account.", mainAcct=main_acct[:32])
                 parent = found
             if self.accounts.name_taken(conn, sub_name):
-                raise BrokerRefused("sub_account_exists", "Subaccount name already exists.", subAcct=sub_name)
+                raise Refused(BrokerReason.SUB_ACCOUNT_EXISTS, "Subaccount name already exists.", subAcct=sub_name)
             # Lock the broker row: concurrent creations for one broker count one after the other.
             conn.execute(update(brokers).where(brokers.c.uid == caller_uid).values(updated_at=broker.updated_at))
             if self._count(conn, caller_uid) >= broker.max_sub_accounts:
-                raise BrokerRefused("sub_account_limit", "Maximum number of subaccounts reached.")
+                raise Refused(BrokerReason.SUB_ACCOUNT_LIMIT, "Maximum number of subaccounts reached.")
             sub = self.accounts.insert_sub(conn, parent, sub_name=sub_name, label=label, can_trans_out=True, now=now)
             if ip:
                 conn.execute(sub_account_ips.insert().values(uid=sub.uid, ip=ip, kind="register", reported_at=now))
@@ -195,15 +196,15 @@ class BrokerService:
             children = conn.execute(select(func.count()).select_from(users).where(
                 users.c.parent_uid == sub.uid, users.c.deleted_at.is_(None))).scalar_one()
             if children:
-                raise BrokerRefused("has_sub_accounts", "The sub-account has sub-accounts, which must be deleted "
-                                    "first.", subAcct=sub_name)
+                raise Refused(BrokerReason.HAS_SUB_ACCOUNTS, "The sub-account has sub-accounts, which must be deleted "
+                              "first.", subAcct=sub_name)
             if self._holds_funds(conn, sub.uid):
-                raise BrokerRefused("sub_account_funded", "Transfer all sub-account funds to your main account "
-                                    "before deleting your sub-account.", subAcct=sub_name)
+                raise Refused(BrokerReason.SUB_ACCOUNT_FUNDED, "Transfer all sub-account funds to your main account "
+                              "before deleting your sub-account.", subAcct=sub_name)
             done = conn.execute(update(users).where(users.c.uid == sub.uid, users.c.deleted_at.is_(None)).values(
                 deleted_at=now))
             if done.rowcount != 1:  # deleted meanwhile by another request
-                raise BrokerRefused("sub_account_missing", "Sub-account does not exist", subAcct=sub_name)
+                raise Refused(BrokerReason.SUB_ACCOUNT_MISSING, "Sub-account does not exist", subAcct=sub_name)
             self.accounts.revoke_user_keys(conn, sub.uid, "sub_account_deleted", now)
             gemini_keys.revoke_user_keys(conn, sub.uid, now)
             return self.accounts.get_in(conn, sub.uid)
@@ -277,7 +278,7 @@ class BrokerService:
             now = self.clock.now()
             master, _ = self._caller(conn, caller_uid)
             if master.env != "demo":
-                raise BrokerRefused("demo_only", "This feature is only available in demo trading.")
+                raise Refused(BrokerReason.DEMO_ONLY, "This feature is only available in demo trading.")
             sub = self._sub(conn, caller_uid, sub_name)
             cur = currency(conn, ccy)
             amt = rules.demo_top_up(cur.ccy, DEMO_TOP_UPS, DEMO_TOP_UP_DEFAULT)
@@ -304,12 +305,12 @@ class BrokerService:
             ip_text = ",".join(rules.parse_ip_list(ip))
             sub = self._sub(conn, caller_uid, sub_name)
             if sub.frozen:
-                raise BrokerRefused("sub_account_frozen", f"The sub account of {sub_name} is suspended.",
-                                    param0=sub_name)
+                raise Refused(BrokerReason.SUB_ACCOUNT_FROZEN, f"The sub account of {sub_name} is suspended.",
+                              param0=sub_name)
             if self.accounts.live_key_count(conn, sub.uid) >= 50:
-                raise BrokerRefused("key_limit", "Each account can create up to 50 API keys")
+                raise Refused(BrokerReason.KEY_LIMIT, "Each account can create up to 50 API keys")
             if self.accounts.label_taken(conn, sub.uid, label):
-                raise BrokerRefused("key_label_exists", "This note name already exists.", label=label)
+                raise Refused(BrokerReason.KEY_LABEL_EXISTS, "This note name already exists.", label=label)
             return self.accounts.insert_key(conn, sub.uid, perm_text=perm_text, ip_text=ip_text, label=label,
                                             passphrase=passphrase, now=now)
 
@@ -326,7 +327,7 @@ class BrokerService:
             raise MissingParameter("apiKey")
         key = self.accounts.live_key_of(conn, uid, api_key)
         if key is None:
-            raise BrokerRefused("api_key_missing", "API key doesn't exist.")
+            raise Refused(BrokerReason.API_KEY_MISSING, "API key doesn't exist.")
         return key
 
     def modify_key(self, caller_uid: str, sub_name: str, api_key: str, *, label: str | None = None,
@@ -342,7 +343,7 @@ class BrokerService:
             sub = self._sub(conn, caller_uid, sub_name)
             key = self._key(conn, sub.uid, api_key)
             if label is not None and self.accounts.label_taken(conn, sub.uid, label, except_id=key.id):
-                raise BrokerRefused("key_label_exists", "This note name already exists.", label=label)
+                raise Refused(BrokerReason.KEY_LABEL_EXISTS, "This note name already exists.", label=label)
             return self.accounts.update_key(conn, key.id, label=label, perm_text=perm_text, ip_text=ip_text), now
 
     def delete_key(self, caller_uid: str, sub_name: str, api_key: str) -> None:

@@ -22,10 +22,10 @@ import structlog
 from sqlalchemy import Connection, select
 
 from stakehouse.clock import Clock
+from stakehouse.db.dialect import dialect_insert
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import job_runs, meta
 from stakehouse.jobs.schedule import Period, Schedule
-from stakehouse.ledger.journal import dialect_insert
 
 log = structlog.get_logger(__name__)
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from stakehouse.db.dialect import dialect_insert, driver_params, driver_sql, for_update
 from stakehouse.db.tables import journal_entries, ledger_accounts, postings
 from stakehouse.db.types import money_from_db
 from stakehouse.errors import InsufficientBalance
@@ -39,11 +38,6 @@ class Posted:
     entry_id: int
     #: False when the idempotency key had already been used: nothing was posted this time.
     created: bool
-
-
-def dialect_insert(conn: Connection) -> Callable[..., Any]:
-    """``INSERT`` with ``on_conflict_do_nothing`` for the connection's dialect."""
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 def _account_key(ref: AccountRef) -> tuple[str, int, str]:
@@ -165,26 +159,6 @@ class Credits:
             after = rows[-1][0]
 
 
-def driver_sql(conn: Connection, sql: str) -> str:
-    """SQL written with ``%(name)s`` parameters (psycopg's style) in the connection's own style."""
-    return sql if conn.dialect.name == "postgresql" else re.sub(r"%\((\w+)\)s", r":\1", sql)
-
-
-def driver_params(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-    """Values for the bare driver: SQLite gets money as canonical text and moments as the naive
-    UTC text SQLAlchemy stores there (so that they compare as stored)."""
-    if conn.dialect.name == "postgresql":
-        return params
-    out: dict[str, Any] = {}
-    for k, v in params.items():
-        if isinstance(v, Decimal):
-            v = to_plain(v)
-        elif isinstance(v, dt.datetime):
-            v = v.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        out[k] = v
-    return out
-
-
 class Ledger:
     def post(
         self,
@@ -239,9 +213,7 @@ class Ledger:
         ids = ensure_accounts(conn, [leg.account for leg in legs], at)
         cols = ledger_accounts.c
         lock = select(cols.id, cols.available, cols.locked).where(cols.id.in_(sorted(ids.values()))).order_by(cols.id)
-        if conn.dialect.name == "postgresql":
-            lock = lock.with_for_update()
-        current = {row.id: (row.available, row.locked) for row in conn.execute(lock)}
+        current = {row.id: (row.available, row.locked) for row in conn.execute(for_update(conn, lock))}
         try:
             after = apply_legs({r: current[i] for r, i in ids.items()}, legs)
         except Overdraft as exc:

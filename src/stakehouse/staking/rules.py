@@ -11,8 +11,24 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
+from enum import StrEnum
 
 from stakehouse.money import ZERO, round_down
+
+
+class StakingReason(StrEnum):
+    """Why a liquid staking request is refused (each adapter maps these to its codes)."""
+
+    PURCHASE_CLOSED = "purchase_closed"
+    KYC = "kyc"
+    TERMS = "terms"
+    SUB_ACCOUNT = "sub_account"
+    BELOW_MINIMUM = "below_minimum"
+    USER_QUOTA = "user_quota"
+    SOLD_OUT = "sold_out"
+    CANCEL_DISABLED = "cancel_disabled"
+    ALREADY_COMPLETE = "already_complete"
+    NOT_CANCELLABLE = "not_cancellable"
 
 DAYS_PER_YEAR = 365
 #: Rates are published with at most this many decimals (``0.02840000`` = 2.84 %).

@@ -8,23 +8,22 @@ can be written back unchanged. The renderers and parsers here are shared with th
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI
 from pydantic import BaseModel, Field
 
-from stakehouse import errors as dom
-from stakehouse.accounts.gemini_keys import GeminiKey
-from stakehouse.api.admin.staking import parse_day, settings_out
-from stakehouse.assets.prices import UsdPrice
-from stakehouse.money import fmt
-from stakehouse.services import Services
-from stakehouse.staking.provider_rules import ProviderProduct, apy_pct, rate_pct
-from stakehouse.staking.provider_service import AccountBalance, Provider
-
-_DECIMAL = re.compile(r"^-?[0-9]{1,24}(\.[0-9]{1,30})?$")
+from stakehouse.operator.providers import (
+    account_balance_out,
+    gemini_key_out,
+    parse_decimal,
+    price_out,
+    product_out,
+    provider_out,
+    publish_bps,
+    run_out,
+)
+from stakehouse.wiring import Services
 
 
 class ProviderIn(BaseModel):
@@ -49,50 +48,6 @@ class GeminiKeyIn(BaseModel):
 
 
 # -- parsing and rendering (shared with the CLI) -------------------------------------------------
-
-
-def parse_decimal(field: str, text: str) -> Decimal:
-    """A plain decimal (sign allowed, so that the service can refuse a negative value by name)."""
-    if not _DECIMAL.match(text.strip()):
-        raise dom.InvalidParameter(field, "a plain decimal, e.g. 228.0197")
-    return Decimal(text.strip())
-
-
-def provider_out(p: Provider) -> dict[str, Any]:
-    return {"providerNo": p.provider_no, "providerId": p.provider_id, "name": p.name}
-
-
-def product_out(p: ProviderProduct) -> dict[str, Any]:
-    return settings_out(p)
-
-
-def price_out(p: UsdPrice) -> dict[str, str]:
-    return {"ccy": p.ccy, "price": fmt(p.price), "setAt": p.set_at.isoformat()}
-
-
-def gemini_key_out(k: GeminiKey) -> dict[str, Any]:
-    return {"apiKey": k.api_key, "uid": k.uid, "scope": k.scope, "roles": list(k.roles),
-            "timeBasedNonce": k.time_based_nonce, "ips": [ip for ip in k.ips.split(",") if ip], "label": k.label,
-            "createdAt": k.created_at.isoformat(), "revokedAt": k.revoked_at.isoformat() if k.revoked_at else None}
-
-
-def account_balance_out(b: AccountBalance) -> dict[str, str]:
-    return {"providerId": b.provider_id, "ccy": b.ccy, "balance": fmt(b.available),
-            "pendingUnstake": fmt(b.pending_unstake)}
-
-
-def publish_bps(services: Services, provider_id: str, ccy: str, day: str, rate: str) -> dict[str, str]:
-    on, bps = parse_day(day), parse_decimal("rate", rate)
-    product = services.provider_staking.publish_rate(provider_id, ccy, on, bps)
-    return {"providerId": product.provider_id, "ccy": product.ccy, "day": on.isoformat(), "rate": fmt(bps),
-            "ratePct": fmt(rate_pct(bps)), "apyPct": fmt(apy_pct(bps))}
-
-
-def run_out(r: dict[str, Any]) -> dict[str, Any]:
-    return {"providerId": r["provider_id"], "ccy": r["ccy"], "day": r["day"],
-            "rate": None if r["rate_bps"] is None else fmt(r["rate_bps"]), "stakers": r["holders"],
-            "total": fmt(r["total"]), "entryId": None if r["entry_id"] is None else str(r["entry_id"]),
-            "ranAt": r["ran_at"].isoformat()}
 
 
 def build_provider_admin(router: APIRouter | FastAPI, services: Services) -> None:

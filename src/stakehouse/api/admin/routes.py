@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -17,19 +16,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from stakehouse import errors as dom
-from stakehouse.accounts.service import ApiKey, NewKey, User
 from stakehouse.api.admin.broker import build_broker_admin
 from stakehouse.api.admin.chain import build_chain_admin
 from stakehouse.api.admin.providers import build_provider_admin
 from stakehouse.api.admin.staking import build_staking_admin
 from stakehouse.api.admin.withdrawals import build_withdrawals_admin
-from stakehouse.assets.service import Balance, Deposit
-from stakehouse.clock import to_ms
-from stakehouse.jobs.runner import RunRecord
-from stakehouse.ledger.journal import PostingView
 from stakehouse.ledger.rules import FUNDING, TRADING
-from stakehouse.money import AmountError, fmt, parse_amount
-from stakehouse.services import Services
+from stakehouse.money import AmountError, parse_amount
+from stakehouse.operator.accounts import balance_out, key_out, new_key_out, posting_out, user_out
+from stakehouse.operator.funding import deposit_out
+from stakehouse.operator.platform import advance_out, clock_out
+from stakehouse.wiring import Services
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -88,57 +85,6 @@ class AdvanceIn(BaseModel):
     seconds: int | None = Field(None, ge=0, le=10 * 366 * 86400)
     days: int | None = Field(None, ge=0, le=10 * 366)
     to: dt.datetime | None = None
-
-
-def user_out(u: User) -> dict[str, Any]:
-    return {"uid": u.uid, "env": u.env, "masterUid": u.master_uid or "", "parentUid": u.parent_uid or "",
-            "level": u.level, "subAcct": u.sub_name or "", "label": u.label, "kycLevel": u.kyc_level,
-            "frozen": u.frozen, "frozenFuncs": [f for f in u.frozen_funcs.split(",") if f],
-            "canTransOut": u.can_trans_out, "createdAt": u.created_at.isoformat()}
-
-
-def key_out(k: ApiKey) -> dict[str, Any]:
-    return {"apiKey": k.api_key, "uid": k.uid, "perms": k.perms, "ips": [i for i in k.ips.split(",") if i],
-            "label": k.label, "frozen": k.frozen, "createdAt": k.created_at.isoformat(),
-            "lastUsedAt": k.last_used_at.isoformat() if k.last_used_at else None,
-            "revokedAt": k.revoked_at.isoformat() if k.revoked_at else None, "revokeReason": k.revoke_reason}
-
-
-def new_key_out(n: NewKey) -> dict[str, Any]:
-    return {**key_out(n.key), "secretKey": n.secret, "passphrase": n.passphrase}
-
-
-def balance_out(acct_type: int, b: Balance) -> dict[str, str]:
-    return {"acctType": str(acct_type), "ccy": b.ccy, "available": fmt(b.available), "locked": fmt(b.locked),
-            "total": fmt(b.total)}
-
-
-def posting_out(p: PostingView) -> dict[str, str]:
-    return {"entryId": str(p.entry_id), "type": p.type, "ref": p.ref, "memo": p.memo, "acctType": str(p.acct_type),
-            "ccy": p.ccy, "bucket": p.bucket, "amount": fmt(p.amount), "ts": p.created_at.isoformat()}
-
-
-def deposit_out(d: Deposit) -> dict[str, Any]:
-    return {"depId": d.dep_id, "uid": d.uid, "ccy": d.ccy, "chain": d.chain, "amt": fmt(d.amt), "txId": d.tx_id,
-            "state": str(d.state), "ts": str(to_ms(d.created_at))}
-
-
-def clock_out(services: Services) -> dict[str, Any]:
-    """The clock as the admin API and the CLI show it."""
-    now = services.clock.now()
-    return {"now": now.isoformat(), "ts": str(to_ms(now)), "sandbox": services.settings.sandbox,
-            "running": services.clock_running()}
-
-
-#: Job runs listed in the reply to an advance (the newest; ``jobsRunCount`` counts them all).
-ADVANCE_RUNS_SHOWN = 1000
-
-
-def advance_out(now: Callable[[], dt.datetime], ran: list[RunRecord]) -> dict[str, Any]:
-    """The reply to a clock advance (admin API and CLI)."""
-    return {"now": now().isoformat(), "jobsRunCount": len(ran),
-            "jobsRun": [{"job": j.job, "period": j.period, "dueAt": j.due_at.isoformat(), "result": j.result}
-                        for j in ran[-ADVANCE_RUNS_SHOWN:]]}
 
 
 def _amount(text: str, services: Services) -> Decimal:
@@ -248,7 +194,7 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
 
     @r.post("/users/{uid}/deposits")
     def credit_deposit(uid: str, body: DepositIn) -> dict[str, Any]:
-        return deposit_out(services.assets.credit_deposit(
+        return deposit_out(services.chain.credit_deposit(
             uid, body.ccy.upper(), _amount(body.amt, services), chain=body.chain, tx_id=body.txId,
             from_addr=body.fromAddr, to_addr=body.toAddr, idempotency_key=body.idempotencyKey))
 
@@ -259,7 +205,7 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
 
     @r.get("/users/{uid}/journal")
     def journal(uid: str, limit: int = 100, beforeEntry: int | None = None) -> list[dict[str, str]]:
-        return [posting_out(p) for p in services.user_journal(uid, limit=limit, before_entry=beforeEntry)]
+        return [posting_out(p) for p in services.accounts.journal(uid, limit=limit, before_entry=beforeEntry)]
 
     @r.get("/clock")
     def get_clock() -> dict[str, Any]:

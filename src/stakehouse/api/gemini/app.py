@@ -49,7 +49,7 @@ from stakehouse.api.okx.ratelimit import RateLimiter
 from stakehouse.db.batch import SingleFlight
 from stakehouse.db.engine import unavailable
 from stakehouse.errors import DomainError
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 log = structlog.get_logger(__name__)
 

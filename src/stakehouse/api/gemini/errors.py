@@ -10,6 +10,7 @@ would turn a 500 into ``ExchangeNotAvailable``).
 from __future__ import annotations
 
 from stakehouse import errors as dom
+from stakehouse.staking.provider.rules import ProviderReason
 
 #: reason -> (HTTP status, default message).
 REASONS: dict[str, tuple[int, str]] = {
@@ -83,9 +84,9 @@ _FIELD_REASONS = {
 def from_domain(exc: dom.DomainError) -> GeminiError:
     """Our mapping of the core's errors (interface table; the rest chosen and documented here):
 
-    - amount refusals (``InvalidParameter("amount")``, ``AmountNotPositive``) and every
-      ``StakingRefused`` (over the monthly USD limit, no price, ...) -> 400 ``InvalidQuantity``
-      with the core's message;
+    - amount refusals (``InvalidParameter("amount")``, ``AmountNotPositive``) and every provider
+      staking refusal (``ProviderReason``: over the monthly USD limit, no price) -> 400
+      ``InvalidQuantity`` with the core's message;
     - ``NotFound`` (unknown provider/currency, not offered) -> 400 ``InvalidSymbol``;
     - ``InsufficientBalance`` -> 406 ``InsufficientFunds``;
     - ``AccountRequired`` -> 400 ``MissingAccounts``; ``UnknownAccount`` -> 400 ``InvalidAccountName``;
@@ -98,7 +99,8 @@ def from_domain(exc: dom.DomainError) -> GeminiError:
     """
     if isinstance(exc, dom.InsufficientBalance):
         return GeminiError("InsufficientFunds", exc.message)
-    if isinstance(exc, dom.AmountNotPositive | dom.StakingRefused):
+    if isinstance(exc, dom.AmountNotPositive) or (
+            isinstance(exc, dom.Refused) and isinstance(exc.reason, ProviderReason)):
         return GeminiError("InvalidQuantity", exc.message)
     if isinstance(exc, dom.NotFound):
         return GeminiError("InvalidSymbol", exc.message)

@@ -19,14 +19,14 @@ from stakehouse.api.gemini.auth import MOVE_ROLES, READ_ROLES
 from stakehouse.api.gemini.errors import GeminiError, bad_field, missing_key
 from stakehouse.api.gemini.wire import BadTimestamp, Stamp, epoch_ms, iso_ms, num, parse_stamp
 from stakehouse.money import ZERO, AmountError, parse_amount
-from stakehouse.services import Services
-from stakehouse.staking.provider_service import (
+from stakehouse.staking.provider.service import (
     EventQuery,
     ProviderEvent,
     ProviderRate,
     RatePeriod,
     StakingBalance,
 )
+from stakehouse.wiring import Services
 
 #: History page size: default and bounds (open point 4: out-of-range values are clamped).
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500

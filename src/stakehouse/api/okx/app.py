@@ -35,7 +35,7 @@ from stakehouse.api.okx.ratelimit import Limit, RateLimiter
 from stakehouse.db.batch import SingleFlight
 from stakehouse.db.engine import unavailable
 from stakehouse.errors import DomainError
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +58,8 @@ class Call(NamedTuple):
     ip: str
 
     @property
-    def user(self) -> AuthContext:
+    def caller(self) -> AuthContext:
+        """Who signed the request (its ``user``, ``key`` and ``uid``); private routes only."""
         assert self.auth is not None
         return self.auth
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
 from stakehouse import errors as dom
+from stakehouse.broker.rules import BrokerReason
+from stakehouse.funding.rules import FundingReason
+from stakehouse.staking.rules import StakingReason
 
 #: code -> (HTTP status, message template). Templates use ``{param0}``, ``{param1}``, ``{ccy}``.
 CODES: dict[str, tuple[int, str]] = {
@@ -87,52 +94,59 @@ CODES: dict[str, tuple[int, str]] = {
 }
 
 
-#: Staking refusals (``StakingRefused.reason``) -> OKX finance code.
-STAKING_CODES = {
-    "purchase_closed": "51731",
-    "kyc": "51732",
-    "terms": "50030",
-    "sub_account": "51735",
-    "below_minimum": "51727",
-    "user_quota": "51728",
-    "sold_out": "51730",
-    "cancel_disabled": "51725",
-    "already_complete": "51722",
-    "not_cancellable": "51721",
+#: Liquid staking refusals -> OKX finance code.
+STAKING_CODES: dict[StakingReason, str] = {
+    StakingReason.PURCHASE_CLOSED: "51731",
+    StakingReason.KYC: "51732",
+    StakingReason.TERMS: "50030",
+    StakingReason.SUB_ACCOUNT: "51735",
+    StakingReason.BELOW_MINIMUM: "51727",
+    StakingReason.USER_QUOTA: "51728",
+    StakingReason.SOLD_OUT: "51730",
+    StakingReason.CANCEL_DISABLED: "51725",
+    StakingReason.ALREADY_COMPLETE: "51722",
+    StakingReason.NOT_CANCELLABLE: "51721",
 }
 
-
-#: Broker and funding refusals (``BrokerRefused.reason``) -> OKX code. Every reason a service
-#: may raise is listed here (a test checks it).
-REFUSAL_CODES = {
-    # broker routes (59xxx)
-    "not_broker": "59608",
-    "not_master_key": "59604",
-    "sub_account_missing": "59510",
-    "sub_account_exists": "59601",
-    "sub_account_limit": "59603",
-    "sub_account_funded": "59606",
-    "bad_main_account": "59622",
-    "has_sub_accounts": "59623",
-    "key_limit": "59501",
-    "key_label_exists": "59502",
-    "too_many_ips": "59503",
-    "passphrase_format": "59505",
-    "api_key_missing": "59506",
-    "sub_account_frozen": "59508",
-    # environment
-    "demo_only": "50053",
-    "not_in_demo": "50038",
-    # funding (58xxx)
-    "sub_account_no_withdrawal": "58209",
-    "above_max_withdrawal": "58205",
-    "below_min_withdrawal": "58206",
-    "bad_internal_address": "58213",
-    "withdrawal_missing": "58215",
-    "not_cancellable": "58216",
-    "address_limit": "58300",
-    "address_missing": "58301",
+#: Broker refusals -> OKX code (59xxx, and the environment codes).
+BROKER_CODES: dict[BrokerReason, str] = {
+    BrokerReason.NOT_BROKER: "59608",
+    BrokerReason.NOT_MASTER_KEY: "59604",
+    BrokerReason.SUB_ACCOUNT_MISSING: "59510",
+    BrokerReason.SUB_ACCOUNT_EXISTS: "59601",
+    BrokerReason.SUB_ACCOUNT_LIMIT: "59603",
+    BrokerReason.SUB_ACCOUNT_FUNDED: "59606",
+    BrokerReason.BAD_MAIN_ACCOUNT: "59622",
+    BrokerReason.HAS_SUB_ACCOUNTS: "59623",
+    BrokerReason.KEY_LIMIT: "59501",
+    BrokerReason.KEY_LABEL_EXISTS: "59502",
+    BrokerReason.TOO_MANY_IPS: "59503",
+    BrokerReason.PASSPHRASE_FORMAT: "59505",
+    BrokerReason.API_KEY_MISSING: "59506",
+    BrokerReason.SUB_ACCOUNT_FROZEN: "59508",
+    BrokerReason.DEMO_ONLY: "50053",
 }
+
+#: Funding refusals -> OKX code (58xxx, and the environment code).
+FUNDING_CODES: dict[FundingReason, str] = {
+    FundingReason.NOT_IN_DEMO: "50038",
+    FundingReason.SUB_ACCOUNT_NO_WITHDRAWAL: "58209",
+    FundingReason.ABOVE_MAX_WITHDRAWAL: "58205",
+    FundingReason.BELOW_MIN_WITHDRAWAL: "58206",
+    FundingReason.BAD_INTERNAL_ADDRESS: "58213",
+    FundingReason.WITHDRAWAL_MISSING: "58215",
+    FundingReason.NOT_CANCELLABLE: "58216",
+    FundingReason.ADDRESS_LIMIT: "58300",
+    FundingReason.ADDRESS_MISSING: "58301",
+}
+
+#: Every product's refusal table, by its reason enum: every reason of every enum is in its table
+#: (a test checks it). Provider staking is not served by the OKX API.
+REFUSAL_CODES: dict[type[StrEnum], Mapping[Any, str]] = {
+    StakingReason: STAKING_CODES, BrokerReason: BROKER_CODES, FundingReason: FUNDING_CODES,
+}
+#: Staking refusals answered with the service's own message (it says more than the code's template).
+OWN_MESSAGE = frozenset({StakingReason.TERMS, StakingReason.NOT_CANCELLABLE})
 
 
 class _Blank(dict[str, str]):
@@ -172,13 +186,11 @@ def from_domain(exc: dom.DomainError, overrides: Overrides | None = None) -> Okx
             code = overrides[cls]
             field = getattr(exc, "field", "") or exc.params.get("subAcct", "")
             return OkxError(code, param0=field, **exc.params) if "{" in CODES[code][1] else OkxError(code)
-    if isinstance(exc, dom.StakingRefused):
-        code = STAKING_CODES[exc.reason]
-        # Our message where it says more than the code's template (e.g. which rule refused).
-        return OkxError(code, msg=exc.message) if exc.reason in ("terms", "not_cancellable") else \
-            OkxError(code, **exc.params)
-    if isinstance(exc, dom.BrokerRefused):
-        code = REFUSAL_CODES[exc.reason]
+    if isinstance(exc, dom.Refused):
+        code = REFUSAL_CODES[type(exc.reason)][exc.reason]
+        # isinstance first: reasons are strings, so another enum's "not_cancellable" compares equal
+        if isinstance(exc.reason, StakingReason) and exc.reason in OWN_MESSAGE:
+            return OkxError(code, msg=exc.message)
         return OkxError(code, **exc.params) if "{" in CODES[code][1] else OkxError(code)
     if isinstance(exc, dom.TransferTypeNotAllowed):
         return OkxError("58128" if exc.caller_is_sub else "58127")

@@ -25,7 +25,7 @@ async def get_balance(call: Call) -> list[dict[str, Any]]:
     ccys = call.params.ccy_list()
     if ccys:
         call.services.reference.require_currencies(ccys)
-    rows = [b for b in await call.services.assets.read_balances(call.user.uid, TRADING, ccys) if b.total != 0]
+    rows = [b for b in await call.services.assets.read_balances(call.caller.uid, TRADING, ccys) if b.total != 0]
     details = [
         {"ccy": b.ccy, "eq": fmt(b.total), "cashBal": fmt(b.total), "availBal": fmt(b.available),
          "frozenBal": fmt(b.locked), "ordFrozen": fmt(b.locked), "fixedBal": "0", "spotBal": fmt(b.total),

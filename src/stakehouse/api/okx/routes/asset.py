@@ -7,8 +7,9 @@ from typing import Any
 from stakehouse import errors as dom
 from stakehouse.api.okx.app import Call, Route
 from stakehouse.api.okx.ratelimit import Limit
-from stakehouse.assets.service import DepositQuery, TransferRequest
+from stakehouse.assets.service import TransferRequest
 from stakehouse.clock import to_ms
+from stakehouse.funding.deposits import DepositQuery
 from stakehouse.ledger.rules import FUNDING
 from stakehouse.money import fmt
 
@@ -34,7 +35,7 @@ async def get_balances(call: Call) -> list[dict[str, str]]:
     if ccys:
         call.services.reference.require_currencies(ccys)
     out = []
-    for b in await call.services.assets.read_balances(call.user.uid, FUNDING, ccys):
+    for b in await call.services.assets.read_balances(call.caller.uid, FUNDING, ccys):
         total = b.total
         if total > 0:
             out.append({"ccy": b.ccy, "bal": fmt(total), "frozenBal": fmt(b.locked), "availBal": fmt(b.available)})
@@ -54,7 +55,7 @@ def post_transfer(call: Call) -> list[dict[str, str]]:
     kind = p.optional_int("type", (0, 1, 2, 3, 4))
     req = TransferRequest(ccy=ccy, amt=amt, from_type=from_type, to_type=to_type, type=kind or 0,
                           sub_acct=p.text("subAcct", max_len=32), client_id=p.client_id())
-    t = call.services.assets.transfer(call.user.uid, req)
+    t = call.services.assets.transfer(call.caller.uid, req)
     return [{"transId": t.trans_id, "clientId": t.client_id, "ccy": t.ccy, "from": str(t.from_type),
              "amt": fmt(t.amt), "to": str(t.to_type), "subAcct": t.sub_acct}]
 
@@ -67,7 +68,7 @@ def get_transfer_state(call: Call) -> list[dict[str, str]]:
         raise dom.MissingParameter("transId")
     p.optional_int("type", (0, 1, 2, 3, 4))
     try:
-        t = call.services.assets.transfer_state(call.user.uid, trans_id=trans_id, client_id=client_id)
+        t = call.services.assets.transfer_state(call.caller.uid, trans_id=trans_id, client_id=client_id)
     except dom.NotFound:
         return []
     return [{"transId": t.trans_id, "clientId": t.client_id, "ccy": t.ccy, "amt": fmt(t.amt), "type": str(t.type),
@@ -83,7 +84,7 @@ def get_deposit_history(call: Call) -> list[dict[str, Any]]:
         state=p.optional_int("state", (0, 1, 2, 8, 11, 12, 13, 14, 17)),
         after=p.ms_time("after"), before=p.ms_time("before"), limit=p.limit(),
     )
-    rows = call.services.assets.deposit_history(call.user.uid, query)
+    rows = call.services.chain.deposit_history(call.caller.uid, query)
     return [
         # an internal deposit (type 3) shows its sender's uid; an on-chain one the address given, if any
         {"ccy": d.ccy, "chain": d.chain, "amt": fmt(d.amt), "from": d.from_uid if d.type == 3 else d.from_addr,

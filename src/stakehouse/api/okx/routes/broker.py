@@ -31,14 +31,14 @@ def key_row(k: ApiKey) -> dict[str, str]:
 
 
 def get_info(call: Call) -> list[dict[str, str]]:
-    info = call.services.broker.info(call.user.uid)
+    info = call.services.broker.info(call.caller.uid)
     return [{"level": f"lv{info.broker.level}", "maxSubAcctQty": str(info.broker.max_sub_accounts),
              "subAcctQty": str(info.sub_accounts), "ts": str(to_ms(info.ts))}]
 
 
 def post_create_sub(call: Call) -> list[dict[str, str]]:
     p = call.params
-    sub = call.services.broker.create_sub(call.user.uid, sub_name=p.text("subAcct", required=True),
+    sub = call.services.broker.create_sub(call.caller.uid, sub_name=p.text("subAcct", required=True),
                                           label=p.text("label"), client_ip=p.text("clientIP"),
                                           main_acct=p.text("mainAcct"))
     return [{"acctLv": str(sub.acct_lv), "label": sub.label, "subAcct": sub.sub_name or "", "uid": sub.uid,
@@ -47,14 +47,14 @@ def post_create_sub(call: Call) -> list[dict[str, str]]:
 
 def post_delete_sub(call: Call) -> list[dict[str, str]]:
     name = call.params.text("subAcct", required=True)
-    call.services.broker.delete_sub(call.user.uid, name)
+    call.services.broker.delete_sub(call.caller.uid, name)
     return [{"subAcct": name}]
 
 
 def get_sub_info(call: Call) -> list[dict[str, Any]]:
     p = call.params
     page = p.integer("page", lo=1, hi=10**9, default=1)
-    found = call.services.broker.list_subs(call.user.uid, sub_name=p.text("subAcct"), uid=p.text("uid", max_len=20),
+    found = call.services.broker.list_subs(call.caller.uid, sub_name=p.text("subAcct"), uid=p.text("uid", max_len=20),
                                            page=page, limit=p.limit())
     return [{"details": [sub_detail(s) for s in found.details], "page": str(found.page),
              "totalPage": str(found.total_pages)}]
@@ -63,7 +63,7 @@ def get_sub_info(call: Call) -> list[dict[str, Any]]:
 def post_create_key(call: Call) -> list[dict[str, str]]:
     p = call.params
     name = p.text("subAcct", required=True)
-    made = call.services.broker.create_key(call.user.uid, name, label=p.text("label"),
+    made = call.services.broker.create_key(call.caller.uid, name, label=p.text("label"),
                                            passphrase=p.text("passphrase"), perm=p.text("perm"),
                                            ip=p.text("ip", max_len=2000))
     k = made.key
@@ -73,7 +73,7 @@ def post_create_key(call: Call) -> list[dict[str, str]]:
 
 def get_keys(call: Call) -> list[dict[str, str]]:
     p = call.params
-    keys = call.services.broker.keys(call.user.uid, p.text("subAcct", required=True), p.text("apiKey"))
+    keys = call.services.broker.keys(call.caller.uid, p.text("subAcct", required=True), p.text("apiKey"))
     return [key_row(k) for k in keys]
 
 
@@ -82,7 +82,7 @@ def post_modify_key(call: Call) -> list[dict[str, str]]:
     name = p.text("subAcct", required=True)
     api_key = p.text("apiKey", required=True)
     key, now = call.services.broker.modify_key(
-        call.user.uid, name, api_key, label=p.text("label") if p.has("label") else None,
+        call.caller.uid, name, api_key, label=p.text("label") if p.has("label") else None,
         perm=p.text("perm") if p.has("perm") else None, ip=p.text("ip", max_len=2000) if p.has("ip") else None)
     return [{"subAcct": name, "label": key.label, "apiKey": key.api_key, "perm": key.perms, "ip": key.ips,
              "ts": str(to_ms(now))}]
@@ -91,13 +91,13 @@ def post_modify_key(call: Call) -> list[dict[str, str]]:
 def post_delete_key(call: Call) -> list[dict[str, str]]:
     p = call.params
     name = p.text("subAcct", required=True)
-    call.services.broker.delete_key(call.user.uid, name, p.text("apiKey", required=True))
+    call.services.broker.delete_key(call.caller.uid, name, p.text("apiKey", required=True))
     return [{"subAcct": name}]
 
 
 def post_set_level(call: Call) -> list[dict[str, str]]:
     p = call.params
-    level = call.services.broker.set_acct_lv(call.user.uid, p.text("subAcct", required=True), p.text("acctLv"))
+    level = call.services.broker.set_acct_lv(call.caller.uid, p.text("subAcct", required=True), p.text("acctLv"))
     return [{"acctLv": str(level)}]
 
 
@@ -105,7 +105,7 @@ def post_set_fee_rate(call: Call) -> list[dict[str, str]]:
     p = call.params
     name = p.text("subAcct")
     setting = call.services.broker.set_fee_rate(
-        call.user.uid, sub_name=name, inst_type=p.text("instType"), quote_ccy_type=p.text("quoteCcyType"),
+        call.caller.uid, sub_name=name, inst_type=p.text("instType"), quote_ccy_type=p.text("quoteCcyType"),
         mgn_type=p.text("mgnType"), chg_type=p.text("chgType"), chg_taker=p.text("chgTaker"),
         chg_maker=p.text("chgMaker"), eff_date=p.text("effDate"))
     return [{"subAcct": name, "effTs": setting.eff_date}]
@@ -115,14 +115,14 @@ def post_set_assets(call: Call) -> list[dict[str, str]]:
     p = call.params
     name = p.text("subAcct", required=True)
     ccy = p.ccy(required=True)
-    done = call.services.broker.top_up_demo(call.user.uid, name, ccy)
+    done = call.services.broker.top_up_demo(call.caller.uid, name, ccy)
     return [{"subAcct": done.sub_acct, "ccy": done.ccy, "amt": fmt(done.amt)}]
 
 
 def post_report_ip(call: Call) -> list[dict[str, str]]:
     p = call.params
     name = p.text("subAcct", required=True)
-    at = call.services.broker.report_ip(call.user.uid, name, p.text("clientIP"))
+    at = call.services.broker.report_ip(call.caller.uid, name, p.text("clientIP"))
     return [{"subAcct": name, "ts": str(to_ms(at))}]
 
 

@@ -11,9 +11,8 @@ from typing import Any
 from stakehouse import errors as dom
 from stakehouse.api.okx.app import Call, Route
 from stakehouse.api.okx.ratelimit import Limit
-from stakehouse.assets.service import DepositQuery
-from stakehouse.chain.service import DepositAddress
 from stakehouse.clock import to_ms
+from stakehouse.funding.deposits import DepositAddress, DepositQuery
 from stakehouse.money import fmt
 
 SUB_ACCT_MAX = 32
@@ -35,7 +34,7 @@ def post_create_address(call: Call) -> list[dict[str, Any]]:
     chain = p.text("chain", max_len=CHAIN_MAX)
     addr_type = p.optional_int("addrType", (1, 2)) or 1
     to = p.optional_int("to", (6, 18))
-    a = call.services.chain.create_address(call.user.uid, sub, ccy, chain=chain, addr_type=addr_type, to=to)
+    a = call.services.chain.create_address(call.caller.uid, sub, ccy, chain=chain, addr_type=addr_type, to=to)
     return [_tagged(a, {"ccy": a.ccy, "addr": a.addr, "chain": a.chain, "ts": str(to_ms(a.created_at))})]
 
 
@@ -48,7 +47,7 @@ def post_modify_address(call: Call) -> list[dict[str, Any]]:
     to = p.optional_int("to", (6, 18))
     if to is None:
         raise dom.MissingParameter("to")
-    a, ts = call.services.chain.set_beneficiary(call.user.uid, sub, ccy, addr=addr, to=to, chain=chain)
+    a, ts = call.services.chain.set_beneficiary(call.caller.uid, sub, ccy, addr=addr, to=to, chain=chain)
     return [{"ccy": a.ccy, "addr": a.addr, "chain": a.chain, "to": str(a.to), "tag": a.tag, "memo": "", "pmtId": "",
              "comment": "", "ts": str(to_ms(ts))}]
 
@@ -59,7 +58,7 @@ def get_addresses(call: Call) -> list[dict[str, Any]]:
     ccy = p.ccy(required=True)
     return [_tagged(a, {"addr": a.addr, "ccy": a.ccy, "chain": a.chain, "to": str(a.to), "selected": a.selected,
                         "ctAddr": ""})
-            for a in call.services.chain.addresses(call.user.uid, sub, ccy)]
+            for a in call.services.chain.addresses(call.caller.uid, sub, ccy)]
 
 
 def get_deposit_history(call: Call) -> list[dict[str, Any]]:
@@ -76,7 +75,7 @@ def get_deposit_history(call: Call) -> list[dict[str, Any]]:
          "from": d.from_uid if d.type == 3 else "", "areaCodeFrom": "", "to": d.to_addr, "txId": d.tx_id,
          "ts": str(to_ms(d.created_at)), "state": str(d.state), "depId": d.dep_id,
          "actualDepBlkConfirm": str(d.confirmations)}
-        for name, d in call.services.chain.broker_deposit_history(call.user.uid, sub, query)
+        for name, d in call.services.chain.broker_deposit_history(call.caller.uid, sub, query)
     ]
 
 

@@ -15,8 +15,8 @@ from stakehouse.api.okx.app import Call, Route
 from stakehouse.api.okx.ratelimit import Limit
 from stakehouse.clock import to_ms
 from stakehouse.money import fmt
+from stakehouse.staking.liquid.service import ORDER_STATUSES, ORDER_TYPES, HistoryQuery, Order
 from stakehouse.staking.rules import RATE_SCALE
-from stakehouse.staking.service import ORDER_STATUSES, ORDER_TYPES, HistoryQuery, Order, StakingService
 
 Handler = Callable[[Call], Any]
 
@@ -35,7 +35,7 @@ def product_info(product: str) -> Handler:
     def handle(call: Call) -> Any:
         cfg = call.services.staking.product(product)
         if product == "SOL":  # SOL's documented reply is an object, not an array
-            avail = call.services.staking.fast_allowance_left(call.user.uid, product)
+            avail = call.services.staking.fast_allowance_left(call.caller.uid, product)
             return {"fastRedemptionDailyLimit": fmt(cfg.fast_redemption_daily_limit),
                     "fastRedemptionAvail": fmt(avail)}
         return [{"fastRedemptionDailyLimit": fmt(cfg.fast_redemption_daily_limit)}]
@@ -43,21 +43,34 @@ def product_info(product: str) -> Handler:
     return handle
 
 
-def with_amount(product: str, action: Callable[[StakingService, str, str, Decimal], Order]) -> Handler:
-    """Purchase or redeem: body ``{"amt": "..."}``, reply ``[]`` (as documented)."""
+def purchase(product: str) -> Handler:
+    """Body ``{"amt": "..."}``, reply ``[]`` (as documented)."""
 
     def handle(call: Call) -> list[Any]:
-        amt = call.params.amount("amt", max_amount=call.services.settings.max_amount)
-        action(call.services.staking, call.user.uid, product, amt)
+        call.services.staking.purchase(call.caller.uid, product, _amount(call))
         return []
 
     return handle
 
 
+def redeem(product: str) -> Handler:
+    """Body ``{"amt": "..."}``, reply ``[]`` (as documented)."""
+
+    def handle(call: Call) -> list[Any]:
+        call.services.staking.redeem(call.caller.uid, product, _amount(call))
+        return []
+
+    return handle
+
+
+def _amount(call: Call) -> Decimal:
+    return call.params.amount("amt", max_amount=call.services.settings.max_amount)
+
+
 def cancel_redeem(product: str) -> Handler:
     def handle(call: Call) -> list[dict[str, str]]:
         ord_id = call.params.text("ordId", required=True, max_len=20)
-        order = call.services.staking.cancel(call.user.uid, product, ord_id)
+        order = call.services.staking.cancel(call.caller.uid, product, ord_id)
         return [{"ordId": order.ord_id}]
 
     return handle
@@ -65,7 +78,7 @@ def cancel_redeem(product: str) -> Handler:
 
 def balance(product: str) -> Handler:
     def handle(call: Call) -> list[dict[str, str]]:
-        found = call.services.staking.balance(call.user.uid, product)
+        found = call.services.staking.balance(call.caller.uid, product)
         if found is None:
             return []
         return [{"ccy": found.ccy, "amt": fmt(found.amt), "latestInterestAccrual": fmt(found.latest_accrual),
@@ -79,7 +92,7 @@ def history(product: str) -> Handler:
         p = call.params
         query = HistoryQuery(type=p.choice("type", ORDER_TYPES), status=p.choice("status", ORDER_STATUSES),
                              after=p.ms_time("after"), before=p.ms_time("before"), limit=p.limit())
-        return [order_out(o) for o in call.services.staking.history(call.user.uid, product, query)]
+        return [order_out(o) for o in call.services.staking.history(call.caller.uid, product, query)]
 
     return handle
 
@@ -105,9 +118,9 @@ def _routes(product: str) -> list[Route]:
     base = f"/finance/staking-defi/{product.lower()}"
     return [
         Route("GET", f"{base}/product-info", product_info(product), "read", Limit(3, 1, "uid")),
-        Route("POST", f"{base}/purchase", with_amount(product, StakingService.purchase), "trade",
+        Route("POST", f"{base}/purchase", purchase(product), "trade",
               Limit(2, 1, "uid"), STAKING_ERRORS),
-        Route("POST", f"{base}/redeem", with_amount(product, StakingService.redeem), "trade",
+        Route("POST", f"{base}/redeem", redeem(product), "trade",
               Limit(2, 1, "uid"), STAKING_ERRORS),
         Route("POST", f"{base}/cancel-redeem", cancel_redeem(product), "trade", Limit(2, 1, "uid"), STAKING_ERRORS),
         Route("GET", f"{base}/balance", balance(product), "read", Limit(6, 1, "uid")),

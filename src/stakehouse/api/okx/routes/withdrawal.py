@@ -15,9 +15,9 @@ from stakehouse.api.okx.app import Call, Route
 from stakehouse.api.okx.errors import bad
 from stakehouse.api.okx.params import Params
 from stakehouse.api.okx.ratelimit import Limit
-from stakehouse.chain.withdrawal_rules import STATE_FILTER
-from stakehouse.chain.withdrawals import Withdrawal, WithdrawalQuery, WithdrawalRequest
 from stakehouse.clock import to_ms
+from stakehouse.funding.withdrawal_rules import STATE_FILTER
+from stakehouse.funding.withdrawals import Withdrawal, WithdrawalQuery, WithdrawalRequest
 from stakehouse.money import AmountError, fmt, parse_amount
 
 MAX_ADDRESS = 160
@@ -56,13 +56,13 @@ def post_withdrawal(call: Call) -> list[dict[str, str]]:
         ccy=ccy, amt=amt, dest=dest, to_addr=p.text("toAddr", required=True, max_len=MAX_ADDRESS),
         chain=p.text("chain", max_len=48), area_code=p.text("areaCode", max_len=8), client_id=p.client_id(),
         to_addr_type=p.optional_int("toAddrType", (1, 2)), fee=_fee(p, call))
-    w = call.services.withdrawals.withdraw(call.user.uid, req)
+    w = call.services.withdrawals.withdraw(call.caller.uid, req)
     return [{"ccy": w.ccy, "chain": w.chain, "amt": fmt(w.amt), "wdId": w.wd_id, "clientId": w.client_id}]
 
 
 def post_cancel(call: Call) -> list[dict[str, str]]:
     wd_id = call.params.text("wdId", required=True, max_len=20)
-    w = call.services.withdrawals.cancel(call.user.uid, wd_id)
+    w = call.services.withdrawals.cancel(call.caller.uid, wd_id)
     return [{"wdId": w.wd_id}]
 
 
@@ -74,14 +74,14 @@ def _query(p: Params) -> WithdrawalQuery:
 
 
 def get_history(call: Call) -> list[dict[str, Any]]:
-    rows = call.services.withdrawals.history(call.user.uid, _query(call.params))
+    rows = call.services.withdrawals.history(call.caller.uid, _query(call.params))
     return [withdrawal_row(w) for w in rows]
 
 
 def get_broker_history(call: Call) -> list[dict[str, Any]]:
     p = call.params
     sub_name = p.text("subAcct", max_len=32)
-    rows = call.services.withdrawals.broker_history(call.user.uid, sub_name, _query(p))
+    rows = call.services.withdrawals.broker_history(call.caller.uid, sub_name, _query(p))
     return [{"subAcct": w.sub_name, **withdrawal_row(w)} for w in rows]
 
 

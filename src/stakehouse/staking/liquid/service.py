@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select
 
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.clock import Clock
+from stakehouse.db.dialect import dialect_insert, for_update
 from stakehouse.db.engine import Database
 from stakehouse.db.paging import newest_first
 from stakehouse.db.tables import (
@@ -39,15 +40,15 @@ from stakehouse.errors import (
     InvalidParameter,
     NotAllowed,
     NotFound,
-    StakingRefused,
+    Refused,
 )
 from stakehouse.jobs.schedule import Daily
 from stakehouse.ledger.audit import money_sum
-from stakehouse.ledger.journal import Ledger, dialect_insert
+from stakehouse.ledger.journal import Ledger
 from stakehouse.ledger.rules import FUNDING, LOCKED, TRADING, AccountRef, Leg
 from stakehouse.money import ZERO, fmt, round_down
-from stakehouse.staking import products
-from stakehouse.staking.rules import ProductConfig, estimated_completion, is_fast, quota_left, rate_for
+from stakehouse.staking.liquid import products
+from stakehouse.staking.rules import ProductConfig, StakingReason, estimated_completion, is_fast, quota_left, rate_for
 
 ORDER_TYPES = ("purchase", "redeem")
 ORDER_STATUSES = ("pending", "success", "failed", "cancelled")
@@ -179,17 +180,18 @@ class StakingService:
             if user.frozen_for(STAKING_FUNCTION) or master.frozen_for(STAKING_FUNCTION):
                 raise AccountFrozen(uid, STAKING_FUNCTION)
             if user.kyc_level < cfg.min_kyc_level:
-                raise StakingRefused("kyc", "Required user KYC level not met")
+                raise Refused(StakingReason.KYC, "Required user KYC level not met")
             accepted = self.accounts.accepted_terms(conn, uid) | self.accounts.accepted_terms(conn, master.uid)
             if product not in accepted:
-                raise StakingRefused("terms", f"Accept the {product} staking terms first", product=product)
+                raise Refused(StakingReason.TERMS, f"Accept the {product} staking terms first", product=product)
             if user.is_sub and not cfg.sub_accounts_allowed:
-                raise StakingRefused("sub_account", "Sub-account is not supported")
+                raise Refused(StakingReason.SUB_ACCOUNT, "Sub-account is not supported")
             if not cfg.purchase_enabled:
-                raise StakingRefused("purchase_closed", "Product is currently suspended for purchase")
+                raise Refused(StakingReason.PURCHASE_CLOSED, "Product is currently suspended for purchase")
             if amt < cfg.min_purchase:
-                raise StakingRefused("below_minimum", f"The minimum subscription amount is {fmt(cfg.min_purchase)} "
-                                     f"{cfg.staked_ccy}", minUnit=fmt(cfg.min_purchase), ccy=cfg.staked_ccy)
+                raise Refused(StakingReason.BELOW_MINIMUM,
+                              f"The minimum subscription amount is {fmt(cfg.min_purchase)} {cfg.staked_ccy}",
+                              minUnit=fmt(cfg.min_purchase), ccy=cfg.staked_ccy)
             if cfg.total_quota is not None or cfg.user_quota is not None:
                 self._check_quotas(conn, cfg, uid, amt)
             ord_id = self._insert_order(conn, cfg, user, "purchase", amt, status="success", now=now, fast=False,
@@ -205,17 +207,17 @@ class StakingService:
         """Total quota: staked principal outstanding; user quota: the tokens the user holds (free and
         redeeming, funding and trading). The product row is locked so concurrent purchases queue."""
         lock = select(staking_products.c.product).where(staking_products.c.product == cfg.product)
-        conn.execute(lock.with_for_update() if conn.dialect.name == "postgresql" else lock)
+        conn.execute(for_update(conn, lock))
         if cfg.user_quota is not None:
             held = self._held(conn, [f"u:{uid}"], cfg.token_ccy, (FUNDING, TRADING), both_buckets=True)
             left = quota_left(cfg.user_quota, held)
             if left is not None and amt > left:
-                raise StakingRefused("user_quota", "The subscription quantity is above the maximum limit")
+                raise Refused(StakingReason.USER_QUOTA, "The subscription quantity is above the maximum limit")
         if cfg.total_quota is not None:
             outstanding = self._held(conn, [staked(cfg).owner], cfg.staked_ccy, (0,), both_buckets=True)
             left = quota_left(cfg.total_quota, outstanding)
             if left is not None and amt > left:
-                raise StakingRefused("sold_out", "Sold out")
+                raise Refused(StakingReason.SOLD_OUT, "Sold out")
 
     @staticmethod
     def _held(conn: Connection, owners: list[str], ccy: str, types: tuple[int, ...], *, both_buckets: bool
@@ -291,7 +293,7 @@ class StakingService:
         conn.execute(dialect_insert(conn)(t).values(product=cfg.product, group_uid=group_uid, day=day.isoformat(),
                                                     used=ZERO).on_conflict_do_nothing())
         q = select(t.c.used).where(t.c.product == cfg.product, t.c.group_uid == group_uid, t.c.day == day.isoformat())
-        used: Decimal = conn.execute(q.with_for_update() if conn.dialect.name == "postgresql" else q).scalar_one()
+        used: Decimal = conn.execute(for_update(conn, q)).scalar_one()
         return used
 
     @staticmethod
@@ -325,24 +327,24 @@ class StakingService:
             now = self.clock.now()
             cfg = products.load_product(conn, product)
             if not cfg.redeem_cancellable:
-                raise StakingRefused("cancel_disabled", "Cancellation is currently not supported")
+                raise Refused(StakingReason.CANCEL_DISABLED, "Cancellation is currently not supported")
             user, master = self._member(conn, uid)
             if user.frozen_for(STAKING_FUNCTION) or master.frozen_for(STAKING_FUNCTION):
                 raise AccountFrozen(uid, STAKING_FUNCTION)
             q = select(staking_orders).where(staking_orders.c.ord_id == oid, staking_orders.c.uid == uid,
                                              staking_orders.c.product == product)
-            row = conn.execute(q.with_for_update() if conn.dialect.name == "postgresql" else q).first()
+            row = conn.execute(for_update(conn, q)).first()
             if row is None:
                 raise NotFound("Order", ord_id)
             if row.type != "redeem":
-                raise StakingRefused("not_cancellable", "Cancel redeem error: only redemptions can be cancelled")
+                raise Refused(StakingReason.NOT_CANCELLABLE, "Cancel redeem error: only redemptions can be cancelled")
             if row.status == "success":
-                raise StakingRefused("already_complete", "Redeem already complete")
+                raise Refused(StakingReason.ALREADY_COMPLETE, "Redeem already complete")
             if row.status != "pending":
-                raise StakingRefused("not_cancellable", f"Cancel redeem error: the redemption is {row.status}")
+                raise Refused(StakingReason.NOT_CANCELLABLE, f"Cancel redeem error: the redemption is {row.status}")
             if row.scheduled_amt > 0:
-                raise StakingRefused("not_cancellable",
-                                     "Cancel redeem error: part of the redemption is already scheduled")
+                raise Refused(StakingReason.NOT_CANCELLABLE,
+                              "Cancel redeem error: part of the redemption is already scheduled")
             token = AccountRef.user(uid, FUNDING, cfg.token_ccy)
             self.ledger.post(conn, type="staking_redeem_cancel", ref=str(oid), at=now, uid=uid,
                              idempotency_key=f"staking:cancel:{oid}",
@@ -449,7 +451,7 @@ class StakingService:
         with self.db.write() as conn:
             now = self.clock.now()
             q = select(staking_orders).where(staking_orders.c.ord_id == oid)
-            row = conn.execute(q.with_for_update() if conn.dialect.name == "postgresql" else q).first()
+            row = conn.execute(for_update(conn, q)).first()
             if row is None:
                 raise NotFound("Order", ord_id)
             if row.status != "success":

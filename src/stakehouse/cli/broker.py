@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from stakehouse.api.admin.broker import broker_out, lookup_out, parse_at, setting_out, sub_out
-from stakehouse.cli_common import DbOpt, print_json, run_command, services_for
+from stakehouse.cli.common import DbOpt, print_json, run_command, services_for
+from stakehouse.operator.broker import broker_out, lookup_out, parse_at, setting_out, sub_out
 
 broker_app = typer.Typer(help="Non-disclosed brokers: mark, level, sub-accounts, fee rates.", no_args_is_help=True)
 

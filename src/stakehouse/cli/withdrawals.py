@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from stakehouse.api.admin.withdrawals import parse_state, withdrawal_out
-from stakehouse.cli_common import DbOpt, print_json, run_command, services_for
+from stakehouse.cli.common import DbOpt, print_json, run_command, services_for
+from stakehouse.operator.funding import parse_state, withdrawal_out
 
 withdrawals_app = typer.Typer(help="Withdrawals: list, fail (sandbox chain simulator).", no_args_is_help=True)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from stakehouse.db.dialect import driver_params, driver_sql, money_nonzero
 from stakehouse.db.tables import (
     ledger_accounts,
     postings,
@@ -39,10 +40,11 @@ from stakehouse.db.tables import (
 from stakehouse.db.types import money_from_db, utc_from_db
 from stakehouse.jobs.schedule import Daily, Period
 from stakehouse.ledger.audit import money_sum
-from stakehouse.ledger.journal import Credits, Ledger, driver_params, driver_sql
+from stakehouse.ledger.journal import Credits, Ledger
 from stakehouse.ledger.rules import FUNDING, LOCKED, TRADING, AccountRef, Leg
 from stakehouse.money import ZERO, to_plain
-from stakehouse.staking import products
+from stakehouse.staking.liquid import products
+from stakehouse.staking.liquid.service import issuance, staked
 from stakehouse.staking.rules import (
     Move,
     ProductConfig,
@@ -51,7 +53,6 @@ from stakehouse.staking.rules import (
     reward,
     schedule_queue,
 )
-from stakehouse.staking.service import issuance, staked
 
 #: Rows per page written by the SQLite reward pass.
 REWARD_PAGE = 20_000
@@ -226,7 +227,7 @@ def _post_rewards(conn: Connection, ledger: Ledger, cfg: ProductConfig, period: 
         legs += [Leg(staked(cfg), totals["net"]), Leg(issuance(cfg), -totals["net"])]
     if totals["fee"] > 0:
         legs.append(Leg(AccountRef.system("fees", cfg.staked_ccy), totals["fee"]))
-    positive = "r.net > 0" if conn.dialect.name == "postgresql" else "r.net <> '0'"
+    positive = money_nonzero(conn, "r.net")
     credits = Credits(
         select=f"SELECT r.uid AS uid, r.net AS amount FROM {staking_rewards.name} r "
                f"WHERE r.product = %(r_product)s AND r.day = %(r_day)s AND {positive}",

@@ -6,16 +6,15 @@ from typing import Annotated
 
 import typer
 
-from stakehouse.api.admin.chain import (
+from stakehouse.cli.common import DbOpt, print_json, run_command, services_for
+from stakehouse.funding.deposits import SendDeposit
+from stakehouse.operator.funding import (
     address_out,
     chain_changes,
     chain_deposit_out,
     chain_out,
     parse_money,
-    require_sandbox,
 )
-from stakehouse.chain.service import SendDeposit
-from stakehouse.cli_common import DbOpt, print_json, run_command, services_for
 
 chain_app = typer.Typer(help="Chains and the sandbox chain simulator: deposits, withdrawals.", no_args_is_help=True)
 
@@ -69,7 +68,6 @@ def chain_deposit(
     s = services_for(db)
 
     def go() -> None:
-        require_sandbox(s)
         req = SendDeposit(addr=addr, ccy=ccy.upper(), amt=parse_money("amt", amt), chain=chain, tag=tag,
                           tx_id=tx_id, from_addr=from_addr)
         print_json(chain_deposit_out(s.chain.send_deposit(req)))

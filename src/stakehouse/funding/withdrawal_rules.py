@@ -15,9 +15,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from stakehouse.assets.reference import Chain
-from stakehouse.chain.addresses import XRP, is_valid_address
-from stakehouse.errors import BrokerRefused, InvalidParameter
+from stakehouse.assets.rules import Chain
+from stakehouse.errors import InvalidParameter, Refused
+from stakehouse.funding.addresses import XRP, is_valid_address
+from stakehouse.funding.rules import FundingReason
 from stakehouse.money import fmt, round_down
 
 WAITING_TRANSFER = 10
@@ -101,11 +102,11 @@ def check_amount(chain: Chain, amt: Decimal, dest: int) -> None:
     if dest != ON_CHAIN:
         return
     if amt < chain.min_wd:
-        raise BrokerRefused("below_min_withdrawal", f"The minimum withdrawal on {chain.chain} is "
-                            f"{fmt(chain.min_wd)} {chain.ccy}", minWd=fmt(chain.min_wd))
+        raise Refused(FundingReason.BELOW_MIN_WITHDRAWAL, f"The minimum withdrawal on {chain.chain} is "
+                      f"{fmt(chain.min_wd)} {chain.ccy}", minWd=fmt(chain.min_wd))
     if amt > chain.max_wd:
-        raise BrokerRefused("above_max_withdrawal", f"The maximum withdrawal on {chain.chain} is "
-                            f"{fmt(chain.max_wd)} {chain.ccy}", maxWd=fmt(chain.max_wd))
+        raise Refused(FundingReason.ABOVE_MAX_WITHDRAWAL, f"The maximum withdrawal on {chain.chain} is "
+                      f"{fmt(chain.max_wd)} {chain.ccy}", maxWd=fmt(chain.max_wd))
 
 
 def withdrawal_fee(chain: Chain, dest: int) -> Decimal:
@@ -144,8 +145,8 @@ def internal_target(to_addr: str, to_addr_type: int | None) -> InternalTarget:
         return InternalTarget(uid=to_addr)
     if to_addr_type != ADDR_TYPE_UID and _SUB_NAME.match(to_addr):
         return InternalTarget(sub_name=to_addr)
-    raise BrokerRefused("bad_internal_address", "The internal transfer address is illegal: give the uid or "
-                        "the sub-account name of another user of the platform")
+    raise Refused(FundingReason.BAD_INTERNAL_ADDRESS, "The internal transfer address is illegal: give the uid or "
+                  "the sub-account name of another user of the platform")
 
 
 def to_addr_type(dest: int, to_addr: str) -> int:

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, and_, select
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets import prices
 from stakehouse.clock import Clock
+from stakehouse.db.dialect import dialect_insert, for_update
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import (
     currencies,
@@ -38,16 +39,17 @@ from stakehouse.db.tables import (
     staking_providers,
     users,
 )
-from stakehouse.errors import AccountFrozen, Conflict, InvalidParameter, NotAllowed, NotFound, StakingRefused
+from stakehouse.errors import AccountFrozen, Conflict, InvalidParameter, NotAllowed, NotFound, Refused
 from stakehouse.jobs.schedule import Daily
-from stakehouse.ledger.journal import Ledger, dialect_insert
+from stakehouse.ledger.journal import Ledger
 from stakehouse.ledger.rules import FUNDING, LOCKED, STAKING_BASE, AccountRef, Leg, staking_type
 from stakehouse.money import MAX_STORAGE, STORAGE_SCALE, ZERO, AmountError, fmt, parse_amount, round_down
-from stakehouse.staking.provider_rules import (
+from stakehouse.staking.provider.rules import (
     DEFAULT_PRECISION,
     UNSTAKE_MODES,
     Accrual,
     ProviderProduct,
+    ProviderReason,
     apy_pct,
     deposit_allowed,
     month_start,
@@ -376,8 +378,7 @@ class ProviderStakingService:
         """Serialise one user's stakes (the monthly limit is read, then written). SQLite's writer
         lock serialises everything already."""
         user = self.accounts.get_in(conn, uid)
-        if conn.dialect.name == "postgresql":
-            conn.execute(select(users.c.uid).where(users.c.uid == uid).with_for_update())
+        conn.execute(for_update(conn, select(users.c.uid).where(users.c.uid == uid)))
         if user.frozen_for(STAKING_FUNCTION) or (user.is_sub and self.accounts.get_in(
                 conn, user.group_uid).frozen_for(STAKING_FUNCTION)):
             raise AccountFrozen(uid, STAKING_FUNCTION)
@@ -399,13 +400,14 @@ class ProviderStakingService:
             shown = round_down(notional, STORAGE_SCALE) if notional is not None and notional < MAX_SETTING else None
             if product.deposit_usd_limit is not None:
                 if price is None:
-                    raise StakingRefused("no_price", f"No USD price for {product.ccy}: staking it is closed")
+                    raise Refused(ProviderReason.NO_PRICE, f"No USD price for {product.ccy}: staking it is closed")
                 used = self._month_deposits(conn, uid, product, now)
                 limit = product.deposit_usd_limit
                 if not deposit_allowed(used, amount, price, limit):
-                    raise StakingRefused(
-                        "deposit_limit", f"Staking deposits in {product.ccy} are limited to {fmt(limit)} USD per "
-                        f"month; {fmt(max(limit - used, ZERO))} USD left this month", limit=fmt(limit))
+                    raise Refused(
+                                  ProviderReason.DEPOSIT_LIMIT, f"Staking deposits in {product.ccy} are limited to "
+                                  f"{fmt(limit)} USD per month; {fmt(max(limit - used, ZERO))} USD left this month",
+                                  limit=fmt(limit))
             event = self._event(conn, uid, product, "Deposit", amount, now, price=price, usd_notional=shown)
             posted = self.ledger.post(
                 conn, type="provider_stake", ref=str(event), idempotency_key=f"provider:stake:{event}", at=now,

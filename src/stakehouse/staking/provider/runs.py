@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from stakehouse.assets import prices
+from stakehouse.db.dialect import money_nonzero
 from stakehouse.db.tables import (
     ledger_accounts,
     postings,
@@ -38,8 +39,8 @@ from stakehouse.jobs.schedule import Period
 from stakehouse.ledger.journal import Credits, Ledger
 from stakehouse.ledger.rules import AVAILABLE, FUNDING, LOCKED, AccountRef, Leg, staking_type
 from stakehouse.money import ZERO, to_plain
-from stakehouse.staking.provider_rules import ProviderProduct, daily_interest
-from stakehouse.staking.provider_service import load_products, rate_on, staking_account
+from stakehouse.staking.provider.rules import ProviderProduct, daily_interest
+from stakehouse.staking.provider.service import load_products, rate_on, staking_account
 from stakehouse.staking.rules import Move, eligible_from_current, schedule_queue
 
 EVENT_PAGE = 5_000
@@ -114,7 +115,7 @@ def _accrue(conn: Connection, product: ProviderProduct, period: Period, rate: De
 
 
 def _post(conn: Connection, ledger: Ledger, product: ProviderProduct, period: Period, total: Decimal) -> int:
-    positive = "e.amount > 0" if conn.dialect.name == "postgresql" else "e.amount <> '0'"
+    positive = money_nonzero(conn, "e.amount")
     credits = Credits(
         select=f"SELECT e.uid AS uid, e.amount AS amount FROM {provider_events.name} e "
                f"WHERE e.type = 'Interest' AND e.provider_no = %(e_no)s AND e.ccy = %(e_ccy)s "

@@ -16,21 +16,34 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets.reference import (
-    Chain,
     ReferenceData,
     chain_by_name,
     chain_row,
     currency,
     update_chain,
 )
-from stakehouse.assets.service import Deposit, DepositQuery, deposit_view, deposits_query
+from stakehouse.assets.rules import Chain
 from stakehouse.broker.access import broker_caller, broker_sub_account, broker_sub_accounts, caller_sub_account
-from stakehouse.chain import addresses
-from stakehouse.chain.deposit_rules import (
+from stakehouse.clock import Clock
+from stakehouse.db.engine import Database
+from stakehouse.db.paging import newest_first
+from stakehouse.db.tables import chains, deposit_addresses, deposits, journal_entries, users
+from stakehouse.digits import row_id
+from stakehouse.errors import (
+    AccountFrozen,
+    AmountNotPositive,
+    Conflict,
+    InvalidParameter,
+    NotAllowed,
+    NotFound,
+    Refused,
+)
+from stakehouse.funding import addresses
+from stakehouse.funding.deposit_rules import (
     BENEFICIARIES,
     CREDITED,
     FROZEN,
@@ -39,23 +52,14 @@ from stakehouse.chain.deposit_rules import (
     SUCCESS,
     WAITING,
     ChainSettings,
+    confirmations_at,
     credit_step,
     due_at,
     validate_settings,
 )
-from stakehouse.clock import Clock
-from stakehouse.db.engine import Database
-from stakehouse.db.tables import deposit_addresses, deposits, users
-from stakehouse.digits import row_id
-from stakehouse.errors import (
-    AmountNotPositive,
-    BrokerRefused,
-    Conflict,
-    InvalidParameter,
-    NotFound,
-)
+from stakehouse.funding.rules import FundingReason
 from stakehouse.ledger.journal import Ledger
-from stakehouse.ledger.rules import AccountRef, Leg
+from stakehouse.ledger.rules import FUNDING, AccountRef, Leg
 from stakehouse.money import round_down
 
 log = structlog.get_logger(__name__)
@@ -64,10 +68,53 @@ log = structlog.get_logger(__name__)
 _TAG_LOW, _TAG_SPAN = 100_000_000, 900_000_000
 
 
-# -- ND broker callers (shared: helper for every broker-only route) --------------------------
-
-
 # -- views ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deposit:
+    """A deposit as users, brokers and operators see it; ``confirmations`` as of the read
+    (``chain/deposit_rules.confirmations_at``)."""
+
+    dep_id: str
+    uid: str
+    ccy: str
+    chain: str
+    amt: Decimal
+    type: int
+    from_addr: str
+    to_addr: str
+    tag: str
+    tx_id: str
+    from_wd_id: str
+    state: int
+    confirmations: int
+    created_at: dt.datetime
+    #: the sending user of an internal deposit (type 3), else ""
+    from_uid: str
+    #: the account type credited (6 funding, 18 trading)
+    acct_type: int
+    # the chain simulator's schedule: confirmations to credit and to succeed, seconds per block,
+    # when it moves next and when it did
+    credit_confirmations: int
+    unlock_confirmations: int
+    block_seconds: int
+    next_at: dt.datetime | None
+    credited_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class DepositQuery:
+    ccy: str = ""
+    dep_id: str = ""
+    from_wd_id: str = ""
+    tx_id: str = ""
+    type: int | None = None
+    state: int | None = None
+    after: dt.datetime | None = None
+    before: dt.datetime | None = None
+    limit: int = 100
 
 
 @dataclass(frozen=True)
@@ -100,6 +147,44 @@ class SendDeposit:
     from_addr: str = ""
 
 
+def deposit_view(r: Any, now: dt.datetime) -> Deposit:
+    """A ``deposits`` row as seen at ``now``."""
+    shown = confirmations_at(state=r.state, created_at=r.created_at, block_seconds=r.block_seconds,
+                             unlock=r.unlock_confirmations, now=now)
+    return Deposit(str(r.dep_id), r.uid, r.ccy, r.chain, r.amt, r.type, r.from_addr, r.to_addr, r.tag, r.tx_id,
+                   r.from_wd_id, r.state, shown, r.created_at, r.from_uid or "", r.acct_type, r.credit_confirmations,
+                   r.unlock_confirmations, r.block_seconds, r.next_at, r.credited_at, r.completed_at)
+
+
+def deposits_query(query: DepositQuery, *, uid: str = "", master_uid: str = "") -> Select[Any]:
+    """The deposits of one user, or of every sub-account of a master (a broker's, deleted ones
+    included), filtered as ``query`` says, newest first."""
+    c = deposits.c
+    if uid:
+        q = select(deposits).where(c.uid == uid)
+    elif master_uid:
+        q = select(deposits).where(c.uid.in_(select(users.c.uid).where(users.c.master_uid == master_uid)))
+    else:
+        raise ValueError("uid or master_uid")
+    if query.ccy:
+        q = q.where(c.ccy == query.ccy)
+    if query.dep_id:
+        q = q.where(c.dep_id == (row_id(query.dep_id) or -1))
+    if query.from_wd_id:
+        q = q.where(c.from_wd_id == query.from_wd_id)
+    if query.tx_id:
+        q = q.where(c.tx_id == query.tx_id)
+    if query.type is not None:
+        q = q.where(c.type == query.type)
+    if query.state is not None:
+        q = q.where(c.state == query.state)
+    return newest_first(q, c.created_at, c.dep_id, after=query.after, before=query.before, limit=query.limit)
+
+
+class _LostRace(Exception):
+    """Raised inside a transaction to roll it back when a concurrent twin already committed."""
+
+
 def split_address(addr: str, need_tag: bool) -> tuple[str, str]:
     """``addr`` or ``addr:tag`` (documented form for tag chains) -> (address, tag)."""
     if need_tag and ":" in addr:
@@ -111,12 +196,82 @@ def split_address(addr: str, need_tag: bool) -> tuple[str, str]:
 class ChainService:
     name = "chain_deposits"
 
-    def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService) -> None:
+    def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService, *,
+                 sandbox: bool) -> None:
         self.db = db
         self.clock = clock
         self.ledger = ledger
         self.accounts = accounts
         self.reference = ReferenceData(db)
+        #: The simulator sends deposits only in the sandbox (production deposits come from real chains).
+        self.sandbox = sandbox
+
+    # -- deposits credited at once (the sandbox faucet, operator credits) and history ------------
+
+    def credit_deposit(self, uid: str, ccy: str, amt: Decimal, *, chain: str = "", tx_id: str = "",
+                       from_addr: str = "", to_addr: str = "", idempotency_key: str = "") -> Deposit:
+        """Credit an on-chain deposit at once (the sandbox faucet and operator credits).
+
+        With an ``idempotency_key``, a retry returns the first deposit and credits nothing."""
+        if amt <= 0:
+            raise AmountNotPositive("amt")
+        if len(idempotency_key) > 64:
+            raise InvalidParameter("idempotencyKey", "at most 64 characters")
+        entry_key = f"deposit:ext:{idempotency_key}" if idempotency_key else ""
+        try:
+            return self._credit(uid, ccy, amt, chain, tx_id, from_addr, to_addr, entry_key)
+        except _LostRace:
+            # A concurrent retry with the same key committed first; ours rolled back whole.
+            with self.db.read() as conn:
+                winner = self._deposit_by_entry_key(conn, entry_key, self.clock.now())
+            assert winner is not None
+            return winner
+
+    def _credit(self, uid: str, ccy: str, amt: Decimal, chain: str, tx_id: str, from_addr: str, to_addr: str,
+                entry_key: str) -> Deposit:
+        with self.db.write() as conn:
+            now = self.clock.now()  # inside the transaction: after the ledger barrier
+            if entry_key:
+                prior = self._deposit_by_entry_key(conn, entry_key, now)
+                if prior is not None:
+                    return prior
+            user = self.accounts.get_in(conn, uid)
+            cur = currency(conn, ccy)
+            if round_down(amt, cur.scale) != amt:
+                raise InvalidParameter("amt", f"at most {cur.scale} decimals for {ccy}")
+            if user.frozen_for("deposit"):
+                raise AccountFrozen(uid, "deposit")
+            chain_q = select(chains.c.chain).where(chains.c.ccy == ccy)
+            chain_q = chain_q.where(chains.c.chain == chain) if chain else chain_q.where(chains.c.main_net.is_(True))
+            chain_name = conn.execute(chain_q).scalar_one_or_none()
+            if chain and chain_name is None:
+                raise InvalidParameter("chain", f"unknown chain {chain[:48]}")
+            dep_id = conn.execute(deposits.insert().values(
+                uid=uid, ccy=ccy, chain=chain_name or ccy, amt=amt, type=4, from_addr=from_addr, to_addr=to_addr,
+                tx_id=tx_id, from_wd_id="", state=2, confirmations=0, acct_type=FUNDING, created_at=now,
+            ).returning(deposits.c.dep_id)).scalar_one()
+            posted = self.ledger.post(
+                conn, type="deposit", ref=str(dep_id), idempotency_key=entry_key or f"deposit:{dep_id}", at=now,
+                uid=uid,
+                legs=[Leg(AccountRef.system("custody", ccy), -amt), Leg(AccountRef.user(uid, FUNDING, ccy), amt)],
+            )
+            if not posted.created:
+                raise _LostRace()
+            conn.execute(deposits.update().where(deposits.c.dep_id == dep_id).values(entry_id=posted.entry_id))
+            return deposit_view(conn.execute(select(deposits).where(deposits.c.dep_id == dep_id)).one(), now)
+
+    def _deposit_by_entry_key(self, conn: Connection, entry_key: str, now: dt.datetime) -> Deposit | None:
+        row = conn.execute(
+            select(deposits).join(journal_entries, journal_entries.c.id == deposits.c.entry_id)
+            .where(journal_entries.c.idempotency_key == entry_key)
+        ).first()
+        return deposit_view(row, now) if row else None
+
+    def deposit_history(self, uid: str, query: DepositQuery) -> list[Deposit]:
+        """A user's deposits (on-chain and internal), newest first; confirmations as of now."""
+        with self.db.read() as conn:
+            now = self.clock.now()
+            return [deposit_view(r, now) for r in conn.execute(deposits_query(query, uid=uid))]
 
     # -- broker callers -------------------------------------------------------------------
 
@@ -169,7 +324,7 @@ class ChainService:
                 deposit_addresses.c.uid == sub.uid, deposit_addresses.c.ccy == found.ccy,
                 deposit_addresses.c.chain == found.chain)).scalar_one()
             if count >= MAX_ADDRESSES:
-                raise BrokerRefused("address_limit", "Deposit-address count exceeds the limit.")
+                raise Refused(FundingReason.ADDRESS_LIMIT, "Deposit-address count exceeds the limit.")
             addr, tag = self._fresh_address(conn, found, addr_type)
             new_id = conn.execute(deposit_addresses.insert().values(
                 uid=sub.uid, ccy=found.ccy, chain=found.chain, addr=addr, tag=tag, addr_type=addr_type,
@@ -212,7 +367,7 @@ class ChainService:
                 deposit_addresses.c.chain == found.chain, deposit_addresses.c.addr == base,
                 deposit_addresses.c.tag == tag)).first()
             if row is None:
-                raise BrokerRefused("address_missing", "Deposit-address not exist")
+                raise Refused(FundingReason.ADDRESS_MISSING, "Deposit-address not exist")
             conn.execute(users.update().where(users.c.uid == sub.uid).values(deposit_to=to))
             return self._address_views(conn, sub.uid, [row])[0], now
 
@@ -267,7 +422,9 @@ class ChainService:
         confirmation), credited at the chain's confirmation count, successful at its unlock count,
         as the clock advances. The same ``txId`` sent again to the same address returns the first
         deposit (a different amount with it is a conflict). A user frozen for deposits gets state
-        12 and no credit."""
+        12 and no credit. Sandbox only."""
+        if not self.sandbox:
+            raise NotAllowed("The chain simulator runs only in the sandbox")
         if req.amt <= 0:
             raise AmountNotPositive("amt")
         if len(req.tx_id) > 128 or len(req.from_addr) > 128 or len(req.tag) > 32:

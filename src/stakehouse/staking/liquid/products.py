@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from stakehouse.db.dialect import dialect_insert, for_update
 from stakehouse.db.tables import staking_products, staking_rates, staking_reward_runs
 from stakehouse.errors import InvalidParameter, NotAllowed, NotFound
-from stakehouse.ledger.journal import dialect_insert
 from stakehouse.money import AmountError, parse_amount, round_down
 from stakehouse.staking.rules import DEFAULT_PRODUCTS, RATE_SCALE, ProductConfig
 
@@ -45,9 +45,7 @@ def load_product(conn: Connection, product: str, *, lock: bool = False) -> Produ
     SQLite writer holds the whole database), so that a rate published for a day and that day's
     reward run cannot interleave."""
     q = select(staking_products).where(staking_products.c.product == product)
-    if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    row = conn.execute(q).first()
+    row = conn.execute(for_update(conn, q) if lock else q).first()
     if row is None:
         raise NotFound("Staking product", product[:16])
     return _config(row)

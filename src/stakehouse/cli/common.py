@@ -10,7 +10,7 @@ import typer
 from stakehouse import errors as dom
 from stakehouse.config import load_settings
 from stakehouse.logging import configure_logging
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: STAKEHOUSE_DATABASE_URL).")]
 

@@ -16,8 +16,8 @@ from sqlalchemy import Connection, select
 from stakehouse.db.tables import ledger_accounts, staking_reward_runs, staking_rewards
 from stakehouse.ledger.audit import CheckResult, money_sum
 from stakehouse.money import ZERO
-from stakehouse.staking.products import load_products
-from stakehouse.staking.service import issuance, staked
+from stakehouse.staking.liquid.products import load_products
+from stakehouse.staking.liquid.service import issuance, staked
 
 
 def _sum(conn: Connection, *where: object) -> Decimal:

@@ -29,20 +29,22 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from stakehouse.accounts.service import AccountService, User
-from stakehouse.assets.reference import Chain, chain_row
+from stakehouse.assets.reference import chain_row
+from stakehouse.assets.rules import Chain
 from stakehouse.broker.access import broker_caller, broker_sub_account, is_broker
-from stakehouse.chain import withdrawal_rules as rules
-from stakehouse.chain.addresses import EVM, eip55, needs_tag, new_tx_id, platform_address
-from stakehouse.chain.service import ChainService
 from stakehouse.clock import Clock
 from stakehouse.config import Settings
+from stakehouse.db.dialect import dialect_insert
 from stakehouse.db.engine import Database
 from stakehouse.db.paging import newest_first
-from stakehouse.db.tables import chains, deposit_addresses, deposits, ledger_accounts, users, withdrawals
+from stakehouse.db.tables import chains, deposit_addresses, deposits, users, withdrawals
 from stakehouse.digits import row_id
-from stakehouse.errors import AccountFrozen, BrokerRefused, InvalidParameter, NotFound
-from stakehouse.ledger.audit import AuditCheck, CheckResult
-from stakehouse.ledger.journal import Ledger, dialect_insert
+from stakehouse.errors import AccountFrozen, InvalidParameter, NotFound, Refused
+from stakehouse.funding import withdrawal_rules as rules
+from stakehouse.funding.addresses import EVM, eip55, needs_tag, new_tx_id, platform_address
+from stakehouse.funding.deposits import ChainService
+from stakehouse.funding.rules import FundingReason
+from stakehouse.ledger.journal import Ledger
 from stakehouse.ledger.rules import FUNDING, LOCKED, AccountRef, Leg
 
 #: The platform account that receives withdrawal fees.
@@ -163,9 +165,9 @@ class WithdrawalService:
 
     def _check_sender(self, conn: Connection, user: User) -> None:
         if user.env == "demo":
-            raise BrokerRefused("not_in_demo", "Withdrawals are unavailable in demo trading")
+            raise Refused(FundingReason.NOT_IN_DEMO, "Withdrawals are unavailable in demo trading")
         if user.is_sub and not is_broker(conn, user.group_uid):
-            raise BrokerRefused("sub_account_no_withdrawal", "Only sub-accounts of an ND broker can withdraw")
+            raise Refused(FundingReason.SUB_ACCOUNT_NO_WITHDRAWAL, "Only sub-accounts of an ND broker can withdraw")
         if user.frozen_for("withdrawal"):
             raise AccountFrozen(user.uid, "withdrawal")
 
@@ -178,8 +180,8 @@ class WithdrawalService:
         row = conn.execute(q).first()
         if (row is None or row.uid == sender.uid or row.env != sender.env or row.deleted_at is not None
                 or (row.level > 0 and not is_broker(conn, row.master_uid))):
-            raise BrokerRefused("bad_internal_address", "The internal transfer address is illegal: it must name "
-                                "another user of the platform")
+            raise Refused(FundingReason.BAD_INTERNAL_ADDRESS, "The internal transfer address is illegal: it must name "
+                          "another user of the platform")
         receiver = self.accounts.get_in(conn, row.uid)
         if receiver.frozen_for("deposit"):
             raise AccountFrozen(receiver.uid, "deposit")
@@ -321,19 +323,19 @@ class WithdrawalService:
         if row is None:
             if uid is None:
                 raise NotFound("Withdrawal", wd_id[:20])
-            raise BrokerRefused("withdrawal_missing", "Withdrawal ID does not exist")
+            raise Refused(FundingReason.WITHDRAWAL_MISSING, "Withdrawal ID does not exist")
         return _withdrawal(row)
 
     def _stop(self, conn: Connection, wd: Withdrawal, state: int, allowed: frozenset[int], note: str) -> Withdrawal:
         if wd.state not in allowed or wd.internal:
-            raise BrokerRefused("not_cancellable", f"Withdrawal {wd.wd_id} is in state {wd.state}: operation not "
-                                "allowed")
+            raise Refused(FundingReason.NOT_CANCELLABLE, f"Withdrawal {wd.wd_id} is in state {wd.state}: operation not "
+                          "allowed")
         now = self.clock.now()
         claimed = conn.execute(update(withdrawals).where(
             withdrawals.c.wd_id == int(wd.wd_id), withdrawals.c.state == wd.state).values(
             state=state, next_at=None, note=note, updated_at=now, completed_at=now)).rowcount
         if claimed == 0:  # the simulator moved it meanwhile
-            raise BrokerRefused("not_cancellable", f"Withdrawal {wd.wd_id} has moved on: operation not allowed")
+            raise Refused(FundingReason.NOT_CANCELLABLE, f"Withdrawal {wd.wd_id} has moved on: operation not allowed")
         total = wd.amt + wd.fee
         posted = self.ledger.post(
             conn, type="withdrawal_refund", ref=wd.wd_id, idempotency_key=f"withdrawal:refund:{wd.wd_id}", at=now,
@@ -451,50 +453,3 @@ class WithdrawalService:
         q = q.order_by(withdrawals.c.created_at.desc(), withdrawals.c.wd_id.desc()).limit(min(max(limit, 1), 1000))
         with self.db.read() as conn:
             return [_withdrawal(r) for r in conn.execute(q)]
-
-
-# -- audit ------------------------------------------------------------------------------------
-
-
-def _entries_in_step(conn: Connection) -> list[CheckResult]:
-    """Every on-chain withdrawal has its hold, and a final entry exactly when it is final; every
-    internal one is a success with its entry and exactly one matching type-3 deposit."""
-    result = CheckResult("withdrawals: entries match their states", 0)
-    credited = {r.from_wd_id: (r.n, r.amt) for r in conn.execute(
-        select(deposits.c.from_wd_id, func.count().label("n"), func.min(deposits.c.amt).label("amt"))
-        .where(deposits.c.type == 3, deposits.c.from_wd_id != "").group_by(deposits.c.from_wd_id))}
-    for w in conn.execute(select(withdrawals.c.wd_id, withdrawals.c.state, withdrawals.c.to_uid, withdrawals.c.amt,
-                                 withdrawals.c.hold_entry_id, withdrawals.c.final_entry_id, withdrawals.c.next_at)):
-        result.checked += 1
-        final = w.state in rules.FINAL
-        if w.to_uid is None:
-            if w.hold_entry_id is None or final != (w.final_entry_id is not None) or final == (w.next_at is not None):
-                result.violations.append(f"withdrawal {w.wd_id} in state {w.state}: hold {w.hold_entry_id}, final "
-                                         f"{w.final_entry_id}, next {w.next_at}")
-            continue
-        n, amt = credited.get(str(w.wd_id), (0, None))
-        if w.state != rules.SUCCESS or w.final_entry_id is None or n != 1 or Decimal(amt) != w.amt:
-            result.violations.append(f"internal withdrawal {w.wd_id} in state {w.state}: entry {w.final_entry_id}, "
-                                     f"{n} deposits")
-    return [result]
-
-
-def _holds_covered(conn: Connection) -> list[CheckResult]:
-    """The funding accounts' locked balances cover the pending withdrawals' holds."""
-    result = CheckResult("withdrawals: pending holds within funding locked balances", 0)
-    held: dict[tuple[str, str], Decimal] = {}
-    for w in conn.execute(select(withdrawals.c.uid, withdrawals.c.ccy, withdrawals.c.amt, withdrawals.c.fee)
-                          .where(withdrawals.c.next_at.is_not(None))):
-        held[(w.uid, w.ccy)] = held.get((w.uid, w.ccy), Decimal(0)) + w.amt + w.fee
-    for (uid, ccy), total in sorted(held.items()):
-        result.checked += 1
-        locked = conn.execute(select(ledger_accounts.c.locked).where(
-            ledger_accounts.c.owner == f"u:{uid}", ledger_accounts.c.acct_type == FUNDING,
-            ledger_accounts.c.ccy == ccy)).scalar_one_or_none()
-        if locked is None or locked < total:
-            result.violations.append(f"u:{uid} {ccy}: pending withdrawals hold {total}, funding locked {locked}")
-    return [result]
-
-
-#: The withdrawal invariants, for ``run_audit`` (``Services.audit``).
-AUDIT_CHECKS: tuple[AuditCheck, ...] = (_entries_in_step, _holds_covered)

@@ -12,9 +12,17 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
 
 from stakehouse.money import ZERO
 from stakehouse.staking.rules import DAYS_PER_YEAR, reward
+
+
+class ProviderReason(StrEnum):
+    """Why a provider staking request is refused (each adapter maps these to its codes)."""
+
+    NO_PRICE = "no_price"
+    DEPOSIT_LIMIT = "deposit_limit"
 
 #: Decimals of a provider product's amounts unless the operator says otherwise (rules 9).
 DEFAULT_PRECISION = 18

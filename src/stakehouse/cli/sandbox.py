@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from stakehouse.services import Services
+from stakehouse.wiring import Services
 
 DEMO_FUNDS = {"ETH": Decimal("10"), "SOL": Decimal("200"), "USDT": Decimal("10000"), "BTC": Decimal("1")}
 TERMS = ("ETH", "SOL")
@@ -38,7 +38,7 @@ def _make_user(services: Services, name: str, env: str) -> dict[str, Any]:
     user = services.accounts.create_user(env=env, label=name, kyc_level=2, accept_terms=TERMS)
     key = services.accounts.create_key(user.uid, perms=["read_only", "trade", "withdraw"], label=f"{name}-key")
     for ccy, amt in DEMO_FUNDS.items():
-        services.assets.credit_deposit(user.uid, ccy, amt, idempotency_key=f"sandbox-seed-{user.uid}-{ccy}")
+        services.chain.credit_deposit(user.uid, ccy, amt, idempotency_key=f"sandbox-seed-{user.uid}-{ccy}")
     return {"name": name, "uid": user.uid, "env": env, "apiKey": key.key.api_key, "secretKey": key.secret,
             "passphrase": key.passphrase, "flag": "1" if env == "demo" else "0"}
 

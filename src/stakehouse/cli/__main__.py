@@ -1,0 +1,5 @@
+"""``python -m stakehouse.cli``: the same commands as the ``stakehouse`` script."""
+
+from stakehouse.cli import main
+
+main()

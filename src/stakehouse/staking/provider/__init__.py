@@ -1,0 +1,25 @@
+"""Provider staking (Gemini-style products, staking-rules.md section 9): providers, products, rates,
+stake and unstake, the daily interest and settlement runs, the audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+from stakehouse.accounts.service import AccountService
+from stakehouse.container import Container
+from stakehouse.jobs.runner import Job
+from stakehouse.jobs.schedule import Daily
+from stakehouse.staking.provider.audit import CHECKS
+from stakehouse.staking.provider.runs import interest_run, settlement_run
+from stakehouse.staking.provider.service import ProviderStakingService
+
+
+def install(c: Container) -> None:
+    calendar = Daily("UTC", dt.time.fromisoformat(c.settings.provider_accrual_time))
+    c.provide(ProviderStakingService(c.db, c.clock, c.ledger, c.get(AccountService), calendar))
+    c.jobs.add(Job("provider_interest", calendar, functools.partial(interest_run, ledger=c.ledger),
+                   exclusive=True))
+    c.jobs.add(Job("provider_settlement", calendar, functools.partial(settlement_run, ledger=c.ledger),
+                   exclusive=True))
+    c.checks.extend(CHECKS)
