@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     #: Base spot trading-fee rates (fractions) that ND brokers' fee changes apply to.
     spot_taker_fee_rate: Decimal = Decimal("0.001")
     spot_maker_fee_rate: Decimal = Decimal("0.0008")
+    #: Production: an index price older than this many seconds refuses new orders on its instrument
+    #: (the sandbox's walk is always current).
+    max_price_age: int = Field(60, ge=1, le=86_400)
+    #: New orders an ND broker's sub-account may place per 2 seconds (OKX's sub-account cap, 50061).
+    nd_sub_order_cap: int = Field(1000, ge=1, le=1_000_000)
     #: Seconds an on-chain withdrawal waits for (simulated) review before it is broadcast.
     withdrawal_review_seconds: int = Field(60, ge=0, le=86_400)
     #: Largest accepted request body in bytes.

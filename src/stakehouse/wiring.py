@@ -12,9 +12,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from stakehouse import accounts, assets, broker, funding
+from stakehouse import accounts, assets, broker, funding, trading
 from stakehouse.accounts.gemini_keys import GeminiKeyService
 from stakehouse.accounts.service import AccountService
+from stakehouse.assets.prices import UsdPrices
 from stakehouse.assets.reference import ReferenceData
 from stakehouse.assets.service import AssetService
 from stakehouse.broker.service import BrokerService
@@ -33,9 +34,12 @@ from stakehouse.security import SecretBox, new_server_key
 from stakehouse.staking import liquid, provider
 from stakehouse.staking.liquid.service import StakingService
 from stakehouse.staking.provider.service import ProviderStakingService
+from stakehouse.trading.credits import CreditService
+from stakehouse.trading.prices import PriceService
+from stakehouse.trading.service import TradingService
 
 #: Every product, in install order (a product builds on those before it).
-PRODUCTS = (accounts, assets, funding, broker, liquid, provider)
+PRODUCTS = (accounts, assets, funding, broker, liquid, provider, trading)
 
 
 class Services(Container):
@@ -80,6 +84,11 @@ class Services(Container):
         return self.get(ReferenceData)
 
     @property
+    def usd(self) -> UsdPrices:
+        """The one USD price book (markets' indexes, else the operator's prices)."""
+        return self.get(UsdPrices)
+
+    @property
     def assets(self) -> AssetService:
         return self.get(AssetService)
 
@@ -102,6 +111,18 @@ class Services(Container):
     @property
     def provider_staking(self) -> ProviderStakingService:
         return self.get(ProviderStakingService)
+
+    @property
+    def prices(self) -> PriceService:
+        return self.get(PriceService)
+
+    @property
+    def trading(self) -> TradingService:
+        return self.get(TradingService)
+
+    @property
+    def credits(self) -> CreditService:
+        return self.get(CreditService)
 
     @property
     def calendar(self) -> Daily:

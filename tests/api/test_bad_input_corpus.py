@@ -29,7 +29,8 @@ NAMES = ("acctLv", "addr", "addrType", "after", "amt", "apiKey", "areaCode", "be
          "chgMaker", "chgTaker", "chgType", "clientId", "clientIP", "days", "depId", "dest", "effDate", "end", "fee",
          "from", "fromWdId", "instFamily", "instId", "instType", "ip", "label", "limit", "mainAcct", "mgnType",
          "ordId", "page", "passphrase", "perm", "quoteCcyType", "state", "status", "subAcct", "to", "toAddr",
-         "toAddrType", "transId", "txId", "type", "uid", "uly", "wdId", "canTransOut")
+         "toAddrType", "transId", "txId", "type", "uid", "uly", "wdId", "canTransOut", "tdMode", "side", "ordType",
+         "sz", "px", "tgtCcy", "clOrdId", "tag", "bar", "creditId", "quoteCcy")
 
 #: Query-string values (none of them valid for any parameter of any route).
 QUERY_VALUES = ("999999999999999", "253402300800000", "99999999999999999999999", "-1", "\u00b2", "\u0661\u0662\u0663",

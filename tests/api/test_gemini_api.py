@@ -376,12 +376,8 @@ def test_deposit_usd_limit_and_missing_price(stack: Stack) -> None:
     ex = ccxt_gemini(stack, k)
     ex.publicGetV1StakingRates()
     assert exact(ex)[pid]["SOL"]["depositUsdLimit"] == Decimal(1000)
-    start = books(stack, k.uid)
-    # no USD price for SOL yet (prices are per currency: this test is the only one pricing SOL)
-    if not any(p["ccy"] == "SOL" for p in stack.call("GET", "/admin/prices")):
-        with pytest.raises(ccxt.InvalidOrder, match="price"):
-            ex.privatePostV1StakingStake({"providerId": pid, "currency": "SOL", "amount": "1"})
-        assert books(stack, k.uid) == start
+    # SOL's USD price is its spot index (SOL-USDT): held still here, and pinned at 100
+    stack.call("PUT", "/admin/markets/SOL-USDT", json={"walk": False})
     stack.call("PUT", "/admin/prices/SOL", json={"price": "100"})
     ex.privatePostV1StakingStake({"providerId": pid, "currency": "SOL", "amount": "9.5"})
     with pytest.raises(ccxt.InvalidOrder, match="1000 USD per month") as raised:
@@ -630,6 +626,7 @@ def test_history_and_rewards_over_accrual_days(fresh_stack: Callable[..., Stack]
     other = new_product(stack, "ETH", "300")
     # from the third day on (the stake's own accrual day earns nothing: its minimum balance is 0)
     publish(stack, pid, "ETH", business_date(stack) + dt.timedelta(days=3), "600")
+    stack.call("PUT", "/admin/markets/ETH-USDT", json={"walk": False})  # ETH's USD price: its index, held still
     stack.call("PUT", "/admin/prices/ETH", json={"price": "2000.5"})
     k = staker(stack, {"ETH": "20"})
     ex = ccxt_gemini(stack, k)

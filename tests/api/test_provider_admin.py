@@ -231,6 +231,8 @@ def test_prices_are_append_only_the_newest_applies_and_bad_ones_change_nothing(s
     listed = stack.call("GET", "/admin/prices")
     assert [p for p in listed if p["ccy"] == "XRP"] == [second]  # one per currency: the newest
     assert [p["ccy"] for p in listed] == sorted({p["ccy"] for p in listed})
+    # a currency with a spot market is listed at its index (ETH-USDT), a stablecoin not at all
+    assert {"BTC", "ETH", "SOL"} <= {p["ccy"] for p in listed} and "USDT" not in {p["ccy"] for p in listed}
 
     for price, status, words in [("0", 400, "positive"), ("-5", 400, "positive"), ("abc", 400, "plain decimal"),
                                  ("1e3", 400, "plain decimal"), ("0.0000000000000000001", 400, "18 decimals"),
@@ -240,7 +242,8 @@ def test_prices_are_append_only_the_newest_applies_and_bad_ones_change_nothing(s
     refused(stack, "PUT", "/admin/prices/XRP", 422, json={"price": 1.5})
     refused(stack, "PUT", "/admin/prices/XRP", 422, json={"price": "1" * 65})
     assert refused(stack, "PUT", "/admin/prices/DOGE", 404, json={"price": "0.1"}) == "Currency DOGE does not exist"
-    assert stack.call("GET", "/admin/prices") == listed
+    assert "1 USD by definition" in refused(stack, "PUT", "/admin/prices/USDT", 400, json={"price": "0.99"})
+    assert [p for p in stack.call("GET", "/admin/prices") if p["ccy"] == "XRP"] == [second]
 
 
 def test_the_newest_price_is_the_one_the_monthly_usd_limit_uses(stack: Stack) -> None:
@@ -248,6 +251,7 @@ def test_the_newest_price_is_the_one_the_monthly_usd_limit_uses(stack: Stack) ->
     stack.call("PUT", f"{P}/{pid}/products/ETH", json={"deposit_usd_limit": "7000"})
     uid = new_uid(stack, eth="10")
     ps = stack.services.provider_staking
+    stack.call("PUT", "/admin/markets/ETH-USDT", json={"walk": False})  # ETH's USD price is its index: held still
     stack.call("PUT", "/admin/prices/ETH", json={"price": "5000"})
     stack.call("PUT", "/admin/prices/ETH", json={"price": "3000"})
     ps.stake(uid, pid, "ETH", Decimal("2"))  # 6000 USD (10000 at the superseded price: over the limit)
@@ -405,7 +409,12 @@ def test_a_price_set_twice_at_one_instant_supersedes_the_first(fresh_stack: Call
     stack.call("PUT", "/admin/prices/ETH", json={"price": "3000"})
     newest = stack.call("PUT", "/admin/prices/ETH", json={"price": "5000"})
     assert newest["price"] == "5000"
-    assert [(p["ccy"], p["price"]) for p in stack.call("GET", "/admin/prices")] == [("ETH", "5000")]
+    listed = stack.call("GET", "/admin/prices")
+    assert [(p["ccy"], p["price"]) for p in listed if p["ccy"] in ("ETH", "XRP")] == [("ETH", "5000")]
+    stack.call("PUT", "/admin/prices/XRP", json={"price": "0.5"})
+    stack.call("PUT", "/admin/prices/XRP", json={"price": "0.6"})  # the operator's own table, same instant
+    listed = stack.call("GET", "/admin/prices")
+    assert [(p["ccy"], p["price"]) for p in listed if p["ccy"] in ("ETH", "XRP")] == [("ETH", "5000"), ("XRP", "0.6")]
 
 
 def test_a_huge_money_setting_is_a_clear_error_not_a_crash(stack: Stack) -> None:

@@ -83,6 +83,7 @@ def test_worked_example(fresh_stack: Callable[..., Stack]) -> None:
     published = stack.call("PUT", f"/admin/providers/{PROVIDER}/products/ETH/rates/{d.isoformat()}",
                            json={"rate": "540"})
     assert (published["ratePct"], published["apyPct"]) == ("5.4", "5.55")
+    stack.call("PUT", "/admin/markets/ETH-USDT", json={"walk": False})  # ETH's USD price is its index: held still
     stack.call("PUT", "/admin/prices/ETH", json={"price": "3000"})
 
     # -- the user: 10 ETH in funding, an OKX key and a Gemini account key ---------------------

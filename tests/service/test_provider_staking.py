@@ -78,6 +78,8 @@ def open_services(url: str, start: dt.datetime) -> Services:
     s = Services(Settings(database_url=url, sandbox=True, server_key=new_server_key(), admin_token="t",
                           log_level="WARNING"))
     assert s.clock.now() == start and s.runner.origin() == start
+    for path in s.prices.paths():  # USD prices as the operator sets them: the markets' walks held still
+        s.prices.set_path(path.inst_id, walk=False)
     return s
 
 
@@ -705,17 +707,18 @@ def test_monthly_usd_limit_is_exact_beyond_18_decimals(services: Services, price
 
 
 def test_no_usd_price_closes_a_limited_product_only(services: Services) -> None:
+    # XRP has no spot market, so its USD price is the operator's, and there is none yet
     w = World(services)
-    limited = w.product(None, "SOL", deposit_usd_limit="500000")
-    free = w.product(None, "SOL")
-    u = w.user(SOL="10")
+    limited = w.product(None, "XRP", precision=6, deposit_usd_limit="500000")
+    free = w.product(None, "XRP", precision=6)
+    u = w.user(XRP="10")
     before = snapshot(services, u)
     with pytest.raises(StakingRefused) as refused:
-        w.ps.stake(u, limited.provider_id, "SOL", Decimal(1))
+        w.ps.stake(u, limited.provider_id, "XRP", Decimal(1))
     assert refused.value.reason == "no_price"
     assert snapshot(services, u) == before
     w.stake(u, free, Decimal(1))  # no limit, no price needed
-    w.ps.set_price("SOL", Decimal(150))
+    w.ps.set_price("XRP", Decimal("0.5"))
     w.stake(u, limited, Decimal(1))
     w.check(u)
 
@@ -842,7 +845,8 @@ def test_a_day_is_never_paid_twice(services: Services, url: str) -> None:
     # even the interest job itself, called past the runner's claim, cannot pay a day twice
     for day in days:
         with pytest.raises((sqlalchemy.exc.IntegrityError, sqlite3.IntegrityError)), services.db.write() as conn:
-            provider_runs.interest_run(conn, services.accrual_calendar.period_of_day(day), ledger=services.ledger)
+            provider_runs.interest_run(conn, services.accrual_calendar.period_of_day(day), ledger=services.ledger,
+                                       usd=services.usd)
     assert snapshot(services, u) == before
     runs = [(r["provider_id"], r["ccy"], r["day"]) for r in w.ps.accrual_runs(1000)]
     assert len(runs) == len(set(runs)) == 2 * len(days)  # two products, days D0..D3, once each
@@ -925,8 +929,9 @@ def test_history_filters_sorting_and_limits(services: Services) -> None:
     assert len(full) == 5 + 3  # two days: D0 nothing (staked on D0), D1 for all three products
     assert [(e.at, event_no(e.transaction_id)) for e in full] == sorted(
         (e.at, event_no(e.transaction_id)) for e in full)
+    # SOL's USD price is its market's index (held still at its start, 150); ETH's the pin at 3000
     assert {(e.ccy, e.price_ccy, e.price) for e in full if e.type == "Interest"} == {
-        ("ETH", "USD", Decimal(3000)), ("SOL", None, None)}
+        ("ETH", "USD", Decimal(3000)), ("SOL", "USD", Decimal(150))}
     assert all(e.price is None and e.price_ccy is None for e in full if e.type != "Interest")
 
     def expect(since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 50,

@@ -67,3 +67,40 @@ def test_the_banner_is_last_and_the_credentials_file_keeps_its_layout(tmp_path: 
     again, _err, _data = start(tmp_path, STAKEHOUSE_RATE_LIMIT_FACTOR="100")
     assert creds["users"][0]["apiKey"] in again and "x100 (STAKEHOUSE_RATE_LIMIT_FACTOR)" in again
     assert json.loads((data / "demo-credentials.json").read_text()) == creds
+
+
+def test_the_banners_ccxt_trading_snippet_runs_as_printed(tmp_path: Path) -> None:
+    """The banner's spot-market lines are a script a newcomer pastes: run them as printed."""
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("STAKEHOUSE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "stakehouse.cli", "serve", "--sandbox", "--port", str(port),
+                             "--db", f"sqlite:///{tmp_path}/data/stakehouse.db"], cwd=tmp_path, env=environ,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any(line.startswith("  credentials : ") for line in lines):
+            line = proc.stdout.readline()
+            assert line, "the sandbox stopped before its banner"
+            lines.append(line.rstrip("\n"))
+        start = next(i for i, line in enumerate(lines) if line.startswith("  spot market : "))
+        script = "\n".join(line[4:] for line in lines[start + 1:start + 4])
+        assert script.startswith("import ccxt") and f"127.0.0.1:{port}" in script
+        deadline = time.monotonic() + 60
+        while True:  # the banner is printed as the server starts listening
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        last, order = done.stdout.splitlines()
+        assert float(last) > 0
+        order_id, balance = order.split(" ", 1)
+        # the trading account holds what was bought, less the 0.1 % taker fee (funding keeps the 1 BTC)
+        assert order_id.isdigit() and "'total': 0.000999" in balance
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -14,9 +14,10 @@ from stakehouse.broker.rules import BrokerReason
 from stakehouse.funding.rules import FundingReason
 from stakehouse.staking.provider.rules import ProviderReason
 from stakehouse.staking.rules import StakingReason
+from stakehouse.trading.rules import TradingReason
 
 
-@pytest.mark.parametrize("reasons", [StakingReason, BrokerReason, FundingReason])
+@pytest.mark.parametrize("reasons", [StakingReason, BrokerReason, FundingReason, TradingReason])
 def test_every_reason_has_an_okx_code(reasons: type[StrEnum]) -> None:
     table = REFUSAL_CODES[reasons]
     assert set(table) == set(reasons)

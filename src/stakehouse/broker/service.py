@@ -118,6 +118,19 @@ def _setting(r: Any) -> rules.FeeSetting:
                             r.chg_type, r.chg_taker, r.chg_maker, r.eff_date, r.effective_at, r.created_at)
 
 
+def fee_changes_in(conn: Connection, user: User) -> list[rules.FeeSetting]:
+    """The fee changes an ND broker set that may apply to its sub-account ``user`` (none for an
+    account that is not an ND broker's sub-account), in the order they were set."""
+    if not user.is_sub:
+        return []
+    if conn.execute(select(brokers.c.uid).where(brokers.c.uid == user.group_uid)).first() is None:
+        return []
+    q = select(fee_rate_settings).where(
+        fee_rate_settings.c.broker_uid == user.group_uid,
+        (fee_rate_settings.c.uid == user.uid) | fee_rate_settings.c.uid.is_(None))
+    return [_setting(r) for r in conn.execute(q.order_by(fee_rate_settings.c.id))]
+
+
 class BrokerService:
     def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService,
                  settings: Settings) -> None:

@@ -26,7 +26,6 @@ DEMO_PROVIDER_PRODUCTS: dict[str, dict[str, Any]] = {
             "unbonding_days": 2},
 }
 DEMO_BPS = {"ETH": Decimal("228.0197"), "SOL": Decimal("321.5282")}
-DEMO_PRICES = {"ETH": Decimal("3000"), "SOL": Decimal("150"), "BTC": Decimal("90000"), "USDT": Decimal("1")}
 
 
 def data_dir(services: Services) -> Path:
@@ -72,16 +71,14 @@ def bootstrap(services: Services) -> dict[str, Any]:
 
 
 def _gemini_demo(services: Services, users: list[dict[str, Any]]) -> dict[str, Any]:
-    """A staking provider with ETH and SOL products, rates and USD prices, and a Gemini account key
-    (Trader and Fund Manager) for each demo user."""
+    """A staking provider with ETH and SOL products and rates (their USD prices are the spot
+    market's indexes), and a Gemini account key (Trader and Fund Manager) for each demo user."""
     ps = services.provider_staking
     if DEMO_PROVIDER not in {p.provider_id for p in ps.providers()}:
         ps.create_provider("Stakehouse Sandbox Validators", DEMO_PROVIDER)
     for ccy, settings in DEMO_PROVIDER_PRODUCTS.items():
         ps.set_product(DEMO_PROVIDER, ccy, settings)
         ps.publish_rate(DEMO_PROVIDER, ccy, ps.today(), DEMO_BPS[ccy])
-    for ccy, price in DEMO_PRICES.items():
-        ps.set_price(ccy, price)
     keys = {}
     for u in users:
         key, secret = services.gemini_keys.create_key(u["uid"], roles=["Trader", "FundManager"],
@@ -115,6 +112,14 @@ def banner(creds: dict[str, Any], base_url: str, *, rate_limit_factor: float = 1
     if "broker" in creds:
         lines += [f"  ND brokers ({creds['broker']['level']}): " + ", ".join(creds["broker"]["uids"])
                   + "  (broker/nd/* routes; deposits and withdrawals move as the clock advances)"]
+    live = next((u for u in creds["users"] if u["env"] == "live"), None)
+    if live is not None:
+        lines += ["", "  spot market : BTC-USDT, ETH-USDT, SOL-USDT, ETH-BTC; the index moves one step per minute of "
+                  "sandbox time and fills resting limit orders it crosses. A ready-to-run ccxt script:",
+                  f"    import ccxt; ex = ccxt.okx({{'apiKey': '{live['apiKey']}', 'secret': '{live['secretKey']}', "
+                  f"'password': '{live['passphrase']}'}}); ex.urls['api']['rest'] = '{base_url}'",
+                  "    ex.transfer('USDT', 1000, 'funding', 'trading'); print(ex.fetch_ticker('BTC/USDT')['last'])",
+                  "    print(ex.create_order('BTC/USDT', 'market', 'buy', 0.001)['id'], ex.fetch_balance()['BTC'])"]
     limits = ("OKX's and Gemini's own (e.g. 2 ETH purchases a second per user); for scripted runs start with "
               "STAKEHOUSE_RATE_LIMIT_FACTOR=100" if rate_limit_factor == 1 else f"x{rate_limit_factor:g} "
               "(STAKEHOUSE_RATE_LIMIT_FACTOR)")

@@ -634,3 +634,163 @@ withdrawals = Table(
 Index("ix_withdrawals_uid_time", withdrawals.c.uid, withdrawals.c.created_at)
 Index("ix_withdrawals_next", withdrawals.c.next_at)
 Index("ix_deposits_next", deposits.c.next_at)
+
+# -- spot market (trading/) --------------------------------------------------------------------
+
+#: The index price path of each instrument: the sandbox's seeded walk (start price, annual
+#: volatility and drift, seed) and the synthetic book around the index (full spread in basis
+#: points per level, levels per side, base size of the first level).
+price_paths = Table(
+    "price_paths",
+    metadata,
+    Column("inst_id", String(32), ForeignKey("instruments.inst_id"), primary_key=True),
+    Column("start_px", Money, nullable=False),
+    Column("vol", Money, nullable=False),
+    Column("drift", Money, nullable=False),
+    Column("seed", String(64), nullable=False),
+    Column("walk", Boolean, nullable=False),  # the sandbox moves it (production: pushed prices only)
+    #: Every minute that ended by this moment has its candle (the walk is computed when needed).
+    Column("priced_until", TS, nullable=False),
+    Column("spread_bp", Money, nullable=False),
+    Column("book_levels", Integer, nullable=False),
+    Column("level_sz", Money, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+#: One-minute candles of each instrument's index price. ``ts`` is the minute's start (Unix ms);
+#: ``last_at`` is when its newest price point was set (a step, a pin or a push: the staleness guard
+#: reads it).
+index_candles = Table(
+    "index_candles",
+    metadata,
+    Column("inst_id", String(32), ForeignKey("instruments.inst_id"), primary_key=True),
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("o", Money, nullable=False),
+    Column("h", Money, nullable=False),
+    Column("l", Money, nullable=False),
+    Column("c", Money, nullable=False),
+    Column("last_at", TS, nullable=False),
+)
+
+#: How far the market has been stepped: every minute that ended by ``stepped_until`` has its
+#: index price and its resting orders matched (one row; claimed by a conditional update).
+market_state = Table(
+    "market_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("stepped_until", TS, nullable=False),
+)
+
+#: Fee levels (``Lv1``, ``VIP1``..``VIP8``): base taker and maker rates as fractions (0.001 = 0.1 %).
+fee_levels = Table(
+    "fee_levels",
+    metadata,
+    Column("level", String(8), primary_key=True),
+    Column("taker", Money, nullable=False),
+    Column("maker", Money, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+#: The fee level the operator set for an account (absent: ``Lv1``).
+account_fee_levels = Table(
+    "account_fee_levels",
+    metadata,
+    Column("uid", String(20), ForeignKey("users.uid"), primary_key=True),
+    Column("level", String(8), ForeignKey("fee_levels.level"), nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+#: Spot orders. ``locked`` is what the order still holds in the trading account's locked bucket
+#: (in ``lock_ccy``); it is zero once the order is filled or canceled. ``auth`` says how the order
+#: was authenticated (``api`` key, later ``oauth``), ``api_key`` which key: FD broker attribution.
+orders = Table(
+    "orders",
+    metadata,
+    Column("ord_id", _ID, primary_key=True, autoincrement=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("inst_id", String(32), ForeignKey("instruments.inst_id"), nullable=False),
+    Column("cl_ord_id", String(32), nullable=False),
+    Column("tag", String(16), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("ord_type", String(10), nullable=False),
+    Column("td_mode", String(8), nullable=False),
+    Column("tgt_ccy", String(10), nullable=False),
+    Column("px", Money, nullable=True),
+    Column("sz", Money, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("lock_ccy", String(16), nullable=False),
+    Column("locked", Money, nullable=False),
+    Column("acc_fill_sz", Money, nullable=False),
+    Column("avg_px", Money, nullable=True),
+    Column("fee", Money, nullable=False),
+    Column("fee_ccy", String(16), nullable=False),
+    Column("auth", String(8), nullable=False),
+    Column("api_key", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    CheckConstraint("side in ('buy', 'sell')", name="side"),
+    CheckConstraint("state in ('live', 'filled', 'canceled')", name="state"),
+)
+Index("ix_orders_uid_id", orders.c.uid, orders.c.ord_id)
+Index("ix_orders_uid_time", orders.c.uid, orders.c.created_at)
+Index("ix_orders_state_inst", orders.c.state, orders.c.inst_id)
+#: A client order id is unique among an account's live orders (conventions §6.10).
+Index("uq_orders_live_cl_ord_id", orders.c.uid, orders.c.cl_ord_id, unique=True,
+      sqlite_where=(orders.c.state == "live") & (orders.c.cl_ord_id != ""),
+      postgresql_where=(orders.c.state == "live") & (orders.c.cl_ord_id != ""))
+
+#: Fills (one per order here: the platform fills orders fully). ``fee`` (in ``fee_ccy``, the
+#: currency received) = ``base_fee`` + ``markup_fee``; ``credit_fee`` of it was paid by contract
+#: credits, the rest in money. The ``*_usdt`` columns value the fill at its index price for rebates.
+fills = Table(
+    "fills",
+    metadata,
+    Column("trade_id", _ID, primary_key=True, autoincrement=True),
+    Column("ord_id", _ID, ForeignKey("orders.ord_id"), nullable=False, unique=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("broker_uid", String(20), ForeignKey("users.uid"), nullable=True),
+    Column("inst_id", String(32), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("tag", String(16), nullable=False),
+    Column("exec_type", String(1), nullable=False),
+    Column("fill_px", Money, nullable=False),
+    Column("fill_sz", Money, nullable=False),
+    Column("quote_amt", Money, nullable=False),
+    Column("idx_px", Money, nullable=False),
+    Column("fee_ccy", String(16), nullable=False),
+    Column("fee_rate", Money, nullable=False),
+    Column("base_rate", Money, nullable=False),
+    Column("fee", Money, nullable=False),
+    Column("base_fee", Money, nullable=False),
+    Column("markup_fee", Money, nullable=False),
+    Column("credit_fee", Money, nullable=False),
+    Column("amt_usdt", Money, nullable=False),
+    Column("fee_usdt", Money, nullable=False),
+    Column("net_fee_usdt", Money, nullable=False),
+    Column("markup_usdt", Money, nullable=False),
+    Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=False),
+    Column("ts", TS, nullable=False),
+    CheckConstraint("exec_type in ('T', 'M')", name="exec_type"),
+)
+Index("ix_fills_uid", fills.c.uid, fills.c.trade_id)
+Index("ix_fills_broker_ts", fills.c.broker_uid, fills.c.ts)
+
+#: Contract credits (ND): trading-fee vouchers of ``amt`` ``ccy`` granted to a sub-account.
+contract_credits = Table(
+    "contract_credits",
+    metadata,
+    Column("credit_id", _ID, primary_key=True, autoincrement=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("ccy", String(16), nullable=False),
+    Column("amt", Money, nullable=False),
+    Column("used", Money, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("activate_exp_at", TS, nullable=False),
+    Column("valid_period_ms", BigInteger, nullable=False),
+    Column("use_exp_at", TS, nullable=True),
+    Column("invalid_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    CheckConstraint("state in ('unactivated', 'activated', 'expired', 'invalid')", name="state"),
+)
+Index("ix_contract_credits_uid", contract_credits.c.uid, contract_credits.c.credit_id)

@@ -38,6 +38,10 @@ SYSTEM_ACCOUNTS: dict[str, bool] = {
     "fees": False,  # platform fee income (staking service fees)
     "withdrawal_fees": False,  # withdrawal fee income
     "demo_faucet": True,  # demo-environment funds (ND broker set-subaccount-assets)
+    "market_maker": True,  # the spot market's counterparty: what users buy from and sell to it
+    "trading_fees": False,  # spot trading fee income at the level's base rates
+    "broker_markup": False,  # the part of spot fees above the base rates (ND brokers' markup)
+    "fee_credits": True,  # spot fees paid by contract credits (a platform expense)
 }
 
 

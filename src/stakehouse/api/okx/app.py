@@ -79,6 +79,8 @@ class Route:
     limit: Limit
     #: Route-specific codes for domain errors (e.g. a short balance on a transfer is 58116).
     overrides: Overrides = field(default_factory=dict)
+    #: The body is a JSON array of objects (``trade/batch-orders``): ``Params.items``.
+    batch: bool = False
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -93,7 +95,18 @@ def error_response(err: OkxError) -> Response:
     return _json({"code": err.code, "msg": err.msg, "data": []}, err.status)
 
 
+class OrderResults(list[dict[str, Any]]):
+    """Order-style results (conventions §3.2): each item has its own ``sCode``/``sMsg``; the
+    envelope's code is ``0`` when all succeeded, ``1`` when all failed, ``2`` when some did."""
+
+
 def ok_response(data: Any) -> Response:
+    if isinstance(data, OrderResults):
+        failed = sum(item["sCode"] != "0" for item in data)
+        if failed and failed == len(data):
+            return _json({"code": "1", "msg": "All operations failed", "data": data})
+        if failed:
+            return _json({"code": "2", "msg": "Bulk operation partially succeeded.", "data": data})
     return _json({"code": "0", "msg": "", "data": data})
 
 
@@ -140,6 +153,12 @@ class OkxAdapter:
             parsed = parse_json_body(body)
         except OkxError as err:
             return Params({}), err
+        if route.batch and isinstance(parsed, list):
+            if not parsed:
+                return Params({}), OkxError("50000")
+            if not all(isinstance(item, dict) for item in parsed):
+                return Params({}), OkxError("51000", msg="Parameter body error: an array of JSON objects is required")
+            return Params({}, items=[Params(item) for item in parsed]), None
         if not isinstance(parsed, dict):
             return Params({}), OkxError("51000", msg="Parameter body error: a JSON object is required")
         return Params(parsed), None

@@ -10,6 +10,7 @@ from stakehouse import errors as dom
 from stakehouse.broker.rules import BrokerReason
 from stakehouse.funding.rules import FundingReason
 from stakehouse.staking.rules import StakingReason
+from stakehouse.trading.rules import TradingReason
 
 #: code -> (HTTP status, message template). Templates use ``{param0}``, ``{param1}``, ``{ccy}``.
 CODES: dict[str, tuple[int, str]] = {
@@ -26,6 +27,8 @@ CODES: dict[str, tuple[int, str]] = {
     "50030": (200, "You don't have permission to use this API endpoint"),
     "50038": (200, "This feature is unavailable in demo trading"),
     "50053": (200, "This feature is only available in demo trading."),
+    "50061": (200, "You've reached the maximum order rate limit for this account."),
+    "50063": (200, "You can't activate the credits as they might have expired or are already activated."),
     "50100": (400, "API frozen, please contact customer service."),
     "50101": (401, "APIKey does not match current environment."),
     "50102": (401, "Timestamp request expired."),
@@ -42,6 +45,14 @@ CODES: dict[str, tuple[int, str]] = {
     "50120": (200, "This API key doesn't have permission to use this function"),
     "51000": (400, "Parameter {param0} error"),
     "51001": (200, "Instrument ID or Spread ID doesn't exist."),
+    "51008": (200, "Order failed. Insufficient {param0} balance in account"),
+    "51010": (200, "Request unsupported under current account mode"),
+    "51016": (200, "Client order ID already exists."),
+    "51019": (200, "Order failed. The post_only order would take liquidity at the current index price."),
+    "51020": (200, "Your order should meet or exceed the minimum order amount."),
+    "51111": (200, "Maximum {param0} orders can be placed in bulk"),
+    "51121": (200, "Order quantity must be a multiple of the lot size."),
+    "51400": (200, "Order cancellation failed as the order has been filled, canceled or does not exist."),
     "51603": (200, "Order does not exist."),
     "51721": (200, "Cancel redeem error"),
     "51722": (200, "Redeem already complete"),
@@ -140,11 +151,36 @@ FUNDING_CODES: dict[FundingReason, str] = {
     FundingReason.ADDRESS_MISSING: "58301",
 }
 
+#: Spot market refusals -> OKX code (51xxx, and the ND credit and order-cap codes).
+TRADING_CODES: dict[TradingReason, str] = {
+    TradingReason.UNKNOWN_INSTRUMENT: "51001",
+    TradingReason.INSTRUMENT_SUSPENDED: "51001",
+    TradingReason.TD_MODE: "51010",
+    TradingReason.BELOW_MIN_SIZE: "51020",
+    TradingReason.LOT_SIZE: "51121",
+    TradingReason.TICK_SIZE: "51000",
+    TradingReason.ABOVE_MAX_SIZE: "51000",
+    TradingReason.INSUFFICIENT_BALANCE: "51008",
+    TradingReason.DUPLICATE_CL_ORD_ID: "51016",
+    TradingReason.POST_ONLY_WOULD_CROSS: "51019",
+    TradingReason.ORDER_MISSING: "51603",
+    TradingReason.ORDER_CLOSED: "51400",
+    TradingReason.NO_PRICE: "51000",
+    TradingReason.STALE_PRICE: "51000",
+    TradingReason.CREDIT_NOT_ACTIVATABLE: "50063",
+    TradingReason.NOT_ND_SUB_ACCOUNT: "50030",
+    TradingReason.ORDER_CAP: "50061",
+}
+
 #: Every product's refusal table, by its reason enum: every reason of every enum is in its table
 #: (a test checks it). Provider staking is not served by the OKX API.
 REFUSAL_CODES: dict[type[StrEnum], Mapping[Any, str]] = {
     StakingReason: STAKING_CODES, BrokerReason: BROKER_CODES, FundingReason: FUNDING_CODES,
+    TradingReason: TRADING_CODES,
 }
+#: Spot refusals whose message says more than the code's template (which instrument, which field).
+TRADING_OWN_MESSAGE = frozenset({TradingReason.TICK_SIZE, TradingReason.ABOVE_MAX_SIZE, TradingReason.NO_PRICE,
+                                 TradingReason.STALE_PRICE, TradingReason.NOT_ND_SUB_ACCOUNT})
 #: Staking refusals answered with the service's own message (it says more than the code's template).
 OWN_MESSAGE = frozenset({StakingReason.TERMS, StakingReason.NOT_CANCELLABLE})
 
@@ -190,6 +226,8 @@ def from_domain(exc: dom.DomainError, overrides: Overrides | None = None) -> Okx
         code = REFUSAL_CODES[type(exc.reason)][exc.reason]
         # isinstance first: reasons are strings, so another enum's "not_cancellable" compares equal
         if isinstance(exc.reason, StakingReason) and exc.reason in OWN_MESSAGE:
+            return OkxError(code, msg=exc.message)
+        if isinstance(exc.reason, TradingReason) and exc.reason in TRADING_OWN_MESSAGE:
             return OkxError(code, msg=exc.message)
         return OkxError(code, **exc.params) if "{" in CODES[code][1] else OkxError(code)
     if isinstance(exc, dom.TransferTypeNotAllowed):

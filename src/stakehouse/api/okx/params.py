@@ -47,8 +47,10 @@ def canonical(value: Any, max_len: int) -> str:
 
 
 class Params:
-    def __init__(self, values: dict[str, Any]) -> None:
+    def __init__(self, values: dict[str, Any], *, items: list[Params] | None = None) -> None:
         self.values = {k: v for k, v in values.items() if v is not None and v != ""}
+        #: A batch route's array body, one ``Params`` per object (``None`` for an object body).
+        self.items = items
 
     def has(self, name: str) -> bool:
         return name in self.values

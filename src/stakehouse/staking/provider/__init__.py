@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 
 from stakehouse.accounts.service import AccountService
+from stakehouse.assets.prices import UsdPrices
 from stakehouse.container import Container
 from stakehouse.jobs.runner import Job
 from stakehouse.jobs.schedule import Daily
@@ -17,8 +18,9 @@ from stakehouse.staking.provider.service import ProviderStakingService
 
 def install(c: Container) -> None:
     calendar = Daily("UTC", dt.time.fromisoformat(c.settings.provider_accrual_time))
-    c.provide(ProviderStakingService(c.db, c.clock, c.ledger, c.get(AccountService), calendar))
-    c.jobs.add(Job("provider_interest", calendar, functools.partial(interest_run, ledger=c.ledger),
+    usd = c.get(UsdPrices)
+    c.provide(ProviderStakingService(c.db, c.clock, c.ledger, c.get(AccountService), calendar, usd))
+    c.jobs.add(Job("provider_interest", calendar, functools.partial(interest_run, ledger=c.ledger, usd=usd),
                    exclusive=True))
     c.jobs.add(Job("provider_settlement", calendar, functools.partial(settlement_run, ledger=c.ledger),
                    exclusive=True))

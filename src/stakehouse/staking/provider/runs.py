@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from stakehouse.assets import prices
+from stakehouse.assets.prices import UsdPrices
 from stakehouse.db.dialect import money_nonzero
 from stakehouse.db.tables import (
     ledger_accounts,
@@ -70,7 +70,7 @@ def _holdings(conn: Connection, product: ProviderProduct, start: dt.datetime, op
         yield h.uid, h.available, [Move(m[0], entry, m[1]) for entry, m in found.items()]
 
 
-def interest_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
+def interest_run(conn: Connection, period: Period, *, ledger: Ledger, usd: UsdPrices) -> str:
     """Pay the interest of accrual day ``period`` for every product."""
     day = dt.date.fromisoformat(period.key)
     done = []
@@ -78,7 +78,7 @@ def interest_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
         rate = rate_on(conn, product, day)
         holders, total, entry_id = 0, ZERO, None
         if rate is not None and rate > 0:
-            holders, total = _accrue(conn, product, period, rate)
+            holders, total = _accrue(conn, product, period, rate, usd.price_at(conn, product.ccy, period.end))
             entry_id = _post(conn, ledger, product, period, total) if total > 0 else None
         conn.execute(provider_accrual_runs.insert().values(
             provider_no=product.provider_no, ccy=product.ccy, day=period.key, rate_bps=rate, holders=holders,
@@ -87,9 +87,10 @@ def interest_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
     return "; ".join(done) or "no products"
 
 
-def _accrue(conn: Connection, product: ProviderProduct, period: Period, rate: Decimal) -> tuple[int, Decimal]:
-    """Write the day's ``Interest`` events; returns (stakers paid, total)."""
-    price = prices.price_at(conn, product.ccy, period.end)
+def _accrue(conn: Connection, product: ProviderProduct, period: Period, rate: Decimal, price: Decimal | None
+            ) -> tuple[int, Decimal]:
+    """Write the day's ``Interest`` events (shown with the USD ``price`` at the day's end); returns
+    (stakers paid, total)."""
     t = provider_accrual_runs.c
     previous = (dt.date.fromisoformat(period.key) - dt.timedelta(days=1)).isoformat()
     opening_entry = conn.execute(select(t.entry_id).where(t.provider_no == product.provider_no, t.ccy == product.ccy,

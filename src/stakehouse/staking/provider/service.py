@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, select
 
 from stakehouse.accounts.service import AccountService
-from stakehouse.assets import prices
+from stakehouse.assets.prices import UsdPrice, UsdPrices
 from stakehouse.clock import Clock
 from stakehouse.db.dialect import dialect_insert, for_update
 from stakehouse.db.engine import Database
@@ -253,8 +253,11 @@ def rate_on(conn: Connection, product: ProviderProduct, day: dt.date) -> Decimal
 
 
 class ProviderStakingService:
-    def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService, calendar: Daily) -> None:
+    def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService, calendar: Daily,
+                 usd: UsdPrices) -> None:
         self.db = db
+        #: The one USD price book (a market currency's index, else the operator's price).
+        self.usd = usd
         self.clock = clock
         self.ledger = ledger
         self.accounts = accounts
@@ -339,13 +342,15 @@ class ProviderStakingService:
                                                     set_={"rate_bps": rate_bps, "published_at": self.clock.now()}))
             return product
 
-    def set_price(self, ccy: str, price: Decimal) -> prices.UsdPrice:
+    def set_price(self, ccy: str, price: Decimal) -> UsdPrice:
+        """The USD price of ``ccy`` now (for a currency with a USDT market: a pin of its index)."""
         with self.db.write() as conn:
-            return prices.set_price(conn, ccy.upper(), price, self.clock.now())
+            return self.usd.set_price(conn, ccy.upper(), price, self.clock.now())
 
-    def prices(self) -> list[prices.UsdPrice]:
-        with self.db.read() as conn:
-            return prices.current_prices(conn, self.clock.now())
+    def prices(self) -> list[UsdPrice]:
+        # a write transaction: in the sandbox, reading an index may first walk its minutes up to now
+        with self.db.write() as conn:
+            return self.usd.current(conn, self.clock.now())
 
     def today(self) -> dt.date:
         return self.calendar.day(self.clock.now())
@@ -394,7 +399,7 @@ class ProviderStakingService:
             if amount < product.min_stake:
                 raise InvalidParameter("amount", f"below the minimum stake {fmt(product.min_stake)} {product.ccy}")
             self._lock_user(conn, uid)
-            price = prices.price_at(conn, product.ccy, now)
+            price = self.usd.price_at(conn, product.ccy, now)
             notional = usd_notional(amount, price) if price is not None else None
             # kept for operators, at the column's scale (the limit is checked exactly, below)
             shown = round_down(notional, STORAGE_SCALE) if notional is not None and notional < MAX_SETTING else None

@@ -1,7 +1,7 @@
 """Every OKX route, in one table (method, path, permission, rate limit, handler)."""
 
 from stakehouse.api.okx.app import Route
-from stakehouse.api.okx.routes import account, asset, broker, funding, public, staking, withdrawal
+from stakehouse.api.okx.routes import account, asset, broker, funding, market, public, staking, trade, withdrawal
 
 ALL: list[Route] = [*public.ROUTES, *asset.ROUTES, *account.ROUTES, *staking.ROUTES, *broker.ROUTES,
-                    *funding.ROUTES, *withdrawal.ROUTES]
+                    *funding.ROUTES, *withdrawal.ROUTES, *market.ROUTES, *trade.ROUTES]
