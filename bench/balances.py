@@ -40,7 +40,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,10 +231,14 @@ def wrk_script(host: str, path: str, users: list[dict[str, str]], seconds: int) 
     return WRK_LUA % {"entries": "\n".join(lines)}
 
 
-def run_wrk(base: str, path: str, users: list[dict[str, str]], args: argparse.Namespace) -> Result:
+def run_wrk(base: str, path: str, users: list[dict[str, str]], args: argparse.Namespace, *,
+            lua: Callable[[str, int], str] | None = None) -> Result:
+    """wrk against ``base + path``: a warm-up, then the measured run. ``lua(host, seconds)`` builds
+    the script (default: signed GETs of ``path`` rotating over ``users``)."""
     total = args.warmup + args.duration
+    host = base.split("://", 1)[1]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(wrk_script(base.split("://", 1)[1], path, users, int(total) + 5))
+        f.write(lua(host, int(total) + 5) if lua else wrk_script(host, path, users, int(total) + 5))
         script = f.name
     try:
         def wrk(seconds: float) -> dict[str, int]:

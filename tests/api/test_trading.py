@@ -6,25 +6,17 @@ from __future__ import annotations
 import warnings
 from decimal import Decimal
 
-import ccxt
 import okx.Funding as OkxFunding
 import okx.MarketData as OkxMarket
 import okx.Trade as OkxTrade
 import pytest
 
+from tests.api.test_clients import ccxt_okx
 from tests.stack import Creds, Stack
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 D = Decimal
-
-
-def ccxt_okx(stack: Stack, c: Creds) -> ccxt.okx:
-    ex = ccxt.okx({"apiKey": c.api_key, "secret": c.secret, "password": c.passphrase})
-    if c.env == "demo":
-        ex.set_sandbox_mode(True)
-    ex.urls["api"]["rest"] = stack.base_url
-    return ex
 
 
 def trader(stack: Stack, usdt: str = "100000") -> Creds:

@@ -26,7 +26,7 @@ from stakehouse.db.tables import contract_credits, market_state, orders
 from stakehouse.trading import rules
 from stakehouse.trading.prices import MINUTE_MS, Minute, PriceService, finished_minutes, minute_of
 from stakehouse.trading.rules import InstrumentRules
-from stakehouse.trading.service import TradingService, instrument_rules
+from stakehouse.trading.service import TradingService, instrument_rules, nd_broker_of
 
 #: At most this much market time per transaction (bounds its size and the rows it holds).
 MAX_STEP_MS = 86_400_000
@@ -122,15 +122,18 @@ class MarketSource:
                 if i is not None:
                     due.append((mins[i].ts, row.ord_id, row, mins[i]))
         due.sort(key=lambda d: (d[0], d[1]))
-        users: dict[str, User] = {}
+        users: dict[str, tuple[User, str | None]] = {}
         insts: dict[str, InstrumentRules] = {}
         filled = 0
         for ts, _, row, _minute in due:
-            user = users.get(row.uid) or users.setdefault(row.uid, self.trading.accounts.get_in(conn, row.uid))
+            if row.uid not in users:
+                found = self.trading.accounts.get_in(conn, row.uid)
+                users[row.uid] = (found, nd_broker_of(conn, found))
+            user, broker_uid = users[row.uid]
             inst = insts.get(row.inst_id) or insts.setdefault(row.inst_id, instrument_rules(conn, row.inst_id))
             at = from_ms(ts + MINUTE_MS)
             if self.trading.execute_fill(conn, row, user, inst, fill_px=row.px, index=row.px, at=at, exec_type="M",
-                                         held=row.locked, budget=row.locked):
+                                         held=row.locked, budget=row.locked, broker_uid=broker_uid):
                 filled += 1
         return filled
 

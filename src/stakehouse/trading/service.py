@@ -14,12 +14,13 @@ instead of the user's proceeds.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from stakehouse.accounts.service import AccountService, User
@@ -166,13 +167,15 @@ def _fill(row: Row[Any], cl_ord_id: str = "") -> Fill:
 
 
 def instrument_rules(conn: Connection, inst_id: str) -> InstrumentRules:
-    row = conn.execute(select(instruments).where(instruments.c.inst_id == inst_id)).first()
+    base, quote = currencies.alias("base"), currencies.alias("quote")
+    row = conn.execute(select(instruments, base.c.scale.label("base_scale"), quote.c.scale.label("quote_scale"))
+                       .join(base, base.c.ccy == instruments.c.base_ccy)
+                       .join(quote, quote.c.ccy == instruments.c.quote_ccy)
+                       .where(instruments.c.inst_id == inst_id)).first()
     if row is None or row.state != "live":
         raise Refused(TradingReason.UNKNOWN_INSTRUMENT, "Instrument ID or Spread ID doesn't exist.", instId=inst_id)
-    scales = {r.ccy: r.scale for r in conn.execute(select(currencies.c.ccy, currencies.c.scale)
-                                                   .where(currencies.c.ccy.in_([row.base_ccy, row.quote_ccy])))}
     return InstrumentRules(row.inst_id, row.base_ccy, row.quote_ccy, row.tick_sz, row.lot_sz, row.min_sz, row.max_sz,
-                           scales[row.base_ccy], scales[row.quote_ccy])
+                           row.base_scale, row.quote_scale)
 
 
 class TradingService:
@@ -207,7 +210,8 @@ class TradingService:
             raise AccountFrozen(uid, "trade")
         inst = instrument_rules(conn, req.inst_id)
         now = self.clock.now()
-        if fee_changes_in_scope(conn, user):
+        broker_uid = nd_broker_of(conn, user)
+        if broker_uid is not None:
             self._order_cap(conn, uid, now)
         reason = rules.check_order(spec, inst)
         if reason is not None:
@@ -223,23 +227,31 @@ class TradingService:
         lock_ccy, lock_amt = rules.lock_for(spec, inst, index)
         if decision is Decision.FILL and rules.trade(spec, inst, index, lock_amt) is None:
             raise Refused(TradingReason.BELOW_MIN_SIZE, _REASON_TEXT[TradingReason.BELOW_MIN_SIZE], field="sz")
-        self._require_available(conn, uid, lock_ccy, lock_amt)
-        state = {Decision.FILL: "live", Decision.REST: "live", Decision.CANCEL: "canceled"}[decision]
-        ord_id: int = conn.execute(orders.insert().values(
+        if decision is Decision.CANCEL:
+            # nothing moves, so nothing else would check the funds (a hold or a fill is refused by
+            # the ledger itself when the balance is short, and the whole transaction with it)
+            self._require_available(conn, uid, lock_ccy, lock_amt)
+        state = "canceled" if decision is Decision.CANCEL else "live"
+        row = conn.execute(orders.insert().values(
             uid=uid, inst_id=inst.inst_id, cl_ord_id=req.cl_ord_id, tag=req.tag, side=spec.side,
             ord_type=spec.ord_type, td_mode=req.td_mode, tgt_ccy=spec.tgt_ccy, px=spec.px, sz=spec.sz, state=state,
             lock_ccy=lock_ccy, locked=ZERO, acc_fill_sz=ZERO, avg_px=None, fee=ZERO, fee_ccy="", auth=req.auth,
-            api_key=req.api_key, created_at=now, updated_at=now).returning(orders.c.ord_id)).scalar_one()
+            api_key=req.api_key, created_at=now, updated_at=now).returning(orders)).one()
+        order = _order(row)
         if decision is Decision.REST:
             user_ref = AccountRef.user(uid, TRADING, lock_ccy)
-            self.ledger.post(conn, type="order_hold", ref=str(ord_id), idempotency_key=f"order:hold:{ord_id}",
+            self.ledger.post(conn, type="order_hold", ref=str(order.ord_id),
+                             idempotency_key=f"order:hold:{order.ord_id}",
                              legs=[Leg(user_ref, -lock_amt), Leg(user_ref, lock_amt, LOCKED)], at=now, uid=uid)
-            conn.execute(orders.update().where(orders.c.ord_id == ord_id).values(locked=lock_amt))
-        elif decision is Decision.FILL:
-            row = conn.execute(select(orders).where(orders.c.ord_id == ord_id)).one()
-            self.execute_fill(conn, row, user, inst, fill_px=index, index=index, at=now, exec_type="T", held=ZERO,
-                              budget=lock_amt)
-        return self._get(conn, ord_id)
+            conn.execute(orders.update().where(orders.c.ord_id == order.ord_id).values(locked=lock_amt))
+            return dataclasses.replace(order, locked=lock_amt)
+        if decision is Decision.FILL:
+            fill = self.execute_fill(conn, row, user, inst, fill_px=index, index=index, at=now, exec_type="T",
+                                     held=ZERO, budget=lock_amt, broker_uid=broker_uid)
+            assert fill is not None  # a new order's first fill
+            return dataclasses.replace(order, state="filled", acc_fill_sz=fill.fill_sz, avg_px=fill.fill_px,
+                                       fee=fill.fee, fee_ccy=fill.fee_ccy, fill=fill)
+        return order
 
     def _order_cap(self, conn: Connection, uid: str, now: dt.datetime) -> None:
         """An ND broker's sub-account places at most ``nd_sub_order_cap`` orders per 2 seconds (50061)."""
@@ -259,20 +271,23 @@ class TradingService:
     # -- filling ---------------------------------------------------------------------------------
 
     def execute_fill(self, conn: Connection, row: Row[Any], user: User, inst: InstrumentRules, *, fill_px: Decimal,
-                     index: Decimal, at: dt.datetime, exec_type: str, held: Decimal, budget: Decimal) -> Fill | None:
+                     index: Decimal, at: dt.datetime, exec_type: str, held: Decimal, budget: Decimal,
+                     broker_uid: str | None) -> Fill | None:
         """Fill order ``row`` fully at ``fill_px`` (one journal entry) and record the fill. ``held``
         is what the order has locked (zero for a taker fill at placement, which pays from available),
-        ``budget`` the most it may spend. ``None`` when the journal already has this fill."""
+        ``budget`` the most it may spend, ``broker_uid`` the account's ND broker (``nd_broker_of``).
+        ``None`` when the journal already has this fill."""
         spec = _order(row).spec
         t = rules.trade(spec, inst, fill_px, budget)
         if t is None:
             return None
         side = "taker" if exec_type == "T" else "maker"
-        base_rate, rate = self._rates(conn, user, inst, side, at)
+        base_rate, rate = self._rates(conn, user, inst, side, at, broker_uid)
         get_scale = inst.base_scale if t.get_ccy == inst.base_ccy else inst.quote_scale
         total, base_fee, markup = rules.fee_split(t.get, rate=rate, base_rate=base_rate, scale=get_scale)
         fee_px = self._usdt_price(conn, t.get_ccy, inst, index, at)
-        credit_fee = self._use_credits(conn, user.uid, total, fee_px, get_scale, at)
+        # contract credits are granted to ND brokers' sub-accounts only
+        credit_fee = self._use_credits(conn, user.uid, total, fee_px, get_scale, at) if broker_uid else ZERO
         money_fee = total - credit_fee
         uid = user.uid
         legs: list[Leg] = []
@@ -300,7 +315,7 @@ class TradingService:
         quote_px = Decimal(1) if inst.quote_ccy in ("USDT",) else self._usdt_price(conn, inst.quote_ccy, inst, index,
                                                                                      at)
         values = {
-            "ord_id": row.ord_id, "uid": uid, "broker_uid": self._broker_of(conn, user), "inst_id": inst.inst_id,
+            "ord_id": row.ord_id, "uid": uid, "broker_uid": broker_uid, "inst_id": inst.inst_id,
             "side": row.side, "tag": row.tag, "exec_type": exec_type, "fill_px": fill_px, "fill_sz": t.fill_sz,
             "quote_amt": t.quote_amt, "idx_px": index, "fee_ccy": t.get_ccy, "fee_rate": rate, "base_rate": base_rate,
             "fee": total, "base_fee": base_fee, "markup_fee": markup, "credit_fee": credit_fee,
@@ -314,24 +329,17 @@ class TradingService:
             updated_at=at))
         return Fill(trade_id=trade_id, cl_ord_id=row.cl_ord_id, **values)
 
-    @staticmethod
-    def _broker_of(conn: Connection, user: User) -> str | None:
-        return user.group_uid if fee_changes_in_scope(conn, user) else None
-
-    def _rates(self, conn: Connection, user: User, inst: InstrumentRules, side: str, at: dt.datetime
-               ) -> tuple[Decimal, Decimal]:
+    def _rates(self, conn: Connection, user: User, inst: InstrumentRules, side: str, at: dt.datetime,
+               broker_uid: str | None) -> tuple[Decimal, Decimal]:
         """(base rate of the account's fee level, effective rate with its ND broker's change in force at ``at``)."""
-        level = conn.execute(select(fee_levels.c.taker, fee_levels.c.maker).select_from(
-            account_fee_levels.join(fee_levels, fee_levels.c.level == account_fee_levels.c.level))
-            .where(account_fee_levels.c.uid == user.uid)).first()
-        if level is None:
-            level = conn.execute(select(fee_levels.c.taker, fee_levels.c.maker)
-                                 .where(fee_levels.c.level == "Lv1")).first()
+        level = conn.execute(select(fee_levels.c.taker, fee_levels.c.maker).where(fee_levels.c.level == func.coalesce(
+            select(account_fee_levels.c.level).where(account_fee_levels.c.uid == user.uid).scalar_subquery(),
+            "Lv1"))).first()
         base = (level.taker if side == "taker" else level.maker) if level is not None else (
             self.settings.spot_taker_fee_rate if side == "taker" else self.settings.spot_maker_fee_rate)
-        history = fee_changes_in(conn, user)
-        if not history:
+        if broker_uid is None:
             return base, base
+        history = fee_changes_in(conn, user)
         scope = broker_rules.FeeScope("SPOT", 2 if inst.quote_ccy == "USDT" else 3, None)
         setting = broker_rules.applicable(history, user.uid, scope, at, side)
         return base, broker_rules.effective_rate(base, setting, side)
@@ -430,16 +438,8 @@ class TradingService:
             q = q.where(c.inst_id == query.inst_id)
         if query.ord_type:
             q = q.where(c.ord_type == query.ord_type)
-        if query.begin is not None:
-            q = q.where(c.created_at >= query.begin)
-        if query.end is not None:
-            q = q.where(c.created_at <= query.end)
-        if query.after is not None:
-            q = q.where(c.ord_id < query.after)
-        newest_first = query.before is None
-        if query.before is not None:
-            q = q.where(c.ord_id > query.before)
-        q = q.order_by(c.ord_id.desc() if newest_first else c.ord_id.asc()).limit(query.limit)
+        q, newest_first = _window(q, c.ord_id, c.created_at, query.after, query.before, query.begin, query.end,
+                                  query.limit)
         with self.db.query() as conn:
             rows = conn.execute(q).all()
         out = [_order(r, _fill_from_join(r)) for r in rows]
@@ -453,16 +453,8 @@ class TradingService:
             q = q.where(f.inst_id == query.inst_id)
         if query.ord_id is not None:
             q = q.where(f.ord_id == query.ord_id)
-        if query.begin is not None:
-            q = q.where(f.ts >= query.begin)
-        if query.end is not None:
-            q = q.where(f.ts <= query.end)
-        if query.after is not None:
-            q = q.where(f.trade_id < query.after)
-        newest_first = query.before is None
-        if query.before is not None:
-            q = q.where(f.trade_id > query.before)
-        q = q.order_by(f.trade_id.desc() if newest_first else f.trade_id.asc()).limit(query.limit)
+        q, newest_first = _window(q, f.trade_id, f.ts, query.after, query.before, query.begin, query.end,
+                                  query.limit)
         with self.db.query() as conn:
             out = [_fill(r, r.cl_ord_id) for r in conn.execute(q)]
         return out if newest_first else list(reversed(out))
@@ -507,11 +499,31 @@ class TradingService:
         return level
 
 
-def fee_changes_in_scope(conn: Connection, user: User) -> bool:
-    """Whether ``user`` is an ND broker's sub-account (its fills count for that broker)."""
+def nd_broker_of(conn: Connection, user: User) -> str | None:
+    """The ND broker whose sub-account ``user`` is (its fills carry the broker's markup and count
+    for the broker's rebates), or ``None``."""
     if not user.is_sub:
-        return False
-    return conn.execute(select(brokers.c.uid).where(brokers.c.uid == user.group_uid)).first() is not None
+        return None
+    found = conn.execute(select(brokers.c.uid).where(brokers.c.uid == user.group_uid)).first()
+    return user.group_uid if found is not None else None
+
+
+def _window(q: Select[Any], id_col: ColumnElement[int], ts_col: ColumnElement[dt.datetime], after: int | None,
+            before: int | None, begin: dt.datetime | None, end: dt.datetime | None, limit: int
+            ) -> tuple[Select[Any], bool]:
+    """OKX paging on an id cursor (``after``: older, ``before``: newer) and a time window
+    (``begin``/``end``, inclusive): the query, and whether it reads newest first (with ``before``
+    it reads the ``limit`` rows just past the cursor, oldest first, to be reversed)."""
+    if begin is not None:
+        q = q.where(ts_col >= begin)
+    if end is not None:
+        q = q.where(ts_col <= end)
+    if after is not None:
+        q = q.where(id_col < after)
+    if before is not None:
+        q = q.where(id_col > before)
+    newest_first = before is None
+    return q.order_by(id_col.desc() if newest_first else id_col.asc()).limit(limit), newest_first
 
 
 def _fill_from_join(r: Row[Any]) -> Fill | None:
