@@ -3,11 +3,14 @@ an ordinary trading script, resting orders filled by the clock, fees and ND mark
 
 from __future__ import annotations
 
+import time
 import warnings
+from collections.abc import Callable
 from decimal import Decimal
 
 import okx.Funding as OkxFunding
 import okx.MarketData as OkxMarket
+import okx.PublicData as OkxPublic
 import okx.Trade as OkxTrade
 import pytest
 
@@ -130,4 +133,121 @@ def test_order_types_that_cannot_rest_or_fill(stack: Stack, ord_type: str) -> No
         got = trade.get_order(instId="SOL-USDT", ordId=r["data"][0]["ordId"])["data"][0]
         assert got["state"] == "canceled" and got["accFillSz"] == "0"
     assert stack.balances(c.uid) == before
+    stack.audit_ok()
+
+
+def test_python_okx_market_data_and_every_trade_call(stack: Stack) -> None:
+    c = trader(stack)
+    trade = OkxTrade.TradeAPI(c.api_key, c.secret, c.passphrase, False, c.flag, domain=stack.base_url, debug=False)
+    market = OkxMarket.MarketAPI(flag=c.flag, domain=stack.base_url, debug=False)
+    pin(stack, "SOL-USDT", "150")
+    tickers = market.get_tickers(instType="SPOT")["data"]
+    assert {"BTC-USDT", "ETH-USDT", "SOL-USDT", "ETH-BTC"} <= {t["instId"] for t in tickers}
+    assert market.get_tickers(instType="SWAP")["data"] == []
+    book = market.get_orderbook(instId="SOL-USDT", sz="3")["data"][0]
+    # level i at index x (1 +- spreadBp/20000 x (i+1)), spreadBp 2: asks rounded up, bids down, to the tick
+    assert [a[0] for a in book["asks"]] == ["150.02", "150.03", "150.05"]
+    assert [b[0] for b in book["bids"]] == ["149.98", "149.97", "149.95"]
+    candles = market.get_candlesticks(instId="SOL-USDT", bar="1m", limit="3")["data"]
+    assert candles and candles[0][4] == "150" and candles[0][8] == "0"  # the open minute: unconfirmed
+    assert market.get_history_candlesticks(instId="SOL-USDT", bar="1H")["code"] == "0"
+    index = market.get_index_tickers(instId="SOL-USD")["data"]
+    assert [(i["instId"], i["idxPx"]) for i in index] == [("SOL-USD", "150")]
+
+    placed = trade.place_multiple_orders([
+        {"instId": "SOL-USDT", "tdMode": "cash", "side": "buy", "ordType": "limit", "sz": "1", "px": "140",
+         "clOrdId": "a1"},
+        {"instId": "SOL-USDT", "tdMode": "cash", "side": "buy", "ordType": "market", "sz": "15"},
+        {"instId": "SOL-USDT", "tdMode": "cash", "side": "buy", "ordType": "limit", "sz": "1", "px": "140.001"}])
+    assert placed["code"] == "2" and [d["sCode"] for d in placed["data"]] == ["0", "0", "51000"]
+    resting, bought = placed["data"][0]["ordId"], placed["data"][1]["ordId"]
+    pending = trade.get_order_list(instType="SPOT")["data"]
+    assert [o["ordId"] for o in pending] == [resting] and pending[0]["clOrdId"] == "a1"
+    # a market buy of 15 USDT at 150: 0.1 SOL, less the 0.1 % fee in SOL
+    got = trade.get_order(instId="SOL-USDT", ordId=bought)["data"][0]
+    assert (got["accFillSz"], got["fee"], got["feeCcy"], got["tgtCcy"]) == ("0.1", "-0.0001", "SOL", "quote_ccy")
+    canceled = trade.cancel_multiple_orders([{"instId": "SOL-USDT", "ordId": resting},
+                                             {"instId": "SOL-USDT", "ordId": bought}])
+    assert canceled["code"] == "2" and [d["sCode"] for d in canceled["data"]] == ["0", "51400"]
+    history = trade.get_orders_history(instType="SPOT", instId="SOL-USDT")["data"]
+    assert [(o["ordId"], o["state"]) for o in history] == [(bought, "filled"), (resting, "canceled")]  # newest id first
+    assert trade.get_orders_history_archive(instType="SPOT")["data"] == history
+    assert [f["ordId"] for f in trade.get_fills_history(instType="SPOT")["data"]] == [bought]
+    # paging: newest first, after/before on the id
+    assert [o["ordId"] for o in trade.get_orders_history(instType="SPOT", after=bought)["data"]] == [resting]
+    assert [o["ordId"] for o in trade.get_orders_history(instType="SPOT", before=resting)["data"]] == [bought]
+    stack.audit_ok()
+
+
+def test_production_refuses_orders_on_a_stale_or_missing_index(fresh_stack: Callable[..., Stack]) -> None:
+    """Production has no walk: prices are pushed, and an index older than ``max_price_age`` (here
+    1 s) refuses new orders until a new price arrives."""
+    stack = fresh_stack(sandbox=False, max_price_age=1)
+    c = trader(stack, usdt="1000")
+    trade = OkxTrade.TradeAPI(c.api_key, c.secret, c.passphrase, False, c.flag, domain=stack.base_url, debug=False)
+    order = {"instId": "ETH-USDT", "tdMode": "cash", "side": "buy", "ordType": "market", "sz": "10"}
+    none_yet = trade.place_order(**order)
+    assert none_yet["data"][0]["sCode"] == "51000" and "No index price" in none_yet["data"][0]["sMsg"]
+    stack.call("POST", "/admin/markets/ETH-USDT/price", json={"px": "3000"})
+    assert trade.place_order(**order)["code"] == "0"
+    time.sleep(1.5)
+    before = stack.balances(c.uid)
+    stale = trade.place_order(**order)
+    assert stale["data"][0]["sCode"] == "51000" and "stale" in stale["data"][0]["sMsg"]
+    assert stack.balances(c.uid) == before
+    stack.call("POST", "/admin/markets/ETH-USDT/price", json={"px": "3001"})
+    assert trade.place_order(**order)["code"] == "0"
+    stack.audit_ok()
+
+
+def test_the_operator_lists_and_suspends_an_instrument(stack: Stack) -> None:
+    def put(inst_id: str, body: dict[str, str]) -> tuple[int, dict[str, object]]:
+        r = stack.admin.put(f"/admin/instruments/{inst_id}", json=body)
+        return r.status_code, r.json()
+
+    before = stack.call("GET", "/admin/markets")
+    for inst_id, body, words in [
+        ("ETH-USDC", {"baseCcy": "ETH", "quoteCcy": "USDC", "tickSz": "0.01", "lotSz": "0.0001", "minSz": "0.001"},
+         "startPx"),
+        ("ETH-USDC", {"baseCcy": "ETH", "quoteCcy": "USDT", "tickSz": "0.01", "lotSz": "0.0001", "minSz": "0.001",
+                      "startPx": "3000"}, "instId"),
+        ("DOGE-USDC", {"baseCcy": "DOGE", "quoteCcy": "USDC", "tickSz": "0.01", "lotSz": "1", "minSz": "1",
+                       "startPx": "1"}, "DOGE"),
+        ("ETH-USDC", {"baseCcy": "ETH", "quoteCcy": "USDC", "tickSz": "0", "lotSz": "0.0001", "minSz": "0.001",
+                      "startPx": "3000"}, "tickSz"),
+        ("ETH-USDC", {"baseCcy": "ETH", "quoteCcy": "USDC", "tickSz": "1e-2", "lotSz": "0.0001", "minSz": "0.001",
+                      "startPx": "3000"}, "tickSz"),
+        ("ETH-USDC", {"baseCcy": "ETH", "quoteCcy": "USDC", "tickSz": "0.01", "lotSz": "0.0001", "minSz": "0.00015",
+                      "startPx": "3000"}, "minSz"),
+        ("ETH-USDC", {"baseCcy": "ETH", "quoteCcy": "USDC", "tickSz": "0.01", "lotSz": "0.0001", "minSz": "0.001",
+                      "startPx": "3000", "colour": "red"}, "colour"),
+    ]:
+        status, reply = put(inst_id, body)
+        assert status in (400, 404) and words in str(reply), (body, status, reply)
+    assert stack.call("GET", "/admin/markets") == before  # nothing listed by a refused request
+
+    listed = stack.call("PUT", "/admin/instruments/eth-usdc", json={
+        "baseCcy": "ETH", "quoteCcy": "USDC", "tickSz": "0.01", "lotSz": "0.0001", "minSz": "0.001",
+        "startPx": "3000"})
+    assert (listed["instId"], listed["state"], listed["maxSz"]) == ("ETH-USDC", "live", "9999999999")
+    c = stack.new_user(env="live", funds={"USDC": "500"})
+    to_trading(stack, c, "USDC", "500")
+    trade = OkxTrade.TradeAPI(c.api_key, c.secret, c.passphrase, False, c.flag, domain=stack.base_url, debug=False)
+    pin(stack, "ETH-USDC", "3000")
+    public = OkxPublic.PublicAPI(flag=c.flag, domain=stack.base_url, debug=False)
+    rows = public.get_instruments(instType="SPOT", instId="ETH-USDC")["data"]
+    assert [(r["instId"], r["tickSz"], r["lotSz"], r["minSz"]) for r in rows] == [("ETH-USDC", "0.01", "0.0001",
+                                                                                  "0.001")]
+    bought = trade.place_order(instId="ETH-USDC", tdMode="cash", side="buy", ordType="market", sz="0.1",
+                               tgtCcy="base_ccy")
+    assert bought["code"] == "0", bought
+    stack.call("PUT", "/admin/instruments/ETH-USDC", json={"state": "suspend"})
+    refused = trade.place_order(instId="ETH-USDC", tdMode="cash", side="buy", ordType="market", sz="0.1",
+                                tgtCcy="base_ccy")
+    assert refused["data"][0]["sCode"] == "51001" and "suspended" in refused["data"][0]["sMsg"]
+    stack.call("PUT", "/admin/instruments/ETH-USDC", json={"state": "live", "minSz": "0.01"})
+    below = trade.place_order(instId="ETH-USDC", tdMode="cash", side="buy", ordType="market", sz="0.001",
+                              tgtCcy="base_ccy")
+    assert below["data"][0]["sCode"] == "51020"
+    assert put("ETH-USDC", {"startPx": "1"})[0] == 400  # a listed instrument's price is pinned, not restarted
     stack.audit_ok()

@@ -31,10 +31,22 @@ def test_market_fee_level_and_credit_commands(backend: str, make_db: Callable[[s
         assert (changed["vol"], changed["walk"], changed["bookLevels"]) == ("0.25", False, 3)
         assert "vol" in fails("market", "set", "BTC-USDT", "--vol", "11", db=db, key=key)
         assert run("market", "list", db=db, key=key) == [changed if m["instId"] == "BTC-USDT" else m for m in listed]
+
         pinned = run("market", "price", "BTC-USDT", "61234.5", db=db, key=key)
         assert (pinned["instId"], pinned["px"]) == ("BTC-USDT", "61234.5")
         assert "Instrument" in fails("market", "price", "DOGE-USDT", "1", db=db, key=key)
         assert "px" in fails("market", "price", "BTC-USDT", "1e3", db=db, key=key)
+
+        xrp = run("market", "instrument", "xrp-usdt", "--setting", "baseCcy=XRP", "--setting", "quoteCcy=USDT",
+                  "--setting", "tickSz=0.0001", "--setting", "lotSz=0.01", "--setting", "minSz=1",
+                  "--setting", "startPx=0.5", db=db, key=key)
+        assert (xrp["instId"], xrp["tickSz"], xrp["startPx"], xrp["state"]) == ("XRP-USDT", "0.0001", "0.5", "live")
+        assert [m["px"] for m in run("market", "list", db=db, key=key) if m["instId"] == "XRP-USDT"] == ["0.5"]
+        assert "startPx" in fails("market", "instrument", "SOL-BTC", "--setting", "baseCcy=SOL", "--setting",
+                                  "quoteCcy=BTC", "--setting", "tickSz=0.0001", "--setting", "lotSz=0.01",
+                                  "--setting", "minSz=1", db=db, key=key)
+        assert run("market", "instrument", "XRP-USDT", "--setting", "state=suspend", db=db, key=key)["state"] == \
+            "suspend"
 
         levels = run("fee-levels", "list", db=db, key=key)
         assert levels[0] == {"level": "Lv1", "taker": "0.001", "maker": "0.0008"} and len(levels) == 9

@@ -13,6 +13,7 @@ from stakehouse.operator.trading import (
     grant_credit,
     level_out,
     markets,
+    set_instrument,
     set_level,
     set_path,
     set_price,
@@ -45,6 +46,20 @@ def market_set(inst_id: str,
     given = {"vol": vol, "drift": drift, "seed": seed, "walk": walk, "spreadBp": spread_bp,
              "bookLevels": book_levels, "levelSz": level_sz}
     run_command(lambda: print_json(set_path(s, inst_id, {k: v for k, v in given.items() if v is not None})))
+
+
+INSTRUMENT_HELP = "NAME=VALUE: baseCcy, quoteCcy, tickSz, lotSz, minSz, maxSz, state, startPx (repeatable)."
+
+
+@market_app.command("instrument")
+def market_instrument(inst_id: str,
+                      setting: Annotated[list[str] | None, typer.Option(help=INSTRUMENT_HELP)] = None,
+                      db: DbOpt = None) -> None:
+    """List a spot instrument or change one, e.g. `--setting baseCcy=XRP --setting quoteCcy=USDT
+    --setting tickSz=0.0001 --setting lotSz=0.01 --setting minSz=1 --setting startPx=0.5`."""
+    s = services_for(db)
+    values = dict(item.partition("=")[::2] for item in setting or [])
+    run_command(lambda: print_json(set_instrument(s, inst_id, {k.strip(): v.strip() for k, v in values.items()})))
 
 
 @market_app.command("price")

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from stakehouse import errors as dom
+from stakehouse.assets.rules import Instrument
 from stakehouse.clock import MAX_MS, from_ms, to_ms
 from stakehouse.digits import ascii_digits
 from stakehouse.money import fmt
@@ -123,3 +124,48 @@ def fill_out(f: Fill) -> dict[str, Any]:
             "markupFee": fmt(f.markup_fee), "creditFee": fmt(f.credit_fee), "amtUsdt": fmt(f.amt_usdt),
             "feeUsdt": fmt(f.fee_usdt), "netFeeUsdt": fmt(f.net_fee_usdt), "markupUsdt": fmt(f.markup_usdt),
             "ts": str(to_ms(f.ts))}
+
+
+#: Instrument fields by wire name: (column, kind).
+INSTRUMENT_FIELDS = {"baseCcy": "base_ccy", "quoteCcy": "quote_ccy", "tickSz": "tick_sz", "lotSz": "lot_sz",
+                     "minSz": "min_sz", "maxSz": "max_sz", "state": "state", "startPx": "start_px"}
+
+
+def parse_instrument(values: dict[str, Any]) -> dict[str, Any]:
+    """Validated instrument settings (wire names -> columns); unknown names are refused."""
+    unknown = set(values) - set(INSTRUMENT_FIELDS)
+    if unknown:
+        raise dom.InvalidParameter(sorted(unknown)[0], f"not an instrument setting ({', '.join(INSTRUMENT_FIELDS)})")
+    out: dict[str, Any] = {}
+    for name, column in INSTRUMENT_FIELDS.items():
+        if name not in values:
+            continue
+        text = values[name]
+        if not isinstance(text, str):
+            raise dom.InvalidParameter(name, "a string")
+        if name in ("baseCcy", "quoteCcy"):
+            if not (1 <= len(text) <= 16 and text.isascii() and text.isalnum()):
+                raise dom.InvalidParameter(name, "a currency code")
+            out[column] = text.upper()
+        elif name == "state":
+            if text not in ("live", "suspend"):
+                raise dom.InvalidParameter(name, "live or suspend")
+            out[column] = text
+        else:
+            number = parse_decimal(name, text)
+            if not 0 < number < Decimal(10) ** 12 or number != number.quantize(Decimal(1).scaleb(-18)):
+                raise dom.InvalidParameter(name, "a positive decimal below 10^12 with at most 18 decimals")
+            out[column] = number
+    if "min_sz" in out and "lot_sz" in out and out["min_sz"] % out["lot_sz"] != 0:
+        raise dom.InvalidParameter("minSz", "must be a multiple of lotSz")
+    return out
+
+
+def instrument_out(i: Instrument, p: PricePath) -> dict[str, Any]:
+    return {"instId": i.inst_id, "baseCcy": i.base_ccy, "quoteCcy": i.quote_ccy, "tickSz": fmt(i.tick_sz),
+            "lotSz": fmt(i.lot_sz), "minSz": fmt(i.min_sz), "maxSz": fmt(i.max_sz), "state": i.state,
+            "listTime": str(to_ms(i.list_time)), "startPx": fmt(p.start_px), "walk": p.walk}
+
+
+def set_instrument(services: Services, inst_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    return instrument_out(*services.prices.set_instrument(inst_id.upper(), parse_instrument(values)))

@@ -22,12 +22,13 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from stakehouse.assets.prices import UsdPrice
+from stakehouse.assets.rules import Instrument
 from stakehouse.clock import Clock, from_ms, to_ms
 from stakehouse.config import Settings
 from stakehouse.db.dialect import dialect_insert, for_update
 from stakehouse.db.engine import Database
-from stakehouse.db.tables import index_candles, instruments, price_paths
-from stakehouse.errors import InvalidParameter, NotFound, Refused
+from stakehouse.db.tables import currencies, index_candles, instruments, price_paths
+from stakehouse.errors import InvalidParameter, MissingParameter, NotFound, Refused
 from stakehouse.money import ZERO, round_down
 from stakehouse.trading.market_rules import BARS, Candle, aggregate, bar_start, synthetic_book, walk
 from stakehouse.trading.rules import TradingReason
@@ -284,6 +285,47 @@ class PriceService:
                              .values(**values, updated_at=now))
             return _path(conn.execute(select(price_paths).where(price_paths.c.inst_id == inst_id)).one())
 
+    def set_instrument(self, inst_id: str, values: dict[str, Any]) -> tuple[Instrument, PricePath]:
+        """List a new spot instrument (``base_ccy``, ``quote_ccy``, sizes, and ``start_px``, its first
+        index price) or change one (sizes, ``state`` ``live``/``suspend``). Values are validated by
+        the caller (``operator/trading.py``); a new instrument gets a price path with the defaults."""
+        with self.db.write() as conn:
+            now = self.clock.now()
+            found = conn.execute(select(instruments).where(instruments.c.inst_id == inst_id)).first()
+            start_px = values.pop("start_px", None)
+            if found is None:
+                missing = [k for k in ("base_ccy", "quote_ccy", "tick_sz", "lot_sz", "min_sz", "start_px")
+                           if k not in values and not (k == "start_px" and start_px is not None)]
+                if missing:
+                    raise MissingParameter(_WIRE.get(missing[0], missing[0]))
+                if f"{values['base_ccy']}-{values['quote_ccy']}" != inst_id:
+                    raise InvalidParameter("instId", "must be BASE-QUOTE of baseCcy and quoteCcy")
+                known = set(conn.execute(select(currencies.c.ccy).where(
+                    currencies.c.ccy.in_([values["base_ccy"], values["quote_ccy"]]))).scalars())
+                for field in ("base_ccy", "quote_ccy"):
+                    if values[field] not in known:
+                        raise NotFound("Currency", values[field])
+                conn.execute(instruments.insert().values(
+                    inst_id=inst_id, list_time=now, state=values.pop("state", "live"),
+                    max_sz=values.pop("max_sz", Decimal("9999999999")), **values))
+                conn.execute(price_paths.insert().values(
+                    inst_id=inst_id, start_px=start_px, vol=Decimal("0.5"), drift=ZERO, seed=f"stakehouse:{inst_id}",
+                    walk=True, priced_until=from_ms(minute_of(now)), spread_bp=Decimal(2), book_levels=5,
+                    level_sz=values["lot_sz"], updated_at=now))
+                put_point(conn, inst_id, start_px, now)
+            else:
+                if "base_ccy" in values or "quote_ccy" in values:
+                    raise InvalidParameter("baseCcy", "an instrument's currencies cannot change")
+                if start_px is not None:
+                    raise InvalidParameter("startPx", "only for a new instrument (pin a price instead)")
+                if values:
+                    conn.execute(instruments.update().where(instruments.c.inst_id == inst_id).values(**values))
+            row = conn.execute(select(instruments).where(instruments.c.inst_id == inst_id)).one()
+            if row.min_sz > row.max_sz:
+                raise InvalidParameter("minSz", "must not exceed maxSz")
+            path = conn.execute(select(price_paths).where(price_paths.c.inst_id == inst_id)).one()
+            return Instrument(**{f: getattr(row, f) for f in Instrument.__dataclass_fields__}), _path(path)
+
     def set_price(self, inst_id: str, px: Decimal) -> IndexPrice:
         """Pin (sandbox) or push (production) the index price now: the open minute's candle takes
         it, and the walk continues from it."""
@@ -362,6 +404,11 @@ def finished_minutes(conn: Connection, inst_id: str, start: int, end: int) -> li
         select(index_candles.c.ts, index_candles.c.l, index_candles.c.h, index_candles.c.c)
         .where(index_candles.c.inst_id == inst_id, index_candles.c.ts >= start, index_candles.c.ts < end)
         .order_by(index_candles.c.ts))]
+
+
+#: Column names -> wire names, for messages.
+_WIRE = {"base_ccy": "baseCcy", "quote_ccy": "quoteCcy", "tick_sz": "tickSz", "lot_sz": "lotSz", "min_sz": "minSz",
+         "start_px": "startPx"}
 
 
 def _bar_length(bar: str) -> int:

@@ -172,8 +172,11 @@ def instrument_rules(conn: Connection, inst_id: str) -> InstrumentRules:
                        .join(base, base.c.ccy == instruments.c.base_ccy)
                        .join(quote, quote.c.ccy == instruments.c.quote_ccy)
                        .where(instruments.c.inst_id == inst_id)).first()
-    if row is None or row.state != "live":
+    if row is None:
         raise Refused(TradingReason.UNKNOWN_INSTRUMENT, "Instrument ID or Spread ID doesn't exist.", instId=inst_id)
+    if row.state != "live":
+        raise Refused(TradingReason.INSTRUMENT_SUSPENDED, f"Instrument ID {inst_id} is suspended: no new orders",
+                      instId=inst_id)
     return InstrumentRules(row.inst_id, row.base_ccy, row.quote_ccy, row.tick_sz, row.lot_sz, row.min_sz, row.max_sz,
                            row.base_scale, row.quote_scale)
 

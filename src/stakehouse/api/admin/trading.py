@@ -16,6 +16,7 @@ from stakehouse.operator.trading import (
     grant_credit,
     level_out,
     markets,
+    set_instrument,
     set_level,
     set_path,
     set_price,
@@ -53,6 +54,12 @@ def build_trading_admin(router: APIRouter | FastAPI, services: Services) -> None
     def list_markets() -> list[dict[str, Any]]:
         """Every instrument's price path settings and its index price now."""
         return markets(services)
+
+    @r.put("/instruments/{inst_id}")
+    def put_instrument(inst_id: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """List a spot instrument (``baseCcy``, ``quoteCcy``, ``tickSz``, ``lotSz``, ``minSz``, ``maxSz``,
+        ``startPx``) or change one (sizes, ``state`` live/suspend)."""
+        return set_instrument(services, inst_id, body)
 
     @r.put("/markets/{inst_id}")
     def change_market(inst_id: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:

@@ -81,6 +81,9 @@ class Route:
     overrides: Overrides = field(default_factory=dict)
     #: The body is a JSON array of objects (``trade/batch-orders``): ``Params.items``.
     batch: bool = False
+    #: A read that may take long (several statements, or the sandbox's price walk catching up):
+    #: answered on a worker thread like a write, not on the event loop.
+    threaded: bool = False
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -111,7 +114,10 @@ def ok_response(data: Any) -> Response:
 
 
 async def _read(route: Route, call: Call) -> Any:
-    """A read handler's answer: awaited when it is a coroutine function, else called on the loop."""
+    """A read handler's answer: awaited when it is a coroutine function, called on a worker thread
+    when it is ``threaded``, else called on the loop."""
+    if route.threaded:
+        return await run_in_threadpool(route.handler, call)
     data = route.handler(call)
     return await data if route.is_async else data
 
@@ -169,10 +175,11 @@ class OkxAdapter:
 
         Coroutine handlers are awaited on the loop. Plain GET handlers are one short indexed query
         (autocommit): answering them on the loop beats a thread hop and the GIL hand-offs it brings
-        under load (bench/RESULTS.md). Writes may wait on locks, so they go to a worker thread.
-        Reads the database could not answer are tried once more; writes are not (50013)."""
+        under load (bench/RESULTS.md); ``threaded`` reads (several statements, the sandbox's price
+        walk) and writes, which may wait on locks, go to a worker thread. Reads the database could
+        not answer are tried once more; writes are not (50013)."""
         try:
-            if route.is_async or route.method == "GET":  # reads (async handlers only read)
+            if route.method == "GET" or route.is_async:  # reads (async handlers only read)
                 try:
                     data = await _read(route, call)
                 except Exception as exc:

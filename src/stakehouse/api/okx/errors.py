@@ -179,8 +179,9 @@ REFUSAL_CODES: dict[type[StrEnum], Mapping[Any, str]] = {
     TradingReason: TRADING_CODES,
 }
 #: Spot refusals whose message says more than the code's template (which instrument, which field).
-TRADING_OWN_MESSAGE = frozenset({TradingReason.TICK_SIZE, TradingReason.ABOVE_MAX_SIZE, TradingReason.NO_PRICE,
-                                 TradingReason.STALE_PRICE, TradingReason.NOT_ND_SUB_ACCOUNT})
+TRADING_OWN_MESSAGE = frozenset({
+    TradingReason.INSTRUMENT_SUSPENDED, TradingReason.TICK_SIZE, TradingReason.ABOVE_MAX_SIZE, TradingReason.NO_PRICE,
+    TradingReason.STALE_PRICE, TradingReason.NOT_ND_SUB_ACCOUNT})
 #: Staking refusals answered with the service's own message (it says more than the code's template).
 OWN_MESSAGE = frozenset({StakingReason.TERMS, StakingReason.NOT_CANCELLABLE})
 

@@ -112,11 +112,13 @@ def get_index_tickers(call: Call) -> list[dict[str, Any]]:
     return out
 
 
+#: Threaded: each reads several statements, and in the sandbox may first walk an instrument's
+#: minutes up to now (seconds after a long clock advance), which must not hold the event loop.
 ROUTES = [
-    Route("GET", "/market/tickers", get_tickers, None, Limit(20, 2, "ip")),
-    Route("GET", "/market/ticker", get_ticker, None, Limit(20, 2, "ip")),
-    Route("GET", "/market/books", get_books, None, Limit(40, 2, "ip")),
-    Route("GET", "/market/candles", get_candles, None, Limit(40, 2, "ip")),
-    Route("GET", "/market/history-candles", get_history_candles, None, Limit(20, 2, "ip")),
-    Route("GET", "/market/index-tickers", get_index_tickers, None, Limit(20, 2, "ip")),
+    Route("GET", "/market/tickers", get_tickers, None, Limit(20, 2, "ip"), threaded=True),
+    Route("GET", "/market/ticker", get_ticker, None, Limit(20, 2, "ip"), threaded=True),
+    Route("GET", "/market/books", get_books, None, Limit(40, 2, "ip"), threaded=True),
+    Route("GET", "/market/candles", get_candles, None, Limit(40, 2, "ip"), threaded=True),
+    Route("GET", "/market/history-candles", get_history_candles, None, Limit(20, 2, "ip"), threaded=True),
+    Route("GET", "/market/index-tickers", get_index_tickers, None, Limit(20, 2, "ip"), threaded=True),
 ]
