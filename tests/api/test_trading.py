@@ -241,10 +241,16 @@ def test_the_operator_lists_and_suspends_an_instrument(stack: Stack) -> None:
     bought = trade.place_order(instId="ETH-USDC", tdMode="cash", side="buy", ordType="market", sz="0.1",
                                tgtCcy="base_ccy")
     assert bought["code"] == "0", bought
+    resting = trade.place_order(instId="ETH-USDC", tdMode="cash", side="buy", ordType="limit", sz="0.01", px="2990")
     stack.call("PUT", "/admin/instruments/ETH-USDC", json={"state": "suspend"})
     refused = trade.place_order(instId="ETH-USDC", tdMode="cash", side="buy", ordType="market", sz="0.1",
                                 tgtCcy="base_ccy")
     assert refused["data"][0]["sCode"] == "51001" and "suspended" in refused["data"][0]["sMsg"]
+    # what rests on a suspended instrument still fills when the index crosses it
+    stack.call("POST", "/admin/markets/ETH-USDC/price", json={"px": "2980"})
+    stack.call("POST", "/admin/clock/advance", json={"seconds": 120})
+    rested = trade.get_order(instId="ETH-USDC", ordId=resting["data"][0]["ordId"])["data"][0]
+    assert (rested["state"], rested["avgPx"]) == ("filled", "2990")
     stack.call("PUT", "/admin/instruments/ETH-USDC", json={"state": "live", "minSz": "0.01"})
     below = trade.place_order(instId="ETH-USDC", tdMode="cash", side="buy", ordType="market", sz="0.001",
                               tgtCcy="base_ccy")

@@ -130,7 +130,9 @@ class MarketSource:
                 found = self.trading.accounts.get_in(conn, row.uid)
                 users[row.uid] = (found, nd_broker_of(conn, found))
             user, broker_uid = users[row.uid]
-            inst = insts.get(row.inst_id) or insts.setdefault(row.inst_id, instrument_rules(conn, row.inst_id))
+            if row.inst_id not in insts:
+                insts[row.inst_id] = instrument_rules(conn, row.inst_id, new_orders=False)
+            inst = insts[row.inst_id]
             at = from_ms(ts + MINUTE_MS)
             if self.trading.execute_fill(conn, row, user, inst, fill_px=row.px, index=row.px, at=at, exec_type="M",
                                          held=row.locked, budget=row.locked, broker_uid=broker_uid):

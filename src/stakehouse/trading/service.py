@@ -166,7 +166,9 @@ def _fill(row: Row[Any], cl_ord_id: str = "") -> Fill:
     return Fill(**{f: getattr(row, f) for f in _FILL_FIELDS}, cl_ord_id=cl_ord_id)
 
 
-def instrument_rules(conn: Connection, inst_id: str) -> InstrumentRules:
+def instrument_rules(conn: Connection, inst_id: str, *, new_orders: bool = True) -> InstrumentRules:
+    """An instrument's rules; for ``new_orders`` it must be live (a suspended one still fills the
+    orders resting on it)."""
     base, quote = currencies.alias("base"), currencies.alias("quote")
     row = conn.execute(select(instruments, base.c.scale.label("base_scale"), quote.c.scale.label("quote_scale"))
                        .join(base, base.c.ccy == instruments.c.base_ccy)
@@ -174,7 +176,7 @@ def instrument_rules(conn: Connection, inst_id: str) -> InstrumentRules:
                        .where(instruments.c.inst_id == inst_id)).first()
     if row is None:
         raise Refused(TradingReason.UNKNOWN_INSTRUMENT, "Instrument ID or Spread ID doesn't exist.", instId=inst_id)
-    if row.state != "live":
+    if new_orders and row.state != "live":
         raise Refused(TradingReason.INSTRUMENT_SUSPENDED, f"Instrument ID {inst_id} is suspended: no new orders",
                       instId=inst_id)
     return InstrumentRules(row.inst_id, row.base_ccy, row.quote_ccy, row.tick_sz, row.lot_sz, row.min_sz, row.max_sz,
@@ -228,7 +230,9 @@ class TradingService:
             raise Refused(TradingReason.POST_ONLY_WOULD_CROSS,
                           "Order failed. The post_only order would take liquidity at the current index price.")
         lock_ccy, lock_amt = rules.lock_for(spec, inst, index)
-        if decision is Decision.FILL and rules.trade(spec, inst, index, lock_amt) is None:
+        fill_px = index if decision is not Decision.REST else spec.px
+        if fill_px is not None and rules.trade(spec, inst, fill_px, lock_amt) is None:
+            # buys or sells less than a lot / is worth less than the quote's smallest unit
             raise Refused(TradingReason.BELOW_MIN_SIZE, _REASON_TEXT[TradingReason.BELOW_MIN_SIZE], field="sz")
         if decision is Decision.CANCEL:
             # nothing moves, so nothing else would check the funds (a hold or a fill is refused by
@@ -290,7 +294,8 @@ class TradingService:
         total, base_fee, markup = rules.fee_split(t.get, rate=rate, base_rate=base_rate, scale=get_scale)
         fee_px = self._usdt_price(conn, t.get_ccy, inst, index, at)
         # contract credits are granted to ND brokers' sub-accounts only
-        credit_fee = self._use_credits(conn, user.uid, total, fee_px, get_scale, at) if broker_uid else ZERO
+        credit_fee, credit_uses = (self._plan_credits(conn, user.uid, total, fee_px, get_scale, at) if broker_uid
+                                   else (ZERO, []))
         money_fee = total - credit_fee
         uid = user.uid
         legs: list[Leg] = []
@@ -315,6 +320,9 @@ class TradingService:
                                   idempotency_key=f"order:fill:{row.ord_id}", legs=legs, at=at, uid=uid)
         if not posted.created:
             return None
+        for credit_id, used in credit_uses:
+            conn.execute(contract_credits.update().where(contract_credits.c.credit_id == credit_id)
+                         .values(used=used, updated_at=at))
         quote_px = Decimal(1) if inst.quote_ccy in ("USDT",) else self._usdt_price(conn, inst.quote_ccy, inst, index,
                                                                                      at)
         values = {
@@ -355,16 +363,18 @@ class TradingService:
         found = self.prices.usdt_value_in(conn, ccy, at)
         return found if found is not None else ZERO
 
-    def _use_credits(self, conn: Connection, uid: str, fee: Decimal, fee_px: Decimal, scale: int, at: dt.datetime
-                     ) -> Decimal:
-        """Pay what active contract credits can of ``fee`` (soonest to expire first); the part paid."""
+    @staticmethod
+    def _plan_credits(conn: Connection, uid: str, fee: Decimal, fee_px: Decimal, scale: int, at: dt.datetime
+                      ) -> tuple[Decimal, list[tuple[int, Decimal]]]:
+        """What active contract credits can pay of ``fee`` (soonest to expire first): the part paid,
+        and each credit's new used amount (applied once the fill's entry is posted)."""
         if fee <= 0 or fee_px <= 0:
-            return ZERO
+            return ZERO, []
         rows = conn.execute(for_update(conn, select(contract_credits).where(
             contract_credits.c.uid == uid, contract_credits.c.state == "activated",
             contract_credits.c.use_exp_at > at).order_by(contract_credits.c.use_exp_at, contract_credits.c.credit_id)
         )).all()
-        paid = ZERO
+        paid, uses = ZERO, []
         for credit in rows:
             remaining = credit.amt - credit.used
             if remaining <= 0:
@@ -374,12 +384,11 @@ class TradingService:
             part, used = rules.credit_cover(owed, value, remaining, fee_px, scale)
             if used <= 0:
                 continue
-            conn.execute(contract_credits.update().where(contract_credits.c.credit_id == credit.credit_id)
-                         .values(used=credit.used + used, updated_at=at))
+            uses.append((credit.credit_id, credit.used + used))
             paid += part
             if paid >= fee:
                 break
-        return paid
+        return paid, uses
 
     # -- canceling -------------------------------------------------------------------------------
 
