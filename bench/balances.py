@@ -77,7 +77,10 @@ def http(method: str, url: str, body: object | None = None, headers: dict[str, s
 
 
 def admin(base: str, method: str, path: str, body: object | None = None) -> dict[str, object]:
-    out = http(method, base + path, body, {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    try:
+        out = http(method, base + path, body, {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    except urllib.error.HTTPError as exc:  # say which call failed, and why, before giving up
+        raise RuntimeError(f"{method} {path} -> {exc.code}: {exc.read()[:300]!r}") from None
     assert isinstance(out, dict), out
     return out
 

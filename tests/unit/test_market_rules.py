@@ -430,3 +430,21 @@ def test_the_book_refuses_bad_inputs(kwargs: dict[str, Decimal | int]) -> None:
             levels=int(args["levels"]),
             level_sz=D(args["level_sz"]),
         )
+
+
+@given(st.decimals(min_value=Decimal("0.01"), max_value=Decimal(100000), places=2),
+       st.decimals(min_value=Decimal(0), max_value=Decimal(3), places=3),
+       st.decimals(min_value=Decimal(-2), max_value=Decimal(2), places=3),
+       st.sampled_from([Decimal("0.01"), Decimal("0.1"), Decimal("1"), Decimal("0.00001")]),
+       st.integers(min_value=0, max_value=40_000_000), st.integers(min_value=1, max_value=30))
+def test_walk_is_step_price_repeated_digit_for_digit(start: Decimal, vol: Decimal, drift: Decimal, tick: Decimal,
+                                                     minute: int, count: int) -> None:
+    """``walk`` computes the per-minute constants once; it must give exactly what calling
+    ``step_price`` minute after minute gives."""
+    expected, price = [], start
+    for m in range(minute, minute + count):
+        price = mr.step_price(price, seed="w", inst_id="BTC-USDT", minute=m, vol=vol, drift=drift, tick=tick)
+        expected.append(price)
+    got = mr.walk(start, seed="w", inst_id="BTC-USDT", first_minute=minute, count=count, vol=vol, drift=drift,
+                  tick=tick)
+    assert [str(p) for p in got] == [str(p) for p in expected]

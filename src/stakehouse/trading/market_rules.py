@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import decimal
 import hashlib
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -26,6 +27,7 @@ MINUTES_PER_YEAR = 525600  # 365 days
 _DT = WALK_CONTEXT.divide(Decimal(1), Decimal(MINUTES_PER_YEAR))
 _SQRT_DT = WALK_CONTEXT.sqrt(_DT)
 _TWO_32 = Decimal(2**32)
+_TWELVE_WORDS = struct.Struct(">12I")  # 48 bytes as 12 unsigned 32-bit big-endian integers
 
 
 def standard_normal(seed: str, inst_id: str, minute: int) -> Decimal:
@@ -36,7 +38,7 @@ def standard_normal(seed: str, inst_id: str, minute: int) -> Decimal:
     always within [-6, 6).
     """
     digest = hashlib.blake2b(f"{seed}:{inst_id}:{minute}".encode(), digest_size=48).digest()
-    total = sum(int.from_bytes(digest[i : i + 4], "big") for i in range(0, 48, 4))
+    total = sum(_TWELVE_WORDS.unpack(digest))
     return _EXACT.subtract(_EXACT.divide(Decimal(total), _TWO_32), Decimal(6))
 
 
@@ -95,10 +97,23 @@ def walk(
     """
     if count < 0:
         raise ValueError("count must not be negative")
-    prices: list[Decimal] = []
-    price = start
-    for minute in range(first_minute, first_minute + count):
-        price = step_price(price, seed=seed, inst_id=inst_id, minute=minute, vol=vol, drift=drift, tick=tick)
+    if count == 0:
+        return []
+    # The first step checks the arguments; the others repeat step_price's arithmetic with what does
+    # not change from minute to minute computed once (the same operations in the same context, so
+    # the same digits as calling step_price each minute: the tests compare both).
+    price = step_price(start, seed=seed, inst_id=inst_id, minute=first_minute, vol=vol, drift=drift, tick=tick)
+    prices = [price]
+    ctx = WALK_CONTEXT
+    mu = ctx.subtract(drift, ctx.divide(ctx.multiply(vol, vol), Decimal(2)))
+    mu_dt, vol_sqrt_dt = ctx.multiply(mu, _DT), ctx.multiply(vol, _SQRT_DT)
+    quantum = _scale(tick)
+    floor = _to_step(tick, tick, ROUND_HALF_EVEN, ctx)
+    for minute in range(first_minute + 1, first_minute + count):
+        exponent = ctx.add(mu_dt, ctx.multiply(vol_sqrt_dt, standard_normal(seed, inst_id, minute)))
+        units = ctx.divide(ctx.multiply(price, ctx.exp(exponent)), tick).to_integral_value(
+            rounding=ROUND_HALF_EVEN, context=ctx)
+        price = max(ctx.multiply(units, tick).quantize(quantum, context=_EXACT), floor)
         prices.append(price)
     return prices
 

@@ -25,7 +25,7 @@ from stakehouse.assets.prices import UsdPrice
 from stakehouse.assets.rules import Instrument
 from stakehouse.clock import Clock, from_ms, to_ms
 from stakehouse.config import Settings
-from stakehouse.db.dialect import dialect_insert, for_update
+from stakehouse.db.dialect import dialect_insert, driver_params, driver_sql, for_update
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import currencies, index_candles, instruments, price_paths
 from stakehouse.errors import InvalidParameter, MissingParameter, NotFound, Refused
@@ -394,8 +394,12 @@ def walk_minutes(conn: Connection, path: Any, start: int, end: int) -> None:
                                  last_at=from_ms(pin_ts + MINUTE_MS)))
             px = close
             ts = pin_ts + MINUTE_MS
-    if rows:
-        conn.execute(dialect_insert(conn)(index_candles).on_conflict_do_nothing(), rows)
+    if rows:  # many rows (a month is 43 200): the bare driver's executemany, without per-row binding work
+        conn.exec_driver_sql(driver_sql(conn, _INSERT_CANDLE), [driver_params(conn, r) for r in rows])
+
+
+_INSERT_CANDLE = (f"INSERT INTO {index_candles.name} (inst_id, ts, o, h, l, c, last_at) VALUES (%(inst_id)s, "
+                  "%(ts)s, %(o)s, %(h)s, %(l)s, %(c)s, %(last_at)s) ON CONFLICT (inst_id, ts) DO NOTHING")
 
 
 def finished_minutes(conn: Connection, inst_id: str, start: int, end: int) -> list[Minute]:
