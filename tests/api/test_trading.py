@@ -172,6 +172,8 @@ def test_python_okx_market_data_and_every_trade_call(stack: Stack) -> None:
     history = trade.get_orders_history(instType="SPOT", instId="SOL-USDT")["data"]
     assert [(o["ordId"], o["state"]) for o in history] == [(bought, "filled"), (resting, "canceled")]  # newest id first
     assert trade.get_orders_history_archive(instType="SPOT")["data"] == history
+    assert trade.get_orders_history(instType="SWAP")["data"] == []  # only spot is traded here
+    assert trade.get_fills_history(instType="MARGIN")["data"] == []
     assert [f["ordId"] for f in trade.get_fills_history(instType="SPOT")["data"]] == [bought]
     # paging: newest first, after/before on the id
     assert [o["ordId"] for o in trade.get_orders_history(instType="SPOT", after=bought)["data"]] == [resting]

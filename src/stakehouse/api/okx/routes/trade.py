@@ -1,7 +1,8 @@
 """Spot orders and fills (``trade/*``) and the ND sub-account's contract credits.
 
 Placing and canceling answer order-style results (conventions §3.2): one item per order with its
-own ``sCode``/``sMsg``; a whole-request defect (bad JSON, a 21st order) is a top-level code.
+own ``sCode``/``sMsg`` for what the market refuses; a whole-request defect (bad JSON, a 21st
+order, a malformed or missing parameter of any order) is a top-level code and places nothing.
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ def _id(p: Params, name: str) -> int | None:
     return int(text)
 
 
-def _inst_type(p: Params, *, required: bool = False) -> None:
+def _spot(p: Params, *, required: bool = False) -> bool:
+    """Whether the query is for spot (or for every type): only spot is traded here, so the other
+    types have no orders and no fills (as ``public/instruments`` lists none of them)."""
     inst_type = p.choice("instType", ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION"), required=required)
-    if inst_type and inst_type != "SPOT":
-        raise bad("instType", "only SPOT is traded here")
+    return inst_type in ("", "SPOT")
 
 
 def _price(p: Params, name: str, call: Call) -> Decimal | None:
@@ -205,7 +207,6 @@ def get_order(call: Call) -> list[dict[str, Any]]:
 
 def _order_query(call: Call) -> OrderQuery:
     p = call.params
-    _inst_type(p)
     return OrderQuery(inst_id=_inst_id(p, required=False), ord_type=p.choice("ordType", rules.ORDER_TYPES),
                       state=p.choice("state", ("live", "partially_filled", "filled", "canceled")),
                       after=_id(p, "after"), before=_id(p, "before"), begin=p.ms_time("begin"), end=p.ms_time("end"),
@@ -213,13 +214,16 @@ def _order_query(call: Call) -> OrderQuery:
 
 
 def get_orders_pending(call: Call) -> list[dict[str, Any]]:
+    spot = _spot(call.params)
     query = _order_query(call)
-    return [order_out(o) for o in call.services.trading.orders(call.caller.uid, query, live=True)]
+    return [order_out(o) for o in call.services.trading.orders(call.caller.uid, query, live=True)] if spot else []
 
 
 def _history(call: Call, back: dt.timedelta, *, type_required: bool) -> list[dict[str, Any]]:
-    _inst_type(call.params, required=type_required)
+    spot = _spot(call.params, required=type_required)
     query = _order_query(call)
+    if not spot:
+        return []
     since = call.services.clock.now() - back
     return [order_out(o) for o in call.services.trading.orders(call.caller.uid, query, live=False, since=since)]
 
@@ -234,9 +238,11 @@ def get_orders_history_archive(call: Call) -> list[dict[str, Any]]:
 
 def _fills(call: Call, back: dt.timedelta, *, type_required: bool) -> list[dict[str, Any]]:
     p = call.params
-    _inst_type(p, required=type_required)
+    spot = _spot(p, required=type_required)
     query = FillQuery(inst_id=_inst_id(p, required=False), ord_id=_id(p, "ordId"), after=_id(p, "after"),
                       before=_id(p, "before"), begin=p.ms_time("begin"), end=p.ms_time("end"), limit=p.limit())
+    if not spot:
+        return []
     since = call.services.clock.now() - back
     return [fill_out(f) for f in call.services.trading.fills(call.caller.uid, query, since=since)]
 
