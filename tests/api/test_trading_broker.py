@@ -69,7 +69,8 @@ def test_markup_in_force_at_the_fill(stack: Stack) -> None:
     tomorrow = buy(stack, c)  # the change set the day before applies; the one for later does not
     assert (tomorrow["fee"], tomorrow["baseFee"], tomorrow["markupFee"], tomorrow["feeRate"]) == (
         "0.00002", "0.00001", "0.00001", "0.002")
-    assert tomorrow["markupUsdt"] == "0.6" and tomorrow["netFeeUsdt"] == "1.2"
+    # netFee is the base fee paid in money (spec 5), the markup is apart: 0.6 + 0.6 = the 1.2 fee
+    assert (tomorrow["feeUsdt"], tomorrow["netFeeUsdt"], tomorrow["markupUsdt"]) == ("1.2", "0.6", "0.6")
 
     # a level's base rate is the operator's: VIP1 here, and the markup stays on top of it
     stack.call("PUT", "/admin/fee-levels/VIP1", json={"taker": "0.0005", "maker": "0.0004"})
@@ -139,3 +140,27 @@ def test_credits_only_for_nd_sub_accounts(stack: Stack) -> None:
     ex = okx(stack, plain)
     assert reply(lambda p: ex.request("broker/nd/activate-credit", ["private"], "POST", p),
                  {"creditId": "1"})["code"] == "50030"
+
+
+def test_a_credit_pays_the_base_fee_first_then_the_markup(stack: Stack) -> None:
+    """netFee (the base fee paid in money) and markupFee (the markup paid in money) are what rebates
+    are computed from (spec 5): a credit takes the base fee first, then the markup."""
+    broker = make_broker(stack)
+    c = funded_sub(stack, broker)
+    ok(okx(stack, broker).privatePostBrokerNdSetSubaccountFeeRate, {"chgType": "absolute", "chgTaker": "10"})
+    stack.call("POST", "/admin/clock/advance", json={"days": 1})  # the change is in force from 00:00 HKT
+    fixed_price(stack, "BTC-USDT", "50000")
+    now_ms = int(admin_now(stack).timestamp() * 1000)
+    credit = stack.call("POST", "/admin/credits", json={"uid": c.uid, "amt": "0.9", "validPeriod": "86400000",
+                                                        "activateExpTime": str(now_ms + 10**7)})
+    sub = okx(stack, c)
+    assert ok(lambda p: sub.request("broker/nd/activate-credit", ["private"], "POST", p),
+              {"creditId": credit["creditId"]}) == [{"result": True}]
+    # 0.01 BTC at 50000: fee 0.00002 BTC = 1 USDT (0.5 base + 0.5 markup); the 0.9 credit pays
+    # 0.000018 BTC of it: the whole base fee and 0.4 USDT of the markup
+    fill = buy(stack, c)
+    assert (fill["fee"], fill["baseFee"], fill["markupFee"], fill["creditFee"]) == ("0.00002", "0.00001", "0.00001",
+                                                                                   "0.000018")
+    assert (fill["feeUsdt"], fill["netFeeUsdt"], fill["markupUsdt"]) == ("1", "0", "0.1")
+    assert stack.balances(c.uid)[("18", "BTC")] == D("0.009998")  # 0.01 less the 0.000002 paid in money
+    stack.audit_ok()

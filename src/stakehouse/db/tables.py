@@ -741,7 +741,9 @@ Index("uq_orders_live_cl_ord_id", orders.c.uid, orders.c.cl_ord_id, unique=True,
 
 #: Fills (one per order here: the platform fills orders fully). ``fee`` (in ``fee_ccy``, the
 #: currency received) = ``base_fee`` + ``markup_fee``; ``credit_fee`` of it was paid by contract
-#: credits, the rest in money. The ``*_usdt`` columns value the fill at its index price for rebates.
+#: credits (the base fee first), the rest in money. The ``*_usdt`` columns value the fill at its
+#: index price for rebates: ``fee_usdt`` the whole fee, ``net_fee_usdt`` the base fee paid in money
+#: and ``markup_usdt`` the markup paid in money (spec 5's netFee and markupFee).
 fills = Table(
     "fills",
     metadata,
