@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from stakehouse import accounts, assets, broker, funding, trading
+from stakehouse import accounts, assets, broker, funding, rebates, trading
 from stakehouse.accounts.gemini_keys import GeminiKeyService
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets.prices import UsdPrices
@@ -29,6 +29,7 @@ from stakehouse.db.tables import meta
 from stakehouse.funding.deposits import ChainService
 from stakehouse.funding.withdrawals import WithdrawalService
 from stakehouse.jobs.schedule import Daily
+from stakehouse.rebates.service import RebateService
 from stakehouse.sandbox.clock import SandboxClock
 from stakehouse.security import SecretBox, new_server_key
 from stakehouse.staking import liquid, provider
@@ -39,7 +40,7 @@ from stakehouse.trading.prices import PriceService
 from stakehouse.trading.service import TradingService
 
 #: Every product, in install order (a product builds on those before it).
-PRODUCTS = (accounts, assets, funding, broker, liquid, provider, trading)
+PRODUCTS = (accounts, assets, funding, broker, liquid, provider, trading, rebates)
 
 
 class Services(Container):
@@ -123,6 +124,10 @@ class Services(Container):
     @property
     def credits(self) -> CreditService:
         return self.get(CreditService)
+
+    @property
+    def rebates(self) -> RebateService:
+        return self.get(RebateService)
 
     @property
     def calendar(self) -> Daily:

@@ -30,7 +30,7 @@ NAMES = ("acctLv", "addr", "addrType", "after", "amt", "apiKey", "areaCode", "be
          "from", "fromWdId", "instFamily", "instId", "instType", "ip", "label", "limit", "mainAcct", "mgnType",
          "ordId", "page", "passphrase", "perm", "quoteCcyType", "state", "status", "subAcct", "to", "toAddr",
          "toAddrType", "transId", "txId", "type", "uid", "uly", "wdId", "canTransOut", "tdMode", "side", "ordType",
-         "sz", "px", "tgtCcy", "clOrdId", "tag", "bar", "creditId", "quoteCcy")
+         "sz", "px", "tgtCcy", "clOrdId", "tag", "bar", "creditId", "quoteCcy", "beginTime", "endTime")
 
 #: Query-string values (none of them valid for any parameter of any route).
 QUERY_VALUES = ("999999999999999", "253402300800000", "99999999999999999999999", "-1", "\u00b2", "\u0661\u0662\u0663",

@@ -12,12 +12,14 @@ from stakehouse.api.okx.errors import CODES, REFUSAL_CODES
 from stakehouse.api.okx.errors import from_domain as okx_from_domain
 from stakehouse.broker.rules import BrokerReason
 from stakehouse.funding.rules import FundingReason
+from stakehouse.rebates.rules import RebateReason
 from stakehouse.staking.provider.rules import ProviderReason
 from stakehouse.staking.rules import StakingReason
 from stakehouse.trading.rules import TradingReason
 
 
-@pytest.mark.parametrize("reasons", [StakingReason, BrokerReason, FundingReason, TradingReason])
+@pytest.mark.parametrize("reasons", [StakingReason, BrokerReason, FundingReason, TradingReason,
+                                     RebateReason])
 def test_every_reason_has_an_okx_code(reasons: type[StrEnum]) -> None:
     table = REFUSAL_CODES[reasons]
     assert set(table) == set(reasons)

@@ -13,6 +13,7 @@ from stakehouse.cli.clock import clock_app
 from stakehouse.cli.keys import keys_app
 from stakehouse.cli.market import credits_app, fee_levels_app, market_app
 from stakehouse.cli.providers import gemini_keys_app, prices_app, providers_app
+from stakehouse.cli.rebates import rebates_app
 from stakehouse.cli.staking import staking_app
 from stakehouse.cli.users import users_app
 from stakehouse.cli.withdrawals import withdrawals_app
@@ -23,7 +24,8 @@ for command in (server.serve, server.worker, server.migrate, server.audit, serve
 for name, sub in (("users", users_app), ("keys", keys_app), ("clock", clock_app), ("staking", staking_app),
                   ("providers", providers_app), ("prices", prices_app), ("gemini-keys", gemini_keys_app),
                   ("broker", broker_app), ("chain", chain_app), ("withdrawals", withdrawals_app),
-                  ("market", market_app), ("fee-levels", fee_levels_app), ("credits", credits_app)):
+                  ("market", market_app), ("fee-levels", fee_levels_app), ("credits", credits_app),
+                  ("rebates", rebates_app)):
     app.add_typer(sub, name=name)
 
 

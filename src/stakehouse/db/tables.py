@@ -796,3 +796,51 @@ contract_credits = Table(
     CheckConstraint("state in ('unactivated', 'activated', 'expired', 'invalid')", name="state"),
 )
 Index("ix_contract_credits_uid", contract_credits.c.uid, contract_credits.c.credit_id)
+
+# -- ND broker rebates (rebates/) ----------------------------------------------------------------
+
+#: The rebate ratio of net fees per ND broker level (absent: ``rebates.rules.DEFAULT_RATIO``).
+nd_rebate_ratios = Table(
+    "nd_rebate_ratios",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("ratio", Money, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+#: The monthly rebate cap per fee level (VIP4 and above; absent: no cap), in USDT.
+nd_rebate_caps = Table(
+    "nd_rebate_caps",
+    metadata,
+    Column("fee_level", String(8), primary_key=True),
+    Column("monthly_cap", Money, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+#: Sub-accounts the operator put in VIP fee-rate mode: they pay their VIP rate and earn their
+#: broker no rebate.
+nd_vip_fee_mode = Table(
+    "nd_vip_fee_mode",
+    metadata,
+    Column("uid", String(20), ForeignKey("users.uid"), primary_key=True),
+    Column("since", TS, nullable=False),
+)
+
+#: One record per (sub-account, HKT day of its fills), written by the daily run at 00:00 HKT of the
+#: next day (``rebate_date``, ``rebate_time``); ``entry_id`` is the broker's payout of that day.
+nd_rebate_records = Table(
+    "nd_rebate_records",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("broker_uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("day", String(8), nullable=False),
+    Column("rebate_date", String(8), nullable=False),
+    Column("rebate_time", TS, nullable=False),
+    Column("income", Money, nullable=False),
+    Column("net_fee", Money, nullable=False),
+    Column("markup_fee", Money, nullable=False),
+    Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    UniqueConstraint("uid", "day", name="uq_nd_rebate_records_uid_day"),
+)
+Index("ix_nd_rebate_records_broker", nd_rebate_records.c.broker_uid, nd_rebate_records.c.rebate_date)

@@ -42,6 +42,7 @@ SYSTEM_ACCOUNTS: dict[str, bool] = {
     "trading_fees": False,  # spot trading fee income at the level's base rates
     "broker_markup": False,  # the part of spot fees above the base rates (ND brokers' markup)
     "fee_credits": True,  # spot fees paid by contract credits (a platform expense)
+    "nd_rebates": True,  # ND brokers' daily rebates paid (a platform expense)
 }
 
 

@@ -19,6 +19,7 @@ from stakehouse import errors as dom
 from stakehouse.api.admin.broker import build_broker_admin
 from stakehouse.api.admin.chain import build_chain_admin
 from stakehouse.api.admin.providers import build_provider_admin
+from stakehouse.api.admin.rebates import build_rebates_admin
 from stakehouse.api.admin.staking import build_staking_admin
 from stakehouse.api.admin.trading import build_trading_admin
 from stakehouse.api.admin.withdrawals import build_withdrawals_admin
@@ -255,6 +256,7 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
     build_staking_admin(r, services)
     build_provider_admin(r, services)
     build_trading_admin(r, services)
+    build_rebates_admin(r, services)
     build_broker_admin(r, services)
     build_chain_admin(r, services)
     build_withdrawals_admin(r, services)

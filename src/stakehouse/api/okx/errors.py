@@ -9,6 +9,7 @@ from typing import Any
 from stakehouse import errors as dom
 from stakehouse.broker.rules import BrokerReason
 from stakehouse.funding.rules import FundingReason
+from stakehouse.rebates.rules import RebateReason
 from stakehouse.staking.rules import StakingReason
 from stakehouse.trading.rules import TradingReason
 
@@ -42,6 +43,7 @@ CODES: dict[str, tuple[int, str]] = {
     "50112": (401, "Invalid OK-ACCESS-TIMESTAMP."),
     "50113": (401, "Invalid signature."),
     "50115": (405, "Invalid request method."),
+    "50119": (200, "API key doesn't exist"),
     "50120": (200, "This API key doesn't have permission to use this function"),
     "51000": (400, "Parameter {param0} error"),
     "51001": (200, "Instrument ID or Spread ID doesn't exist."),
@@ -172,11 +174,17 @@ TRADING_CODES: dict[TradingReason, str] = {
     TradingReason.ORDER_CAP: "50061",
 }
 
+#: ND rebate refusals -> OKX code.
+REBATE_CODES: dict[RebateReason, str] = {
+    RebateReason.NOT_OWN_SUB_ACCOUNT: "59510",
+    RebateReason.API_KEY_MISSING: "50119",
+}
+
 #: Every product's refusal table, by its reason enum: every reason of every enum is in its table
 #: (a test checks it). Provider staking is not served by the OKX API.
 REFUSAL_CODES: dict[type[StrEnum], Mapping[Any, str]] = {
     StakingReason: STAKING_CODES, BrokerReason: BROKER_CODES, FundingReason: FUNDING_CODES,
-    TradingReason: TRADING_CODES,
+    TradingReason: TRADING_CODES, RebateReason: REBATE_CODES,
 }
 #: Spot refusals whose message says more than the code's template (which instrument, which field).
 TRADING_OWN_MESSAGE = frozenset({

@@ -1,7 +1,19 @@
 """Every OKX route, in one table (method, path, permission, rate limit, handler)."""
 
 from stakehouse.api.okx.app import Route
-from stakehouse.api.okx.routes import account, asset, broker, funding, market, public, staking, trade, withdrawal
+from stakehouse.api.okx.routes import (
+    account,
+    asset,
+    broker,
+    funding,
+    market,
+    public,
+    rebates,
+    staking,
+    trade,
+    withdrawal,
+)
 
 ALL: list[Route] = [*public.ROUTES, *asset.ROUTES, *account.ROUTES, *staking.ROUTES, *broker.ROUTES,
-                    *funding.ROUTES, *withdrawal.ROUTES, *market.ROUTES, *trade.ROUTES]
+                    *funding.ROUTES, *withdrawal.ROUTES, *market.ROUTES, *trade.ROUTES,
+                    *rebates.ROUTES]

@@ -1,0 +1,34 @@
+"""Parsers and views of ND rebates for the operator's tools (admin API and CLI)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from stakehouse.clock import to_ms
+from stakehouse.money import fmt
+from stakehouse.operator.providers import parse_decimal
+from stakehouse.rebates.service import Record
+from stakehouse.wiring import Services
+
+
+def settings_out(services: Services) -> dict[str, Any]:
+    ratios, caps = services.rebates.settings()
+    return {"ratios": {str(lv): fmt(r) for lv, r in sorted(ratios.items())},
+            "monthlyCaps": {lv: fmt(c) for lv, c in sorted(caps.items())}}
+
+
+def set_ratio(services: Services, level: int, ratio: str) -> dict[str, str]:
+    return {"level": str(level), "ratio": fmt(services.rebates.set_ratio(level, parse_decimal("ratio", ratio)))}
+
+
+def set_cap(services: Services, fee_level: str, cap: str | None) -> dict[str, str]:
+    value: Decimal | None = parse_decimal("monthlyCap", cap) if cap is not None else None
+    got = services.rebates.set_cap(fee_level, value)
+    return {"level": fee_level, "monthlyCap": fmt(got) if got is not None else ""}
+
+
+def record_out(r: Record) -> dict[str, Any]:
+    return {"subAcct": r.sub_acct, "uid": r.uid, "day": r.day, "rebateDate": r.rebate_date,
+            "rebateTime": str(to_ms(r.rebate_time)), "income": fmt(r.income), "netFee": fmt(r.net_fee),
+            "markupFee": fmt(r.markup_fee)}

@@ -1,0 +1,67 @@
+"""The ND rebate run on a real database: exactly once with two workers racing for it (PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from stakehouse.assets.service import TransferRequest
+from stakehouse.config import Settings
+from stakehouse.db.tables import nd_rebate_records
+from stakehouse.security import new_server_key
+from stakehouse.trading.service import PlaceRequest
+from stakehouse.wiring import Services
+from tests.service.test_provider_staking import START, open_services
+from tests.service.test_trading_concurrency import at_once
+
+D = Decimal
+HKT = dt.timezone(dt.timedelta(hours=8))
+
+
+def day_of_fills(s: Services) -> tuple[str, list[str]]:
+    """A broker with three sub-accounts that each buy BTC once; the broker's uid and theirs."""
+    s.prices.set_price("BTC-USDT", D(60000))
+    broker = s.accounts.create_user(kyc_level=2).uid
+    s.broker.set_broker(broker, level=1)
+    subs = []
+    for i in range(3):
+        sub = s.accounts.create_sub_account(parent_uid=broker, sub_name=f"run{i}{broker[-6:]}").uid
+        s.chain.credit_deposit(sub, "USDT", D(1000))
+        s.assets.transfer(sub, TransferRequest(ccy="USDT", amt=D(1000), from_type=6, to_type=18))
+        s.trading.place(sub, PlaceRequest("BTC-USDT", "cash", "buy", "market", D("0.01"), None, "base_ccy"))
+        subs.append(sub)
+    return broker, subs
+
+
+def next_hkt_midnight(t: dt.datetime) -> dt.datetime:
+    local = t.astimezone(HKT)
+    return dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), HKT).astimezone(dt.UTC)
+
+
+def records(s: Services) -> int:
+    with s.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(nd_rebate_records)).scalar_one())
+
+
+def test_two_workers_run_the_day_once(make_db: Callable[[str], str]) -> None:
+    url = make_db("postgres")
+    s = open_services(url, START)
+    other = Services(Settings(database_url=url, sandbox=True, server_key=new_server_key(), admin_token="t",
+                              log_level="WARNING"))
+    try:
+        broker, _subs = day_of_fills(s)
+        s.sandbox_clock.set_to(next_hkt_midnight(START) + dt.timedelta(minutes=1))  # type: ignore[union-attr]
+        got = at_once([s.runner.run_due, other.runner.run_due, s.runner.run_due, other.runner.run_due])
+        assert not [g for g in got if isinstance(g, Exception)], got
+        ran = [r for batch in got for r in batch if r.job == "nd_rebates"]
+        assert len(ran) == 1 and "3 sub-accounts" in ran[0].result
+        assert records(s) == 3
+        # 3 fills of 0.6 USDT of base fee, 40 % each: 0.72 USDT paid once
+        assert {b.ccy: b.available for b in s.assets.balances(broker, 6)}["USDT"] == D("0.72")
+        assert s.audit().ok, s.audit().as_dict()
+    finally:
+        other.close()
+        s.close()
