@@ -15,8 +15,9 @@ from stakehouse.digits import ascii_digits
 from stakehouse.money import fmt
 
 
-def parse_at(text: str) -> dt.datetime | None:
-    """A time as Unix milliseconds or ISO 8601 with a time zone; empty: ``None`` (now)."""
+def parse_at(text: str, field: str = "at") -> dt.datetime | None:
+    """A time as Unix milliseconds or ISO 8601 with a time zone; empty: ``None`` (now). Errors name
+    ``field``."""
     text = text.strip()
     if not text:
         return None
@@ -25,10 +26,10 @@ def parse_at(text: str) -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         if moment.tzinfo is None:
-            raise dom.InvalidParameter("at", "needs a time zone, e.g. 2026-01-01T00:00:00Z")
+            raise dom.InvalidParameter(field, "needs a time zone, e.g. 2026-01-01T00:00:00Z")
         return moment.astimezone(dt.UTC)
     except (ValueError, OverflowError):  # OverflowError: a zone shifts it past year 1 or 9999
-        raise dom.InvalidParameter("at", "Unix milliseconds or ISO 8601, e.g. 2026-01-01T00:00:00Z") from None
+        raise dom.InvalidParameter(field, "Unix milliseconds or ISO 8601, e.g. 2026-01-01T00:00:00Z") from None
 
 
 def broker_out(info: BrokerInfo) -> dict[str, Any]:

@@ -3,15 +3,16 @@ and pins, fee levels, account levels, contract credits."""
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from stakehouse import errors as dom
 from stakehouse.assets.rules import Instrument
-from stakehouse.clock import MAX_MS, from_ms, to_ms
+from stakehouse.clock import to_ms
 from stakehouse.digits import ascii_digits
 from stakehouse.money import fmt
+from stakehouse.operator.broker import parse_at
+from stakehouse.operator.funding import parse_money
 from stakehouse.operator.providers import parse_decimal
 from stakehouse.trading.credits import Credit
 from stakehouse.trading.prices import IndexPrice, PricePath
@@ -20,12 +21,6 @@ from stakehouse.wiring import Services
 
 #: Path settings the operator may change, by their wire names: (column, parser).
 PATH_FIELDS = ("vol", "drift", "seed", "walk", "spreadBp", "bookLevels", "levelSz")
-
-
-def parse_ms(field: str, text: str) -> dt.datetime:
-    if not ascii_digits(text, 15) or int(text) > MAX_MS:
-        raise dom.InvalidParameter(field, "a Unix time in milliseconds")
-    return from_ms(int(text))
 
 
 def parse_path(values: dict[str, Any]) -> dict[str, object]:
@@ -109,8 +104,10 @@ def credit_out(c: Credit) -> dict[str, Any]:
 def grant_credit(services: Services, uid: str, amt: str, activate_exp_time: str, valid_period: str) -> dict[str, Any]:
     if not ascii_digits(valid_period, 12):
         raise dom.InvalidParameter("validPeriod", "milliseconds, digits only")
-    return credit_out(services.credits.grant(uid, parse_decimal("amt", amt),
-                                             activate_exp_at=parse_ms("activateExpTime", activate_exp_time),
+    deadline = parse_at(activate_exp_time, "activateExpTime")
+    if deadline is None:
+        raise dom.MissingParameter("activateExpTime")
+    return credit_out(services.credits.grant(uid, parse_money("amt", amt), activate_exp_at=deadline,
                                              valid_period_ms=int(valid_period)))
 
 
@@ -152,9 +149,9 @@ def parse_instrument(values: dict[str, Any]) -> dict[str, Any]:
                 raise dom.InvalidParameter(name, "live or suspend")
             out[column] = text
         else:
-            number = parse_decimal(name, text)
-            if not 0 < number < Decimal(10) ** 12 or number != number.quantize(Decimal(1).scaleb(-18)):
-                raise dom.InvalidParameter(name, "a positive decimal below 10^12 with at most 18 decimals")
+            number = parse_money(name, text)  # positive, plain, at most 18 decimals
+            if number >= Decimal(10) ** 12:
+                raise dom.InvalidParameter(name, "below 10^12")
             out[column] = number
     if "min_sz" in out and "lot_sz" in out and out["min_sz"] % out["lot_sz"] != 0:
         raise dom.InvalidParameter("minSz", "must be a multiple of lotSz")

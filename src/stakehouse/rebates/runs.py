@@ -20,6 +20,7 @@ from stakehouse.db.tables import (
     nd_vip_fee_mode,
 )
 from stakehouse.jobs.schedule import Period
+from stakehouse.ledger.audit import money_sum
 from stakehouse.ledger.journal import Ledger
 from stakehouse.ledger.rules import FUNDING, AccountRef, Leg
 from stakehouse.money import ZERO, to_plain
@@ -34,11 +35,17 @@ def ratio_of(conn: Connection, level: int) -> Decimal:
 
 def month_income(conn: Connection, uid: str, day: dt.date) -> Decimal:
     """The sub-account's rebates recorded so far in ``day``'s HKT month."""
-    start = rules.month_start(day).strftime("%Y%m%d")
-    rows = conn.execute(select(nd_rebate_records.c.income).where(
-        nd_rebate_records.c.uid == uid, nd_rebate_records.c.day >= start,
-        nd_rebate_records.c.day < day.strftime("%Y%m%d")))
-    return sum((r.income for r in rows), ZERO)
+    return month_to_date(conn, uid, day, before=day)
+
+
+def month_to_date(conn: Connection, uid: str, day: dt.date, *, before: dt.date | None = None) -> Decimal:
+    """The sub-account's rebates recorded for the days of ``day``'s HKT month (before ``before``)."""
+    c = nd_rebate_records.c
+    q = select(money_sum(conn, c.income)).where(c.uid == uid, c.day >= rules.month_start(day).strftime("%Y%m%d"))
+    if before is not None:
+        q = q.where(c.day < before.strftime("%Y%m%d"))
+    found: Decimal | None = conn.execute(q).scalar_one()
+    return found if found is not None else ZERO
 
 
 def cap_of(conn: Connection, uid: str) -> Decimal | None:

@@ -25,10 +25,11 @@ from stakehouse.db.tables import (
     users,
 )
 from stakehouse.errors import InvalidParameter, NotFound, Refused
+from stakehouse.ledger.audit import money_sum
 from stakehouse.money import ZERO, round_down
 from stakehouse.rebates import rules
 from stakehouse.rebates.rules import RebateReason
-from stakehouse.rebates.runs import cap_of
+from stakehouse.rebates.runs import cap_of, month_to_date
 
 
 @dataclass(frozen=True)
@@ -74,23 +75,23 @@ class RebateService:
             broker = broker_caller(conn, caller_uid)
             names = broker_sub_accounts(conn, broker.uid)
             c = nd_rebate_records.c
-            q = select(nd_rebate_records).where(c.broker_uid == broker.uid)
+            match = [c.broker_uid == broker.uid]
             if query.sub_acct:
-                q = q.where(c.uid == broker_sub_account(conn, broker.uid, query.sub_acct).uid)
+                match.append(c.uid == broker_sub_account(conn, broker.uid, query.sub_acct).uid)
             if query.begin:
-                q = q.where(c.rebate_date >= query.begin)
+                match.append(c.rebate_date >= query.begin)
             if query.end:
-                q = q.where(c.rebate_date < query.end)
+                match.append(c.rebate_date < query.end)
             if query.begin_time is not None:
-                q = q.where(c.rebate_time >= query.begin_time)
+                match.append(c.rebate_time >= query.begin_time)
             if query.end_time is not None:
-                q = q.where(c.rebate_time < query.end_time)
-            everything = conn.execute(q.order_by(c.rebate_time.desc(), c.id.desc())).all()
-        total = sum((r.income for r in everything), ZERO)
-        pages = max(1, -(-len(everything) // query.limit))
-        chosen = everything[(query.page - 1) * query.limit:query.page * query.limit]
+                match.append(c.rebate_time < query.end_time)
+            count, total = conn.execute(select(func.count(), money_sum(conn, c.income)).where(*match)).one()
+            rows = conn.execute(select(nd_rebate_records).where(*match).order_by(c.rebate_time.desc(), c.id.desc())
+                                .offset((query.page - 1) * query.limit).limit(query.limit)).all()
         return RecordPage([Record(names.get(r.uid, ""), r.uid, r.day, r.rebate_date, r.rebate_time, r.income,
-                                  r.net_fee, r.markup_fee) for r in chosen], total, pages, query.page)
+                                  r.net_fee, r.markup_fee) for r in rows], total if total is not None else ZERO,
+                          max(1, -(-count // query.limit)), query.page)
 
     def _own_sub(self, conn: Connection, broker_uid: str, *, api_key: str, uid: str, sub_acct: str) -> User:
         """The broker's sub-account named by ``api_key`` > ``uid`` > ``sub_acct`` (the seed's priority)."""
@@ -117,9 +118,7 @@ class RebateService:
             sub = self._own_sub(conn, broker.uid, api_key=api_key, uid=uid, sub_acct=sub_acct)
             today = rules.hkt_day(self.clock.now())
             # this HKT month's records so far (today's fills are recorded by tomorrow's run)
-            so_far = sum((r.income for r in conn.execute(select(nd_rebate_records.c.income).where(
-                nd_rebate_records.c.uid == sub.uid,
-                nd_rebate_records.c.day >= rules.month_start(today).strftime("%Y%m%d")))), ZERO)
+            so_far = month_to_date(conn, sub.uid, today)
             cap = cap_of(conn, sub.uid)
             capped_level = cap is not None or self._level(conn, sub.uid) in rules.CAPPED_LEVELS
             if conn.execute(select(nd_vip_fee_mode.c.uid).where(nd_vip_fee_mode.c.uid == sub.uid)).first():

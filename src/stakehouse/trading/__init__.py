@@ -18,8 +18,9 @@ from stakehouse.trading.service import TradingService, seed_fee_levels
 def install(c: Container) -> None:
     accounts = c.get(AccountService)
     prices = c.provide(PriceService(c.db, c.clock, c.settings))
-    c.get(UsdPrices).use_index(prices)  # one source of prices: USD valuations read the index
-    trading = c.provide(TradingService(c.db, c.clock, c.ledger, accounts, prices, c.settings))
+    usd = c.get(UsdPrices)
+    usd.use_index(prices)  # one source of prices: USD valuations read the index
+    trading = c.provide(TradingService(c.db, c.clock, c.ledger, accounts, prices, usd, c.settings))
     c.provide(CreditService(c.db, c.clock, accounts))
     c.seeds.append(functools.partial(seed_paths, sandbox=bool(c.settings.sandbox)))
     c.seeds.append(functools.partial(seed_fee_levels, taker=c.settings.spot_taker_fee_rate,

@@ -34,8 +34,6 @@ from stakehouse.trading.market_rules import BARS, Candle, aggregate, bar_start, 
 from stakehouse.trading.rules import TradingReason
 
 MINUTE_MS = 60_000
-#: Stablecoins valued at one US dollar (and one USDT).
-USD_PEGGED = ("USDT", "USD", "USDC")
 
 
 @dataclass(frozen=True)
@@ -166,20 +164,6 @@ class PriceService:
                               f"The index price of {inst_id} is stale ({int(age)} s old); orders are paused",
                               instId=inst_id)
         return found.px
-
-    def usdt_value_in(self, conn: Connection, ccy: str, at: dt.datetime) -> Decimal | None:
-        """The price of one ``ccy`` in USDT at ``at`` (in a write transaction): 1 for USD stablecoins,
-        else the ``{ccy}-USDT`` index, or through BTC for a currency quoted only in BTC; ``None``
-        when there is none."""
-        if ccy in USD_PEGGED:
-            return Decimal(1)
-        for inst_id in (f"{ccy}-USDT", f"{ccy}-BTC", "BTC-USDT"):
-            self.price_until(conn, inst_id, at)
-        direct = self.latest_in(conn, f"{ccy}-USDT", at)
-        if direct is not None:
-            return direct.px
-        via, btc = self.latest_in(conn, f"{ccy}-BTC", at), self.latest_in(conn, "BTC-USDT", at)
-        return via.px * btc.px if via is not None and btc is not None else None
 
     def latest(self, inst_ids: list[str]) -> dict[str, IndexPrice]:
         self._priced(inst_ids)

@@ -20,16 +20,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
+from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
 from stakehouse.accounts.service import AccountService, User
+from stakehouse.assets.prices import UsdPrices
 from stakehouse.broker import rules as broker_rules
 from stakehouse.broker.service import fee_changes_in
 from stakehouse.clock import Clock
 from stakehouse.config import Settings
 from stakehouse.db.dialect import dialect_insert, for_update
 from stakehouse.db.engine import Database
+from stakehouse.db.paging import newest_first_by_id
 from stakehouse.db.tables import (
     account_fee_levels,
     brokers,
@@ -185,12 +187,14 @@ def instrument_rules(conn: Connection, inst_id: str, *, new_orders: bool = True)
 
 class TradingService:
     def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService, prices: PriceService,
-                 settings: Settings) -> None:
+                 usd: UsdPrices, settings: Settings) -> None:
         self.db = db
         self.clock = clock
         self.ledger = ledger
         self.accounts = accounts
         self.prices = prices
+        #: The one price book: what a fill's fee and amount are worth (USDT counted as one dollar).
+        self.usd = usd
         self.settings = settings
 
     # -- placing ---------------------------------------------------------------------------------
@@ -324,8 +328,7 @@ class TradingService:
         for credit_id, used in credit_uses:
             conn.execute(contract_credits.update().where(contract_credits.c.credit_id == credit_id)
                          .values(used=used, updated_at=at))
-        quote_px = Decimal(1) if inst.quote_ccy in ("USDT",) else self._usdt_price(conn, inst.quote_ccy, inst, index,
-                                                                                     at)
+        quote_px = self._usdt_price(conn, inst.quote_ccy, inst, index, at)
         values = {
             "ord_id": row.ord_id, "uid": uid, "broker_uid": broker_uid, "inst_id": inst.inst_id,
             "side": row.side, "tag": row.tag, "exec_type": exec_type, "fill_px": fill_px, "fill_sz": t.fill_sz,
@@ -360,11 +363,11 @@ class TradingService:
 
     def _usdt_price(self, conn: Connection, ccy: str, inst: InstrumentRules, index: Decimal, at: dt.datetime
                     ) -> Decimal:
-        """One ``ccy`` in USDT at the fill: the fill's own index for a USDT pair's base."""
+        """One ``ccy`` in USDT at the fill: the fill's own index for a USDT pair's base, else the one
+        USD price book (zero when it has no price)."""
         if ccy == inst.base_ccy and inst.quote_ccy == "USDT":
             return index
-        found = self.prices.usdt_value_in(conn, ccy, at)
-        return found if found is not None else ZERO
+        return self.usd.price_at(conn, ccy, at) or ZERO
 
     @staticmethod
     def _plan_credits(conn: Connection, uid: str, fee: Decimal, fee_px: Decimal, scale: int, at: dt.datetime
@@ -453,12 +456,13 @@ class TradingService:
             q = q.where(c.inst_id == query.inst_id)
         if query.ord_type:
             q = q.where(c.ord_type == query.ord_type)
-        q, newest_first = _window(q, c.ord_id, c.created_at, query.after, query.before, query.begin, query.end,
-                                  query.limit)
+        if query.begin is not None:
+            q = q.where(c.created_at >= query.begin)
+        if query.end is not None:
+            q = q.where(c.created_at <= query.end)
+        q = newest_first_by_id(q, c.ord_id, after=query.after, before=query.before, limit=query.limit)
         with self.db.query() as conn:
-            rows = conn.execute(q).all()
-        out = [_order(r, _fill_from_join(r)) for r in rows]
-        return out if newest_first else list(reversed(out))
+            return [_order(r, _fill_from_join(r)) for r in conn.execute(q)]
 
     def fills(self, uid: str, query: FillQuery, *, since: dt.datetime) -> list[Fill]:
         f = fills.c
@@ -468,11 +472,13 @@ class TradingService:
             q = q.where(f.inst_id == query.inst_id)
         if query.ord_id is not None:
             q = q.where(f.ord_id == query.ord_id)
-        q, newest_first = _window(q, f.trade_id, f.ts, query.after, query.before, query.begin, query.end,
-                                  query.limit)
+        if query.begin is not None:
+            q = q.where(f.ts >= query.begin)
+        if query.end is not None:
+            q = q.where(f.ts <= query.end)
+        q = newest_first_by_id(q, f.trade_id, after=query.after, before=query.before, limit=query.limit)
         with self.db.query() as conn:
-            out = [_fill(r, r.cl_ord_id) for r in conn.execute(q)]
-        return out if newest_first else list(reversed(out))
+            return [_fill(r, r.cl_ord_id) for r in conn.execute(q)]
 
     # -- fee levels ------------------------------------------------------------------------------
 
@@ -521,24 +527,6 @@ def nd_broker_of(conn: Connection, user: User) -> str | None:
         return None
     found = conn.execute(select(brokers.c.uid).where(brokers.c.uid == user.group_uid)).first()
     return user.group_uid if found is not None else None
-
-
-def _window(q: Select[Any], id_col: ColumnElement[int], ts_col: ColumnElement[dt.datetime], after: int | None,
-            before: int | None, begin: dt.datetime | None, end: dt.datetime | None, limit: int
-            ) -> tuple[Select[Any], bool]:
-    """OKX paging on an id cursor (``after``: older, ``before``: newer) and a time window
-    (``begin``/``end``, inclusive): the query, and whether it reads newest first (with ``before``
-    it reads the ``limit`` rows just past the cursor, oldest first, to be reversed)."""
-    if begin is not None:
-        q = q.where(ts_col >= begin)
-    if end is not None:
-        q = q.where(ts_col <= end)
-    if after is not None:
-        q = q.where(id_col < after)
-    if before is not None:
-        q = q.where(id_col > before)
-    newest_first = before is None
-    return q.order_by(id_col.desc() if newest_first else id_col.asc()).limit(limit), newest_first
 
 
 def _fill_from_join(r: Row[Any]) -> Fill | None:
