@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ class Stack:
 def start_stack(database_url: str, **settings: Any) -> Stack:
     values: dict[str, Any] = {"database_url": database_url, "sandbox": True, "server_key": new_server_key(),
                               "admin_token": ADMIN_TOKEN, "rate_limit_factor": 1000.0, "key_expiry_enabled": True,
-                              "log_level": "WARNING"}
+                              "log_level": "WARNING", "files_dir": tempfile.mkdtemp(prefix="stakehouse-files-")}
     values.update(settings)
     services = Services(Settings(**values))
     app = create_app(services, ADMIN_TOKEN)
@@ -113,7 +114,8 @@ def start_server_process(db: str, server_key: str, **env: str) -> tuple[subproce
     ``env``); returns the process and its base URL once it answers."""
     port = free_port()
     environ = {**os.environ, "STAKEHOUSE_SERVER_KEY": server_key, "STAKEHOUSE_ADMIN_TOKEN": ADMIN_TOKEN,
-               "STAKEHOUSE_LOG_LEVEL": "WARNING", **env}
+               "STAKEHOUSE_LOG_LEVEL": "WARNING", "STAKEHOUSE_FILES_DIR": tempfile.mkdtemp(prefix="stakehouse-files-"),
+               **env}
     proc = subprocess.Popen([sys.executable, "-m", "stakehouse.cli", "serve", "--db", db, "--port", str(port)],
                             env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

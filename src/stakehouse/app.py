@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stakehouse import __version__
+from stakehouse.api import files
 from stakehouse.api.admin.routes import build_admin
 from stakehouse.api.gemini import app as gemini
 from stakehouse.api.net import AnyMethod
@@ -136,6 +137,7 @@ def create_app(services: Services, admin_token: str) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     build_admin(app, services, admin_token)
+    files.install(app, services)
     # Each adapter puts its one dispatch route at the front of the table: the last installed is
     # tried first, so the OKX hot path (after /bare) matches no other pattern before its own.
     gemini.install(app, services, limiter)

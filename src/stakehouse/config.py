@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     #: How often (seconds) ``serve --sandbox`` and ``worker`` look for due jobs.
     job_poll_seconds: float = 5.0
+    #: Where rebate detail files are written (every API worker and the job worker must see the same
+    #: directory). Unset: ``rebate-files`` next to the sandbox's SQLite file, else ``./data/rebate-files``.
+    files_dir: str = ""
+    #: A requested rebate detail file is written this many seconds later (0: at the next job tick).
+    rebate_file_delay_seconds: int = Field(0, ge=0, le=86_400)
+    #: The base URL download links point at (``https://api.example.com``). Unset: the request's Host.
+    public_url: str = ""
     log_level: str = "INFO"
     #: Log format: ``json`` (default) or ``console``.
     log_format: str = "json"
@@ -96,6 +103,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def files_path(self) -> Path:
+        if self.files_dir:
+            return Path(self.files_dir)
+        db = self.sqlite_path()
+        return db.parent / "rebate-files" if db is not None else Path("data") / "rebate-files"
 
     def sqlite_path(self) -> Path | None:
         if not self.is_sqlite:

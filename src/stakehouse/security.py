@@ -24,6 +24,12 @@ class SecretBox:
 
     def __init__(self, server_key: str) -> None:
         self._fernet = Fernet(server_key.encode())
+        self._key = server_key.encode()
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for ``purpose`` (e.g. signing download links) derived from the server key: the
+        server key itself never leaves this object."""
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

@@ -29,6 +29,8 @@ from stakehouse.db.tables import meta
 from stakehouse.funding.deposits import ChainService
 from stakehouse.funding.withdrawals import WithdrawalService
 from stakehouse.jobs.schedule import Daily
+from stakehouse.rebates.fd import FdBrokerService
+from stakehouse.rebates.files import RebateFileService
 from stakehouse.rebates.service import RebateService
 from stakehouse.sandbox.clock import SandboxClock
 from stakehouse.security import SecretBox, new_server_key
@@ -128,6 +130,14 @@ class Services(Container):
     @property
     def rebates(self) -> RebateService:
         return self.get(RebateService)
+
+    @property
+    def fd_brokers(self) -> FdBrokerService:
+        return self.get(FdBrokerService)
+
+    @property
+    def rebate_files(self) -> RebateFileService:
+        return self.get(RebateFileService)
 
     @property
     def calendar(self) -> Daily:

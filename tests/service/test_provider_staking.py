@@ -70,13 +70,13 @@ START = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 ALL = EventQuery(limit=500, sort_asc=True)
 
 
-def open_services(url: str, start: dt.datetime) -> Services:
+def open_services(url: str, start: dt.datetime, **settings: Any) -> Services:
     db = Database(url)
     upgrade(db)
     SandboxClock(db).ensure(start=start, running=False)  # a frozen clock at `start`
     db.dispose()
     s = Services(Settings(database_url=url, sandbox=True, server_key=new_server_key(), admin_token="t",
-                          log_level="WARNING"))
+                          log_level="WARNING", **settings))
     assert s.clock.now() == start and s.runner.origin() == start
     for path in s.prices.paths():  # USD prices as the operator sets them: the markets' walks held still
         s.prices.set_path(path.inst_id, walk=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -61,6 +62,31 @@ def test_two_workers_run_the_day_once(make_db: Callable[[str], str]) -> None:
         assert records(s) == 3
         # 3 fills of 0.6 USDT of base fee, 40 % each: 0.72 USDT paid once
         assert {b.ccy: b.available for b in s.assets.balances(broker, 6)}["USDT"] == D("0.72")
+        assert s.audit().ok, s.audit().as_dict()
+    finally:
+        other.close()
+        s.close()
+
+
+def test_two_workers_write_a_detail_file_once(make_db: Callable[[str], str], tmp_path: Path) -> None:
+    url = make_db("postgres")
+    files = tmp_path / "files"
+    s = open_services(url, START, files_dir=str(files))
+    other = Services(Settings(database_url=url, sandbox=True, server_key=s.settings.server_key, admin_token="t",
+                              log_level="WARNING", files_dir=str(files)))
+    try:
+        broker, _subs = day_of_fills(s)
+        day = START.astimezone(HKT).date()
+        s.sandbox_clock.set_to(next_hkt_midnight(START) + dt.timedelta(minutes=1))  # type: ignore[union-attr]
+        s.runner.run_due()
+        assert other.rebate_files.request(broker, "nd", day, day + dt.timedelta(days=1)) == (False, s.clock.now())
+        got = at_once([s.runner.run_due, other.runner.run_due, s.runner.run_due, other.runner.run_due])
+        assert not [g for g in got if isinstance(g, Exception)], got
+        written = [r for batch in got for r in batch if r.job == "rebate_files"]
+        assert [r.result for r in written] == ["1 done"]
+        [listed] = other.rebate_files.files(broker, "nd", "http://x")
+        assert listed.state == "finished" and [p.name for p in files.iterdir()] == [listed.href.split("/")[-1]
+                                                                                    .split("?")[0]]
         assert s.audit().ok, s.audit().as_dict()
     finally:
         other.close()

@@ -33,3 +33,35 @@ def test_rebate_commands(backend: str, make_db: Callable[[str], str]) -> None:
         assert svc.rebates.settings()[0][2] == Decimal("0.55")  # what the command stored is what the run reads
     finally:
         svc.close()
+
+
+def test_fd_broker_commands(backend: str, make_db: Callable[[str], str]) -> None:
+    db, key = make_db(backend), new_server_key()
+    svc = Services(Settings(database_url=db, server_key=key, sandbox=True))
+    try:
+        master = svc.accounts.create_user(kyc_level=2)
+        user = svc.accounts.create_user(kyc_level=2)
+        svc.broker.set_broker(master.uid, level=1)
+        sub = svc.accounts.create_sub_account(parent_uid=master.uid, sub_name="clifdsub")
+        made = run("rebates", "fd-set", master.uid, "0.3", "--client-ratio", "0.25", "--types", "api,oauth",
+                   "--code", "6099c63a8d75SCDE", db=db, key=key)
+        assert made == {"uid": master.uid, "brokerCode": "6099c63a8d75SCDE", "types": ["api", "oauth"],
+                        "ratio": "0.3", "clientRebateRatio": "0.25", "expired": False}
+        # a change keeps the code when none is given
+        assert run("rebates", "fd-set", master.uid, "0.35", db=db, key=key)["brokerCode"] == "6099c63a8d75SCDE"
+        assert "code" in fails("rebates", "fd-set", user.uid, "0.3", "--code", "short", db=db, key=key)
+        assert "types" in fails("rebates", "fd-set", user.uid, "0.3", "--types", "web", db=db, key=key)
+        assert "ratio" in fails("rebates", "fd-set", user.uid, "1.5", db=db, key=key)
+        assert "another broker" in fails("rebates", "fd-set", user.uid, "0.3", "--code", "6099c63a8d75SCDE", db=db,
+                                         key=key)
+        assert "master" in fails("rebates", "fd-set", sub.uid, "0.3", db=db, key=key)
+        assert run("rebates", "fd-expired", master.uid, db=db, key=key)["expired"] is True
+        assert run("rebates", "fd-expired", master.uid, "--valid", db=db, key=key)["expired"] is False
+        assert run("rebates", "fd-affiliate", master.uid, user.uid, db=db, key=key) == {
+            "uid": master.uid, "user": user.uid, "affiliated": True}
+        assert "FD broker" in fails("rebates", "fd-affiliate", user.uid, master.uid, db=db, key=key)
+        assert [b["uid"] for b in run("rebates", "fd-list", db=db, key=key)] == [master.uid]
+        assert run("rebates", "fd-records", master.uid, db=db, key=key) == []
+        assert svc.fd_brokers.get(master.uid).ratio == Decimal("0.35")  # what the run reads
+    finally:
+        svc.close()

@@ -1,5 +1,7 @@
-"""ND rebate arithmetic (``rebates/rules.py``): per fill rounded down to 8 decimals, sums per
-sub-account, caps, dates."""
+"""Rebate arithmetic (``rebates/rules.py``): per fill rounded down to 8 decimals, credits
+excluded from the fees rebates are paid on, caps, a cut day spread over its fills, the FD split and
+``if-rebate`` types, file ranges, dates; and the daily run's SQL rebate equals the pure rule on
+both databases."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stakehouse.rebates import rules
-from stakehouse.rebates.rules import FillFees
+from stakehouse.trading.rules import paid_in_money
 
 D = Decimal
 usdt = st.decimals(min_value=D(0), max_value=D(10**6), places=12)
@@ -28,16 +30,6 @@ def test_a_fill_rebate_is_rounded_down_never_up(ratio: Decimal, net: Decimal, ma
     got = rules.fill_rebate(ratio, net, markup)
     exact = ratio * net + markup
     assert got <= exact < got + D("0.00000001") and got == got.quantize(D("0.00000001"))
-
-
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), usdt, usdt), max_size=30), ratios)
-def test_day_records_sum_each_sub_accounts_fills(fills: list[tuple[str, Decimal, Decimal]], ratio: Decimal) -> None:
-    records = rules.day_records([FillFees(u, n, m) for u, n, m in fills], ratio)
-    assert [r.uid for r in records] == sorted({u for u, _, _ in fills})
-    for r in records:
-        mine = [(n, m) for u, n, m in fills if u == r.uid]
-        assert r.income == sum((rules.fill_rebate(ratio, n, m) for n, m in mine), D(0))
-        assert (r.net_fee, r.markup_fee) == (sum((n for n, _ in mine), D(0)), sum((m for _, m in mine), D(0)))
 
 
 @pytest.mark.parametrize(("income", "so_far", "cap", "expected"), [
@@ -60,3 +52,68 @@ def test_dates(text: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError, match="begin"):
             rules.parse_day(text, "begin")
+
+
+@given(st.decimals(min_value=D(0), max_value=D(100), places=8), st.decimals(min_value=D(0), max_value=D(100), places=8),
+       st.decimals(min_value=D(0), max_value=D(300), places=8))
+def test_credits_pay_the_base_fee_first_and_are_not_rebated(base: Decimal, markup: Decimal, credit: Decimal) -> None:
+    credit = min(credit, base + markup)  # credits never pay more than the fee
+    net, money_markup = paid_in_money(base, markup, credit)
+    assert net + money_markup + credit == base + markup
+    assert 0 <= net <= base and 0 <= money_markup <= markup
+    assert net == max(base - credit, D(0))  # the base first
+    if credit == base + markup:  # a fee paid wholly by credits earns the broker nothing
+        assert rules.fill_rebate(D("0.4"), net, money_markup) == 0
+
+
+@given(st.lists(st.decimals(min_value=D(-5), max_value=D(50), places=8), max_size=20), st.data())
+def test_a_cut_day_is_spread_over_its_fills_exactly(raws: list[Decimal], data: st.DataObject) -> None:
+    whole = max(sum(raws, D(0)), D(0))
+    target = data.draw(st.decimals(min_value=D(0), max_value=whole, places=8))
+    shares = rules.allocate(raws, target)
+    assert sum(shares, D(0)) == target and len(shares) == len(raws)
+    if target == sum(raws, D(0)):
+        assert shares == raws
+    else:
+        assert all(D(0) <= s <= max(r, D(0)) for s, r in zip(shares, raws, strict=True))
+
+
+def test_a_cut_day_is_spread_in_time_order() -> None:
+    assert rules.allocate([D(3), D(2), D(4)], D(4)) == [D(3), D(1), D(0)]
+    assert rules.allocate([D(-1), D(2)], D(0)) == [D(0), D(0)]  # a negative day is paid as zero
+    assert rules.allocate([D(-1), D(2)], D(1)) == [D(-1), D(2)]  # uncut: the fills' own rebates
+
+
+@given(st.decimals(min_value=D(0), max_value=D(10**6), places=8), ratios)
+def test_the_fd_split_adds_up_and_rounds_the_users_part_down(total: Decimal, client: Decimal) -> None:
+    broker, user = rules.fd_split(total, client)
+    assert broker + user == total and user == user.quantize(D("0.00000001"))
+    assert user <= total * client < user + D("0.00000001")
+
+
+def test_fd_fill_rebate_and_if_rebate_types() -> None:
+    assert rules.fd_fill_rebate(D("0.3"), D("0.123456789")) == D("0.03703703")
+    assert rules.fd_split(D("0.03703703"), D("0.2")) == (D("0.02962963"), D("0.0074074"))
+    t = rules.fd_rebate_type
+    assert t(expired=False, level="Lv1", month_so_far=D(0), cap=None) == "0"
+    assert t(expired=True, level="VIP7", month_so_far=D(9), cap=D(1)) == "1"  # expired comes first
+    assert t(expired=False, level="VIP6", month_so_far=D(0), cap=None) == "3"
+    assert t(expired=False, level="VIP5", month_so_far=D(5), cap=D(5)) == "2"
+    assert t(expired=False, level="VIP5", month_so_far=D("4.9"), cap=D(5)) == "0"
+
+
+@pytest.mark.parametrize(("begin", "end", "reason"), [
+    ("20260101", "20260102", None), ("20260101", "20260630", None),  # 180 days
+    ("20260101", "20260701", rules.RebateReason.RANGE_TOO_LONG),
+    ("20260102", "20260102", rules.RebateReason.END_BEFORE_BEGIN),
+    ("20260103", "20260102", rules.RebateReason.END_BEFORE_BEGIN),
+])
+def test_file_ranges(begin: str, end: str, reason: rules.RebateReason | None) -> None:
+    assert rules.file_range(rules.parse_day(begin, "begin"), rules.parse_day(end, "end")) is reason
+
+
+@pytest.mark.parametrize(("code", "ok"), [("6099c63a8d75SCDE", True), ("6099c63a8d75SCD", False),
+                                          ("6099c63a8d75SCDE1", False), ("6099c63a8d75SCD-", False),
+                                          ("6099c63a8d75SCD\u0661", False)])
+def test_broker_codes(code: str, ok: bool) -> None:
+    assert rules.valid_code(code) is ok

@@ -29,7 +29,7 @@ import structlog
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy import exc as sa_exc
 
-from stakehouse.money import to_plain
+from stakehouse.money import round_down, to_plain
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +70,25 @@ class _DecSum:
         return to_plain(self.total)
 
 
+def _dec(value: Any) -> Decimal:
+    return Decimal(str(value)) if value is not None else Decimal(0)
+
+
+def _decmul(a: Any, b: Any) -> str:
+    """Exact ``a * b`` over decimal TEXT for SQLite (``decmul``)."""
+    return to_plain(_dec(a) * _dec(b))
+
+
+def _decadd(a: Any, b: Any) -> str:
+    """Exact ``a + b`` over decimal TEXT for SQLite (``decadd``)."""
+    return to_plain(_dec(a) + _dec(b))
+
+
+def _dectrunc(a: Any, scale: int) -> str:
+    """``a`` rounded toward zero to ``scale`` decimals, as PostgreSQL's ``trunc(a, scale)`` (``dectrunc``)."""
+    return to_plain(round_down(_dec(a), int(scale)))
+
+
 def sqlite_path(url: str) -> str:
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if not path or path == ":memory:" or path.startswith("file:"):
@@ -95,6 +114,9 @@ def _sqlite_engine(url: str, *, immediate: bool | None) -> Engine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
         dbapi_conn.create_aggregate("decsum", 1, _DecSum)  # type: ignore[arg-type]
+        dbapi_conn.create_function("decmul", 2, _decmul, deterministic=True)
+        dbapi_conn.create_function("decadd", 2, _decadd, deterministic=True)
+        dbapi_conn.create_function("dectrunc", 2, _dectrunc, deterministic=True)
 
     if immediate is not None:
 

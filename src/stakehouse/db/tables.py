@@ -841,6 +841,85 @@ nd_rebate_records = Table(
     Column("net_fee", Money, nullable=False),
     Column("markup_fee", Money, nullable=False),
     Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    #: The broker level's ratio the run used (the detail file recomputes each fill's rebate with it).
+    Column("ratio", Money, nullable=False, server_default="0.4"),
     UniqueConstraint("uid", "day", name="uq_nd_rebate_records_uid_day"),
 )
 Index("ix_nd_rebate_records_broker", nd_rebate_records.c.broker_uid, nd_rebate_records.c.rebate_date)
+
+# -- FD brokers and rebate detail files (rebates/) ------------------------------------------------
+
+#: Fully disclosed brokers: a master account whose ``code`` (16 characters) users put in their
+#: orders' ``tag``. ``api``/``oauth`` are its broker types; ``ratio`` of a tagged fill's net fee is
+#: the rebate, ``client_ratio`` of that goes to the user; ``expired``: its identification expired
+#: (it earns nothing until the operator clears it).
+fd_brokers = Table(
+    "fd_brokers",
+    metadata,
+    Column("uid", String(20), ForeignKey("users.uid"), primary_key=True),
+    Column("code", String(16), nullable=False, unique=True),
+    Column("api", Boolean, nullable=False),
+    Column("oauth", Boolean, nullable=False),
+    Column("ratio", Money, nullable=False),
+    Column("client_ratio", Money, nullable=False),
+    Column("expired", Boolean, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    CheckConstraint("api or oauth", name="a_type"),
+)
+
+#: Users the operator linked to an FD broker (invited by it): ``affiliated`` in its files.
+fd_affiliations = Table(
+    "fd_affiliations",
+    metadata,
+    Column("broker_uid", String(20), ForeignKey("users.uid"), primary_key=True),
+    Column("uid", String(20), ForeignKey("users.uid"), primary_key=True),
+    Column("since", TS, nullable=False),
+)
+
+#: One record per (FD broker, broker type, user, HKT day of the user's tagged fills), written by
+#: the daily run with ``ratio``/``client_ratio`` as they were; ``entry_id`` is the day's payout.
+fd_rebate_records = Table(
+    "fd_rebate_records",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("broker_uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("broker_type", String(8), nullable=False),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("day", String(8), nullable=False),
+    Column("rebate_time", TS, nullable=False),
+    Column("level", String(8), nullable=False),  # the user's fee level at the run
+    Column("affiliated", Boolean, nullable=False),
+    Column("ratio", Money, nullable=False),
+    Column("client_ratio", Money, nullable=False),
+    Column("net_fee", Money, nullable=False),
+    Column("broker_rebate", Money, nullable=False),
+    Column("user_rebate", Money, nullable=False),
+    Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    CheckConstraint("broker_type in ('api', 'oauth')", name="broker_type"),
+    UniqueConstraint("broker_uid", "broker_type", "uid", "day", name="uq_fd_rebate_records_day"),
+)
+Index("ix_fd_rebate_records_uid_day", fd_rebate_records.c.uid, fd_rebate_records.c.day)
+
+#: Rebate detail files (``rebate-per-orders``): one per (broker, kind, broker type, range), asked
+#: for at ``requested_at`` (``cTime``), written by the ``rebate_files`` job (``state``
+#: ``ongoing`` -> ``finished`` at ``finished_at``) into the files directory as ``name``.
+rebate_files = Table(
+    "rebate_files",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("broker_uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("kind", String(2), nullable=False),
+    Column("broker_type", String(8), nullable=False),
+    Column("begin_day", String(8), nullable=False),
+    Column("end_day", String(8), nullable=False),
+    Column("requested_at", TS, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Column("name", String(64), nullable=True),
+    Column("rows", Integer, nullable=True),
+    CheckConstraint("kind in ('nd', 'fd')", name="kind"),
+    CheckConstraint("state in ('ongoing', 'finished')", name="state"),
+    UniqueConstraint("broker_uid", "kind", "broker_type", "begin_day", "end_day", name="uq_rebate_files_range"),
+)
+Index("ix_rebate_files_state", rebate_files.c.state, rebate_files.c.requested_at)

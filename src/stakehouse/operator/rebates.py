@@ -1,4 +1,4 @@
-"""Parsers and views of ND rebates for the operator's tools (admin API and CLI)."""
+"""Parsers and views of broker rebates (ND and FD) for the operator's tools (admin API and CLI)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from stakehouse.clock import to_ms
 from stakehouse.money import fmt
 from stakehouse.operator.providers import parse_decimal
+from stakehouse.rebates.fd import FdBroker, FdRecord
 from stakehouse.rebates.service import Record
 from stakehouse.wiring import Services
 
@@ -32,3 +33,21 @@ def record_out(r: Record) -> dict[str, Any]:
     return {"subAcct": r.sub_acct, "uid": r.uid, "day": r.day, "rebateDate": r.rebate_date,
             "rebateTime": str(to_ms(r.rebate_time)), "income": fmt(r.income), "netFee": fmt(r.net_fee),
             "markupFee": fmt(r.markup_fee)}
+
+
+# -- FD brokers ----------------------------------------------------------------------------------
+
+def fd_out(b: FdBroker) -> dict[str, Any]:
+    return {"uid": b.uid, "brokerCode": b.code, "types": list(b.types), "ratio": fmt(b.ratio),
+            "clientRebateRatio": fmt(b.client_ratio), "expired": b.expired}
+
+
+def set_up_fd(services: Services, uid: str, *, code: str | None, types: list[str], ratio: str,
+              client_ratio: str) -> dict[str, Any]:
+    return fd_out(services.fd_brokers.set_up(uid, code=code, types=tuple(types), ratio=parse_decimal("ratio", ratio),
+                                             client_ratio=parse_decimal("clientRebateRatio", client_ratio)))
+
+
+def fd_record_out(r: FdRecord) -> dict[str, Any]:
+    return {"uid": r.uid, "brokerType": r.broker_type, "day": r.day, "level": r.level, "affiliated": r.affiliated,
+            "netFee": fmt(r.net_fee), "brokerRebate": fmt(r.broker_rebate), "userRebate": fmt(r.user_rebate)}

@@ -16,7 +16,6 @@ from stakehouse.clock import Clock
 from stakehouse.db.dialect import dialect_insert
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import (
-    account_fee_levels,
     api_keys,
     nd_rebate_caps,
     nd_rebate_ratios,
@@ -29,7 +28,7 @@ from stakehouse.ledger.audit import money_sum
 from stakehouse.money import ZERO, round_down
 from stakehouse.rebates import rules
 from stakehouse.rebates.rules import RebateReason
-from stakehouse.rebates.runs import cap_of, month_to_date
+from stakehouse.rebates.runs import cap_of, level_of, month_to_date
 
 
 @dataclass(frozen=True)
@@ -120,18 +119,12 @@ class RebateService:
             # this HKT month's records so far (today's fills are recorded by tomorrow's run)
             so_far = month_to_date(conn, sub.uid, today)
             cap = cap_of(conn, sub.uid)
-            capped_level = cap is not None or self._level(conn, sub.uid) in rules.CAPPED_LEVELS
+            capped_level = cap is not None or level_of(conn, sub.uid) in rules.CAPPED_LEVELS
             if conn.execute(select(nd_vip_fee_mode.c.uid).where(nd_vip_fee_mode.c.uid == sub.uid)).first():
                 return "3", so_far if capped_level else None
             if cap is not None and so_far >= cap:
                 return "2", so_far
             return "0", so_far if capped_level else None
-
-    @staticmethod
-    def _level(conn: Connection, uid: str) -> str:
-        found: str | None = conn.execute(select(account_fee_levels.c.level)
-                                         .where(account_fee_levels.c.uid == uid)).scalar_one_or_none()
-        return found or "Lv1"
 
     # -- the operator --------------------------------------------------------------------------
 

@@ -222,6 +222,13 @@ def fee_split(received: Decimal, *, rate: Decimal, base_rate: Decimal, scale: in
     return total, base, total - base
 
 
+def paid_in_money(base_fee: Decimal, markup: Decimal, credit_fee: Decimal) -> tuple[Decimal, Decimal]:
+    """(base fee, markup) of a fill paid in money when contract credits paid ``credit_fee`` of it:
+    credits take the base fee first, then the markup (spec 5's ``netFee`` and ``markupFee``)."""
+    credit_base = min(credit_fee, base_fee)
+    return base_fee - credit_base, markup - (credit_fee - credit_base)
+
+
 def credit_cover(fee: Decimal, fee_value: Decimal, remaining: Decimal, px: Decimal, scale: int
                  ) -> tuple[Decimal, Decimal]:
     """How much of a fee a credit pays: (part of the fee in its currency, credit used in the

@@ -301,7 +301,7 @@ class TradingService:
         credit_fee, credit_uses = (self._plan_credits(conn, user.uid, total, fee_px, get_scale, at) if broker_uid
                                    else (ZERO, []))
         money_fee = total - credit_fee
-        credit_base = min(credit_fee, base_fee)  # what credits paid of the base fee; the rest of theirs, of the markup
+        net_fee, money_markup = rules.paid_in_money(base_fee, markup, credit_fee)
         uid = user.uid
         legs: list[Leg] = []
         pay_ref = AccountRef.user(uid, TRADING, t.pay_ccy)
@@ -336,8 +336,7 @@ class TradingService:
             "fee": total, "base_fee": base_fee, "markup_fee": markup, "credit_fee": credit_fee,
             "amt_usdt": round_down(t.quote_amt * quote_px, 18), "fee_usdt": round_down(total * fee_px, 18),
             # for rebates (spec 5): the base fee and the markup paid in money, credits taking the base first
-            "net_fee_usdt": round_down((base_fee - credit_base) * fee_px, 18),
-            "markup_usdt": round_down((markup - (credit_fee - credit_base)) * fee_px, 18),
+            "net_fee_usdt": round_down(net_fee * fee_px, 18), "markup_usdt": round_down(money_markup * fee_px, 18),
             "entry_id": posted.entry_id, "ts": at,
         }
         trade_id: int = conn.execute(fills.insert().values(**values).returning(fills.c.trade_id)).scalar_one()

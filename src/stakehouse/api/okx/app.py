@@ -13,6 +13,7 @@ logged and answered 50026, and the connection stays open in both cases.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -48,6 +49,9 @@ PASSPHRASE_CHECKS_AT_ONCE = 2
 THROTTLED_MSG = "Too Many Requests: too many wrong passphrases from this IP or for this API key; try again later"
 
 
+_HOST = re.compile(r"[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
+
+
 class Call(NamedTuple):
     """What a route handler gets: the services, the parsed parameters, the caller (a named tuple:
     one is made per request)."""
@@ -56,6 +60,15 @@ class Call(NamedTuple):
     params: Params
     auth: AuthContext | None
     ip: str
+    #: The request's ``Host`` header (links this server hands out point at it, unless ``public_url`` is set).
+    host: str = ""
+
+    @property
+    def base_url(self) -> str:
+        """Where links to this server point: ``public_url``, else the request's host (when it is a
+        plain ``name[:port]``)."""
+        host = self.host if _HOST.fullmatch(self.host) else "localhost"
+        return self.services.settings.public_url or f"http://{host}"
 
     @property
     def caller(self) -> AuthContext:
@@ -262,7 +275,7 @@ class OkxAdapter:
                 return error_response(err)
             if auth is not None and self.services.accounts.touch_due(auth.key, self.services.clock.now()):
                 await self._touch(auth)
-            return await self._handle(route, Call(self.services, params, auth, ip))
+            return await self._handle(route, Call(self.services, params, auth, ip, headers.get("host", "")))
 
         return handle
 

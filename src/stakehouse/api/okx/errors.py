@@ -100,6 +100,8 @@ CODES: dict[str, tuple[int, str]] = {
     "59606": (200, "Failed to delete sub-account. Transfer all sub-account funds to your main account before "
                    "deleting your sub-account."),
     "59608": (200, "Only Broker accounts have permission to access this API."),
+    "59615": (200, "The time interval between the Begin Date and End Date cannot be greater than 180 days."),
+    "59616": (200, "The Begin Date cannot be later than the End Date."),
     "59622": (200, "You're creating a sub-account for a non-existing or incorrect sub-account. Create a sub-account "
                    "under the main account and try again."),
     "59623": (200, "Couldn't delete the sub-account under the ND broker as the sub-account has one or more "
@@ -174,10 +176,14 @@ TRADING_CODES: dict[TradingReason, str] = {
     TradingReason.ORDER_CAP: "50061",
 }
 
-#: ND rebate refusals -> OKX code.
+#: Broker rebate refusals -> OKX code.
 REBATE_CODES: dict[RebateReason, str] = {
     RebateReason.NOT_OWN_SUB_ACCOUNT: "59510",
     RebateReason.API_KEY_MISSING: "50119",
+    RebateReason.NOT_FD_BROKER: "59608",
+    RebateReason.RANGE_TOO_LONG: "59615",
+    RebateReason.END_BEFORE_BEGIN: "59616",
+    RebateReason.FILE_TOO_SOON: "50011",
 }
 
 #: Every product's refusal table, by its reason enum: every reason of every enum is in its table

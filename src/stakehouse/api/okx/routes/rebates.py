@@ -1,12 +1,15 @@
-"""OKX routes: ND broker rebates (seed 004: "Get daily rebate records", "Get the user's broker
-rebate information"). Master key of an enabled broker only (59604, 59608)."""
+"""OKX routes: broker rebates (seed 004: "Get daily rebate records", both "rebate-per-orders"
+pairs, both "Get the user's broker rebate information"). Master key of an enabled ND broker (the
+``nd`` routes) or of an FD broker (the ``fd`` routes) only (59604, 59608)."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from stakehouse.api.okx.app import Call, Route
-from stakehouse.api.okx.errors import bad
+from stakehouse.api.okx.errors import OkxError, bad
 from stakehouse.api.okx.params import Params
 from stakehouse.api.okx.ratelimit import Limit
 from stakehouse.clock import to_ms
@@ -16,14 +19,70 @@ from stakehouse.rebates import rules
 from stakehouse.rebates.service import Record, RecordQuery
 
 
+def _date(p: Params, name: str, *, required: bool = False) -> dt.date | None:
+    """A ``YYYYMMDD`` parameter (51000 when it is not one; 50014 when required and absent)."""
+    text = p.text(name, required=required, max_len=8)
+    if not text:
+        return None
+    try:
+        return rules.parse_day(text, name)
+    except ValueError as exc:
+        raise bad(name, str(exc).split(": ", 1)[1]) from None
+
+
 def _day(p: Params, name: str) -> str:
-    text = p.text(name, max_len=8)
-    if text:
-        try:
-            rules.parse_day(text, name)
-        except ValueError as exc:
-            raise bad(name, str(exc).split(": ", 1)[1]) from None
-    return text
+    day = _date(p, name)
+    return f"{day:%Y%m%d}" if day is not None else ""
+
+
+def _broker_type(call: Call, kind: str) -> str:
+    return call.params.choice("brokerType", rules.FD_TYPES) if kind == "fd" else ""
+
+
+def request_file(kind: str) -> Callable[[Call], list[dict[str, str]]]:
+    """``POST broker/{nd,fd}/rebate-per-orders``: ask for a detail file of ``[begin, end)``."""
+
+    def handler(call: Call) -> list[dict[str, str]]:
+        p = call.params
+        begin, end = _date(p, "begin", required=True), _date(p, "end", required=True)
+        assert begin is not None and end is not None
+        existed, first = call.services.rebate_files.request(call.caller.uid, kind, begin, end,
+                                                            _broker_type(call, kind))
+        return [{"result": "true" if existed else "false", "ts": str(to_ms(first))}]
+
+    return handler
+
+
+def list_files(kind: str) -> Callable[[Call], list[dict[str, str]]]:
+    """``GET broker/{nd,fd}/rebate-per-orders``: the broker's files (``type=true``: all;
+    ``false``: those within ``begin``..``end``), finished ones with a fresh signed link."""
+
+    def handler(call: Call) -> list[dict[str, str]]:
+        p = call.params
+        every = p.choice("type", ("true", "false"), required=True) == "true"
+        begin = end = None
+        if not every:
+            begin, end = _date(p, "begin", required=True), _date(p, "end", required=True)
+            assert begin is not None and end is not None
+            if end <= begin:
+                raise OkxError("59616")
+        got = call.services.rebate_files.files(call.caller.uid, kind, call.base_url, begin=begin, end=end,
+                                               broker_type=_broker_type(call, kind))
+        return [{"fileHref": f.href, "beginTime": str(to_ms(f.begin_time)), "endTime": str(to_ms(f.end_time)),
+                 "cTime": str(to_ms(f.requested_at)), "ts": str(to_ms(f.finished_at)) if f.finished_at else "",
+                 "state": f.state} for f in got]
+
+    return handler
+
+
+def get_fd_if_rebate(call: Call) -> list[dict[str, Any]]:
+    p = call.params
+    info = call.services.fd_brokers.if_rebate(call.caller.uid, api_key=p.text("apiKey", required=True, max_len=64),
+                                              broker_type=_broker_type(call, "fd"))
+    # ``affiliated`` is a JSON boolean, as in the seed's response example
+    return [{"affiliated": info.affiliated, "brokerCode": info.code, "type": info.type,
+             "clientRebateRatio": fmt(info.client_ratio),
+             "lastRebate": fmt(info.last_rebate) if info.last_rebate is not None else ""}]
 
 
 def _neg(value: Any) -> str:
@@ -74,4 +133,9 @@ def get_if_rebate(call: Call) -> list[dict[str, str]]:
 ROUTES = [
     Route("GET", "/broker/nd/rebate-daily", get_rebate_daily, "read", Limit(1, 10, "uid")),
     Route("GET", "/broker/nd/if-rebate", get_if_rebate, "read", Limit(5, 2, "uid")),
+    Route("POST", "/broker/nd/rebate-per-orders", request_file("nd"), "read", Limit(1, 3600, "uid")),
+    Route("GET", "/broker/nd/rebate-per-orders", list_files("nd"), "read", Limit(2, 60, "uid")),
+    Route("POST", "/broker/fd/rebate-per-orders", request_file("fd"), "read", Limit(1, 3600, "uid")),
+    Route("GET", "/broker/fd/rebate-per-orders", list_files("fd"), "read", Limit(2, 60, "uid")),
+    Route("GET", "/broker/fd/if-rebate", get_fd_if_rebate, "read", Limit(2, 1, "uid")),
 ]
