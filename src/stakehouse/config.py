@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     #: How often (seconds) ``serve --sandbox`` and ``worker`` look for due jobs.
     job_poll_seconds: float = 5.0
+    #: A DCD quote can be executed for this many milliseconds.
+    dcd_quote_ttl_ms: int = Field(30_000, ge=1_000, le=600_000)
+    #: DCD products stop trading this many minutes before their expiry.
+    dcd_stop_trading_minutes: int = Field(60, ge=0, le=1440)
     #: Where rebate detail files are written (every API worker and the job worker must see the same
     #: directory). Unset: ``rebate-files`` next to the sandbox's SQLite file, else ``./data/rebate-files``.
     files_dir: str = ""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from stakehouse import accounts, assets, broker, funding, rebates, trading
+from stakehouse import accounts, assets, broker, dcd, funding, rebates, trading
 from stakehouse.accounts.gemini_keys import GeminiKeyService
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets.prices import UsdPrices
@@ -26,6 +26,7 @@ from stakehouse.db.dialect import dialect_insert
 from stakehouse.db.engine import Database
 from stakehouse.db.migrate import upgrade
 from stakehouse.db.tables import meta
+from stakehouse.dcd.service import DcdService
 from stakehouse.funding.deposits import ChainService
 from stakehouse.funding.withdrawals import WithdrawalService
 from stakehouse.jobs.schedule import Daily
@@ -42,7 +43,7 @@ from stakehouse.trading.prices import PriceService
 from stakehouse.trading.service import TradingService
 
 #: Every product, in install order (a product builds on those before it).
-PRODUCTS = (accounts, assets, funding, broker, liquid, provider, trading, rebates)
+PRODUCTS = (accounts, assets, funding, broker, liquid, provider, trading, rebates, dcd)
 
 
 class Services(Container):
@@ -130,6 +131,10 @@ class Services(Container):
     @property
     def rebates(self) -> RebateService:
         return self.get(RebateService)
+
+    @property
+    def dcd(self) -> DcdService:
+        return self.get(DcdService)
 
     @property
     def fd_brokers(self) -> FdBrokerService:

@@ -41,7 +41,8 @@ def test_key_expires_after_14_idle_days_on_the_sandbox_clock(fresh_stack: Callab
     assert len(expiry) == 13 * 24
     assert {j["job"] for j in ran} - {"api_key_expiry"} == {  # the daily staking runs of 13 days
         "staking_rewards:ETH", "staking_rewards:SOL", "staking_settlement:ETH", "staking_settlement:SOL",
-        "provider_interest", "provider_settlement", "market", "nd_rebates"}  # the market's steps, the ND rebates
+        "provider_interest", "provider_settlement", "market", "nd_rebates",  # the market's steps, the rebates
+        "dcd_listing"}  # the daily DCD products
     # a call restarts the idle time
     assert signed_get(stack.base_url, idle, "/api/v5/asset/balances").json()["code"] == "0"
     stack.call("POST", "/admin/clock/advance", json={"days": 15})

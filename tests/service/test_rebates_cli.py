@@ -1,5 +1,5 @@
-"""The operator's ``stakehouse rebates ...`` commands over a real database (SQLite and PostgreSQL):
-JSON out, exit code 2 and ``error: ...`` for bad input, nothing changed."""
+"""The operator's ``stakehouse rebates ...`` and ``stakehouse dcd ...`` commands over a real
+database (SQLite and PostgreSQL): JSON out, exit code 2 and ``error: ...`` for bad input, nothing changed."""
 
 from __future__ import annotations
 
@@ -63,5 +63,26 @@ def test_fd_broker_commands(backend: str, make_db: Callable[[str], str]) -> None
         assert [b["uid"] for b in run("rebates", "fd-list", db=db, key=key)] == [master.uid]
         assert run("rebates", "fd-records", master.uid, db=db, key=key) == []
         assert svc.fd_brokers.get(master.uid).ratio == Decimal("0.35")  # what the run reads
+    finally:
+        svc.close()
+
+
+def test_dcd_commands(backend: str, make_db: Callable[[str], str]) -> None:
+    db, key = make_db(backend), new_server_key()
+    svc = Services(Settings(database_url=db, server_key=key, sandbox=True))
+    try:
+        listed = run("dcd", "series", db=db, key=key)
+        assert [(s["ccy"], s["altCcy"]) for s in listed] == [("BTC", "USDT"), ("ETH", "USDT")]  # the sandbox's
+        got = run("dcd", "set-series", "BTC", "USDT", "--setting", "vol=0.6", "--setting", "tenors=1,7",
+                  "--setting", "enabled=false", db=db, key=key)
+        assert (got["vol"], got["tenors"], got["enabled"]) == ("0.6", "1,7", False)
+        assert "tenors" in fails("dcd", "set-series", "BTC", "USDT", "--setting", "tenors=0", db=db, key=key)
+        assert "strikePcts" in fails("dcd", "set-series", "BTC", "USDT", "--setting", "strikePcts=5,x", db=db,
+                                     key=key)
+        assert "margin" in fails("dcd", "set-series", "BTC", "USDT", "--setting", "margin=1", db=db, key=key)
+        assert "bogus" in fails("dcd", "set-series", "BTC", "USDT", "--setting", "bogus=1", db=db, key=key)
+        assert "spot market" in fails("dcd", "set-series", "DOGE", "USDT", db=db, key=key)
+        assert run("dcd", "book", db=db, key=key) == []
+        assert [s["vol"] for s in svc.dcd.series() if s["ccy"] == "BTC"] == [Decimal("0.6")]  # what the listing reads
     finally:
         svc.close()

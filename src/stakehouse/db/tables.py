@@ -923,3 +923,133 @@ rebate_files = Table(
     UniqueConstraint("broker_uid", "kind", "broker_type", "begin_day", "end_day", name="uq_rebate_files_range"),
 )
 Index("ix_rebate_files_state", rebate_files.c.state, rebate_files.c.requested_at)
+
+# -- Dual-currency deposits (dcd/) ----------------------------------------------------------------
+
+#: DCD series the operator configures: a pair (``ccy``/``alt_ccy``, priced at the spot index
+#: ``index_inst``), its tenors (days, comma-separated), its strike ladder (percent offsets from spot,
+#: comma-separated; calls above spot, puts below), the strike tick, sizes and quotas per option type
+#: (in the notional currency: ``ccy`` for calls, ``alt_ccy`` for puts), the implied volatility and
+#: the platform's margin on the option premium.
+dcd_series = Table(
+    "dcd_series",
+    metadata,
+    Column("ccy", String(16), primary_key=True),
+    Column("alt_ccy", String(16), primary_key=True),
+    Column("uly", String(32), nullable=False),
+    Column("index_inst", String(32), ForeignKey("instruments.inst_id"), nullable=False),
+    Column("tenors", String(64), nullable=False),
+    Column("strike_pcts", String(128), nullable=False),
+    Column("strike_tick", Money, nullable=False),
+    Column("call_min", Money, nullable=False),
+    Column("call_max", Money, nullable=False),
+    Column("call_step", Money, nullable=False),
+    Column("call_quota", Money, nullable=False),
+    Column("put_min", Money, nullable=False),
+    Column("put_max", Money, nullable=False),
+    Column("put_step", Money, nullable=False),
+    Column("put_quota", Money, nullable=False),
+    Column("vol", Money, nullable=False),
+    Column("margin", Money, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+#: Listed DCD products (``BTC-USDT-YYMMDD-STK-C|P``); ``sold`` is the part of ``quota`` taken by
+#: orders. Products stay after expiry (their orders point at them); the listing shows live ones.
+dcd_products = Table(
+    "dcd_products",
+    metadata,
+    Column("product_id", String(48), primary_key=True),
+    Column("ccy", String(16), nullable=False),
+    Column("alt_ccy", String(16), nullable=False),
+    Column("uly", String(32), nullable=False),
+    Column("index_inst", String(32), nullable=False),
+    Column("opt_type", String(1), nullable=False),
+    Column("stk", Money, nullable=False),
+    Column("notional_ccy", String(16), nullable=False),
+    Column("min_size", Money, nullable=False),
+    Column("max_size", Money, nullable=False),
+    Column("step_size", Money, nullable=False),
+    Column("quota", Money, nullable=False),
+    Column("sold", Money, nullable=False),
+    Column("vol", Money, nullable=False),
+    Column("margin", Money, nullable=False),
+    Column("list_time", TS, nullable=False),
+    Column("exp_time", TS, nullable=False),
+    Column("sett_time", TS, nullable=False),
+    Column("stop_trading_time", TS, nullable=False),
+    CheckConstraint("opt_type in ('C', 'P')", name="opt_type"),
+)
+Index("ix_dcd_products_pair", dcd_products.c.ccy, dcd_products.c.alt_ccy, dcd_products.c.opt_type,
+      dcd_products.c.exp_time)
+
+#: Firm quotes: valid until ``expires_at``, used by at most one order (``used``).
+dcd_quotes = Table(
+    "dcd_quotes",
+    metadata,
+    Column("quote_id", String(40), primary_key=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("product_id", String(48), ForeignKey("dcd_products.product_id"), nullable=False),
+    Column("cl_req_id", String(32), nullable=False),
+    Column("notional", Money, nullable=False),
+    Column("tag", String(16), nullable=False),
+    Column("markup", Money, nullable=True),  # as sent; NULL: not sent
+    Column("index_px", Money, nullable=False),
+    Column("raw_yield", Money, nullable=False),
+    Column("abs_yield", Money, nullable=False),
+    Column("annual_yield", Money, nullable=False),
+    Column("markup_yield", Money, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used", Boolean, nullable=False),
+)
+Index("uq_dcd_quotes_cl_req_id", dcd_quotes.c.uid, dcd_quotes.c.cl_req_id, unique=True,
+      sqlite_where=dcd_quotes.c.cl_req_id != "", postgresql_where=dcd_quotes.c.cl_req_id != "")
+
+#: DCD orders: ``live`` (the notional is in the platform's book ``s:dcd_book``), ``pending_settled``
+#: (``sett_price`` fixed at ``exp_time``), ``settled`` (``sett_amt`` of ``sett_ccy`` paid at
+#: ``sett_time``), ``rejected`` (refunded by the operator). ``broker_uid`` is paid the markup.
+dcd_orders = Table(
+    "dcd_orders",
+    metadata,
+    Column("ord_id", _ID, primary_key=True, autoincrement=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("broker_uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("quote_id", String(40), ForeignKey("dcd_quotes.quote_id"), nullable=False, unique=True),
+    Column("cl_ord_id", String(32), nullable=False),
+    Column("product_id", String(48), ForeignKey("dcd_products.product_id"), nullable=False),
+    Column("notional", Money, nullable=False),
+    Column("notional_ccy", String(16), nullable=False),
+    Column("abs_yield", Money, nullable=False),
+    Column("annual_yield", Money, nullable=False),
+    Column("markup_yield", Money, nullable=False),
+    Column("tag", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("exp_time", TS, nullable=False),
+    Column("sett_time", TS, nullable=False),
+    Column("sett_price", Money, nullable=True),
+    Column("sett_amt", Money, nullable=True),
+    Column("sett_ccy", String(16), nullable=True),
+    Column("yield_amt", Money, nullable=True),
+    Column("markup_amt", Money, nullable=True),
+    Column("entry_id", _ID, ForeignKey("journal_entries.id"), nullable=False),
+    Column("settle_entry_id", _ID, ForeignKey("journal_entries.id"), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("settled_at", TS, nullable=True),
+    CheckConstraint("state in ('live', 'pending_settled', 'settled', 'rejected')", name="state"),
+)
+Index("ix_dcd_orders_uid", dcd_orders.c.uid, dcd_orders.c.ord_id)
+Index("ix_dcd_orders_due", dcd_orders.c.state, dcd_orders.c.exp_time)
+Index("ix_dcd_orders_product", dcd_orders.c.product_id, dcd_orders.c.state)
+Index("uq_dcd_orders_cl_ord_id", dcd_orders.c.uid, dcd_orders.c.cl_ord_id, unique=True,
+      sqlite_where=dcd_orders.c.cl_ord_id != "", postgresql_where=dcd_orders.c.cl_ord_id != "")
+
+#: The listing's progress: ``listed_until`` is the 08:00 UTC boundary last listed.
+dcd_state = Table(
+    "dcd_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("listed_until", TS, nullable=True),
+)

@@ -43,6 +43,7 @@ SYSTEM_ACCOUNTS: dict[str, bool] = {
     "broker_markup": False,  # the part of spot fees above the base rates (ND brokers' markup)
     "fee_credits": True,  # spot fees paid by contract credits (a platform expense)
     "nd_rebates": True,  # ND brokers' daily rebates paid (a platform expense)
+    "dcd_book": True,  # the DCD book: takes subscriptions, pays settlements (the platform's option P&L)
     "fd_rebates": True,  # FD brokers' and their users' daily rebates paid (a platform expense)
 }
 

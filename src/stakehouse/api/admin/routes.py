@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from stakehouse import errors as dom
 from stakehouse.api.admin.broker import build_broker_admin
 from stakehouse.api.admin.chain import build_chain_admin
+from stakehouse.api.admin.dcd import build_dcd_admin
 from stakehouse.api.admin.providers import build_provider_admin
 from stakehouse.api.admin.rebates import build_rebates_admin
 from stakehouse.api.admin.staking import build_staking_admin
@@ -257,6 +258,7 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
     build_provider_admin(r, services)
     build_trading_admin(r, services)
     build_rebates_admin(r, services)
+    build_dcd_admin(r, services)
     build_broker_admin(r, services)
     build_chain_admin(r, services)
     build_withdrawals_admin(r, services)

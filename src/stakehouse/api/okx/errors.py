@@ -8,6 +8,7 @@ from typing import Any
 
 from stakehouse import errors as dom
 from stakehouse.broker.rules import BrokerReason
+from stakehouse.dcd.rules import DcdReason
 from stakehouse.funding.rules import FundingReason
 from stakehouse.rebates.rules import RebateReason
 from stakehouse.staking.rules import StakingReason
@@ -87,6 +88,11 @@ CODES: dict[str, tuple[int, str]] = {
     "58300": (200, "Deposit-address count exceeds the limit."),
     "58301": (200, "Deposit-address not exist"),
     "58350": (200, "Insufficient balance."),
+    "52909": (200, "Duplicate Client Order Id"),
+    "52921": (200, "Quote traded, please ask for quote again"),
+    "52922": (200, "Quote expired, please ask for quote again"),
+    "52925": (200, "Duplicate client request ID"),
+    "52927": (200, "No quote"),
     "59501": (200, "Each account can create up to 50 API keys"),
     "59502": (200, "This note name already exists. Enter a unique API key note name"),
     "59503": (200, "Each API key can bind up to 20 IP addresses"),
@@ -186,11 +192,26 @@ REBATE_CODES: dict[RebateReason, str] = {
     RebateReason.FILE_TOO_SOON: "50011",
 }
 
+#: DCD refusals -> OKX code (DCD has no published codes: the convert codes, conventions 9.12).
+DCD_CODES: dict[DcdReason, str] = {
+    DcdReason.NOT_SUB_ACCOUNT: "50030",
+    DcdReason.TRADING_STOPPED: "51731",
+    DcdReason.QUOTA: "51730",
+    DcdReason.BELOW_MIN: "51727",
+    DcdReason.ABOVE_MAX: "51728",
+    DcdReason.CL_REQ_ID_TAKEN: "52925",
+    DcdReason.CL_ORD_ID_TAKEN: "52909",
+    DcdReason.QUOTE_MISSING: "52927",
+    DcdReason.QUOTE_USED: "52921",
+    DcdReason.QUOTE_EXPIRED: "52922",
+    DcdReason.ORDER_MISSING: "51603",
+}
+
 #: Every product's refusal table, by its reason enum: every reason of every enum is in its table
 #: (a test checks it). Provider staking is not served by the OKX API.
 REFUSAL_CODES: dict[type[StrEnum], Mapping[Any, str]] = {
     StakingReason: STAKING_CODES, BrokerReason: BROKER_CODES, FundingReason: FUNDING_CODES,
-    TradingReason: TRADING_CODES, RebateReason: REBATE_CODES,
+    TradingReason: TRADING_CODES, RebateReason: REBATE_CODES, DcdReason: DCD_CODES,
 }
 #: Spot refusals whose message says more than the code's template (which instrument, which field).
 TRADING_OWN_MESSAGE = frozenset({

@@ -5,6 +5,7 @@ from stakehouse.api.okx.routes import (
     account,
     asset,
     broker,
+    dcd,
     funding,
     market,
     public,
@@ -16,4 +17,4 @@ from stakehouse.api.okx.routes import (
 
 ALL: list[Route] = [*public.ROUTES, *asset.ROUTES, *account.ROUTES, *staking.ROUTES, *broker.ROUTES,
                     *funding.ROUTES, *withdrawal.ROUTES, *market.ROUTES, *trade.ROUTES,
-                    *rebates.ROUTES]
+                    *rebates.ROUTES, *dcd.ROUTES]
