@@ -21,6 +21,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 D = Decimal
 E8 = D("0.00000001")
+USDT = "0.000001"  # the currency's scale
 
 
 def hold(stack: Stack, inst_id: str, px: str) -> None:
@@ -109,8 +110,8 @@ def test_listing_quote_order_and_settlement(fresh_stack: Callable[..., Stack]) -
     stack.call("POST", "/admin/clock/advance", json={"seconds": 3600})
     settled = {x["ordId"]: x for x in dcd(stack, alice, "GET", "orders", {"state": "settled"})["data"]}
     y1, y2 = D(quote_call["absYield"]), D(q2["absYield"])
-    call_paid = down(D("0.5") * (1 + y1) * 63000)
-    put_paid = down(D("10000") * (1 + y2))
+    call_paid = down(D("0.5") * (1 + y1) * 63000, USDT)  # USDT has 6 decimals
+    put_paid = down(D("10000") * (1 + y2), USDT)
     first = settled[o1["data"]["ordId"]]
     assert (D(first["settAmt"]), first["settCcy"], D(first["yieldAmt"]), first["yieldCcy"]) == (
         call_paid, "USDT", down(D("0.5") * y1), "BTC")
@@ -185,7 +186,9 @@ def test_dcd_bad_input_changes_nothing(fresh_stack: Callable[..., Stack]) -> Non
         got = reply(lambda p: ex.request("finance/sfp/dcd/products", ["public"], "GET", p), params)
         assert got["code"] == code, (params, got)
     assert reply(lambda p: ex.request("finance/sfp/dcd/products", ["public"], "GET", p),
-                 {**base, "ccy": "DOGE"})["data"] == []
+                 {**base, "ccy": "DOGE"})["code"] == "51000"  # no such currency
+    assert reply(lambda p: ex.request("finance/sfp/dcd/products", ["public"], "GET", p),
+                 {**base, "ccy": "SOL"})["data"] == []  # a currency without a series
     good = {"productId": call["productId"], "notional": "0.01", "notionalCcy": "BTC", "tag": "t"}
     with stack.services.db.read() as conn:
         quotes_before = len(conn.execute(dcd_quotes.select()).all())

@@ -93,8 +93,8 @@ def test_the_worked_example(fresh_stack: Callable[..., Stack]) -> None:
         assert (got["state"], got["settPrice"], got["settAmt"], got["settCcy"], got["yieldAmt"], got["yieldCcy"]) == (
             "settled", row["settPrice"], row["settAmt"], row["settCcy"], row["yieldAmt"], row["yieldCcy"]), got
     y1, y2 = D(q1["absYield"]), D(q2["absYield"])
-    assert D(settled["C"]["settAmt"]) == down(D("0.5") * (1 + y1) * 63000)
-    assert D(settled["P"]["settAmt"]) == down(D(10000) * (1 + y2))
+    assert D(settled["C"]["settAmt"]) == down(D("0.5") * (1 + y1) * 63000, "0.000001")  # USDT: 6 decimals
+    assert D(settled["P"]["settAmt"]) == down(D(10000) * (1 + y2), "0.000001")
     balances = stack.balances(alice.uid)
     assert balances[("6", "USDT")] == D(10000) + D(settled["C"]["settAmt"]) + D(settled["P"]["settAmt"])
     markup = doc_table("broker")["markup"]["BTC"]

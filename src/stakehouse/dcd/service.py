@@ -167,10 +167,12 @@ class DcdService:
 
     def products(self, ccy: str, alt_ccy: str, opt_type: str) -> list[IndicativeQuote]:
         """The products on sale (listed, before ``stopTradingTime``) with indicative quotes at the
-        current index."""
+        current index (an unknown currency: 51000; a known pair without a series: none)."""
         now = self.clock.now()
         c = dcd_products.c
         with self.db.read() as conn:
+            currency(conn, ccy, "ccy")
+            currency(conn, alt_ccy, "alternativeCcy")
             rows = conn.execute(select(dcd_products).where(c.ccy == ccy, c.alt_ccy == alt_ccy, c.opt_type == opt_type,
                                                            c.list_time <= now, c.stop_trading_time > now)
                                 .order_by(c.exp_time, c.stk)).all()
