@@ -23,7 +23,7 @@ from sqlalchemy import Connection, bindparam, select
 
 from stakehouse.assets.reference import all_currencies
 from stakehouse.clock import Clock
-from stakehouse.db.dialect import dialect_insert, for_update
+from stakehouse.db.dialect import dialect_insert, driver_params, driver_sql, for_update
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import dcd_orders, dcd_products, dcd_series, dcd_state
 from stakehouse.dcd import rules
@@ -35,6 +35,7 @@ from stakehouse.trading.prices import PriceService
 log = structlog.get_logger(__name__)
 
 BOOK = "dcd_book"
+CREDITS_TMP = "dcd_settle_credits"
 ONE_DAY = dt.timedelta(days=1)
 
 
@@ -179,10 +180,20 @@ class DcdSettlement:
             conn.execute(dcd_orders.update().where(c.ord_id == bindparam("b_id")).values(
                 sett_amt=bindparam("b_amt"), sett_ccy=bindparam("b_ccy"), yield_amt=bindparam("b_yield"),
                 markup_amt=bindparam("b_markup")), updates)
-            agg = "decsum" if conn.dialect.name == "sqlite" else "sum"
-            credits = Credits(select=(f"SELECT uid, {agg}(sett_amt) AS amount FROM {dcd_orders.name} "
-                                      "WHERE product_id = %(d_product)s AND state = 'pending_settled' GROUP BY uid"),
-                              params={"d_product": product_id}, acct_type=FUNDING, ccy=paid_ccy)
+            # The users' credits, summed once into a temporary table: the ledger reads them several
+            # times, and PostgreSQL plans a small real table well where it would misjudge the rows just
+            # updated (stale statistics made this step take 90 s for 100 000 orders, bench/dcd_settlement.py).
+            sqlite = conn.dialect.name == "sqlite"
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {CREDITS_TMP}")
+            conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {CREDITS_TMP} (uid VARCHAR(20) PRIMARY KEY, amount "
+                                 f"{'TEXT' if sqlite else 'NUMERIC(38, 18)'} NOT NULL)")
+            conn.exec_driver_sql(
+                driver_sql(conn, f"INSERT INTO {CREDITS_TMP} (uid, amount) SELECT uid, "
+                                 f"{'decsum' if sqlite else 'sum'}(sett_amt) FROM {dcd_orders.name} WHERE product_id = "
+                                 "%(d_product)s AND state = 'pending_settled' GROUP BY uid"),
+                driver_params(conn, {"d_product": product_id}))
+            credits = Credits(select=f"SELECT uid, amount FROM {CREDITS_TMP}", params={}, acct_type=FUNDING,
+                              ccy=paid_ccy)
             counter = [Leg(AccountRef.system(BOOK, paid_ccy), -total)]
             for broker_uid, amount in sorted(markups.items()):
                 counter += [Leg(AccountRef.system(BOOK, p.notional_ccy), -amount),
@@ -193,4 +204,5 @@ class DcdSettlement:
             n = conn.execute(dcd_orders.update().where(c.product_id == product_id, c.state == "pending_settled")
                              .values(state="settled", settled_at=sett_time, updated_at=sett_time,
                                      settle_entry_id=posted.entry_id)).rowcount
+            conn.exec_driver_sql(f"DROP TABLE {CREDITS_TMP}")
         return int(n)
