@@ -67,7 +67,9 @@ def test_deposit_confirms_credits_and_succeeds_once_stamped_at_its_due_times(san
     d = svc.chain.deposit(dep.dep_id)
     assert (d.state, d.confirmations) == (0, 2) and balance(svc, sub, FUNDING, "ETH") == 0
     ran = svc.advance_clock(by=dt.timedelta(seconds=1))
-    assert [(r.job, r.due_at) for r in ran] == [("chain_deposits", sent_at + dt.timedelta(seconds=30))]
+    # (the market's minute step runs too when the second crosses a minute: not this test's concern)
+    assert [(r.job, r.due_at) for r in ran if r.job != "market"] == [("chain_deposits",
+                                                                     sent_at + dt.timedelta(seconds=30))]
     d = svc.chain.deposit(dep.dep_id)
     assert (d.state, d.confirmations, d.acct_type) == (1, 3, FUNDING)
     assert balance(svc, sub, FUNDING, "ETH") == Decimal("1.25")
