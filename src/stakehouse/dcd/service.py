@@ -179,8 +179,10 @@ class DcdService:
         if not rows:
             return []
         index = rows[0].index_inst
-        spot = self.prices.latest([index])[index].px
-        return [IndicativeQuote(product_from_row(r), yields_at(r, spot, now, ZERO), now) for r in rows]
+        found = self.prices.latest([index]).get(index)
+        if found is None:  # production before the first index push: nothing can be priced
+            return []
+        return [IndicativeQuote(product_from_row(r), yields_at(r, found.px, now, ZERO), now) for r in rows]
 
     # -- sub-accounts ---------------------------------------------------------------------------
 
