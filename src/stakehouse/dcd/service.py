@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Row, func, select
 
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.assets.reference import currency
-from stakehouse.clock import Clock
+from stakehouse.clock import Clock, to_ms
 from stakehouse.config import Settings
 from stakehouse.db.dialect import dialect_insert, for_update
 from stakehouse.db.engine import Database
@@ -22,6 +22,7 @@ from stakehouse.db.tables import dcd_orders, dcd_products, dcd_quotes, dcd_serie
 from stakehouse.dcd import pricing_rules as pricing
 from stakehouse.dcd import rules
 from stakehouse.dcd.rules import DcdReason
+from stakehouse.dcd.runs import BOOK
 from stakehouse.errors import InvalidParameter, NotFound, Refused
 from stakehouse.ledger.audit import money_sum
 from stakehouse.ledger.journal import Ledger
@@ -29,8 +30,6 @@ from stakehouse.ledger.rules import FUNDING, AccountRef, Leg
 from stakehouse.money import ZERO, round_down
 from stakehouse.trading.prices import PriceService
 from stakehouse.trading.service import nd_broker_of
-
-BOOK = "dcd_book"
 
 
 @dataclass(frozen=True)
@@ -133,16 +132,12 @@ def product_from_row(r: Row[Any]) -> Product:
 def yields_at(product: Any, spot: Decimal, now: dt.datetime, markup: Decimal) -> Yields:
     """The product's yields for a subscription at ``now`` with the index at ``spot``."""
     accrual = rules.interest_accrual_time(now)
-    years = pricing.years_between(_ms(now), _ms(product.exp_time))
+    years = pricing.years_between(to_ms(now), to_ms(product.exp_time))
     raw = pricing.raw_yield(product.opt_type, spot, product.stk, years, product.vol)
     absolute = pricing.abs_yield(raw, product.margin, markup)
     # raw is kept for the record at the storage scale (far out of the money it is ~1E-1000000)
-    return Yields(round_down(raw, 18), absolute, pricing.annual_yield(absolute, _ms(product.exp_time), _ms(accrual)),
-                  pricing.markup_yield(raw, product.margin, markup), accrual)
-
-
-def _ms(moment: dt.datetime) -> int:
-    return int((moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1))
+    annual = pricing.annual_yield(absolute, to_ms(product.exp_time), to_ms(accrual))
+    return Yields(round_down(raw, 18), absolute, annual, pricing.markup_yield(raw, product.margin, markup), accrual)
 
 
 def dcd_caller(conn: Connection, user: User) -> str:
