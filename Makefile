@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean browser screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,11 +17,21 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/stakehouse serve --sandbox $(if $(PORT),--port $(PORT)) $(if $(DB),--db $(DB))
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium; install it (as root, e.g. in CI) when it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "no Chromium and no way to install it here: the browser tests will be skipped"
+
+test: $(STAMP) browser
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 -q
+
+# Re-make the screenshots of docs/web.md (the browser tests write them).
+screenshots: $(STAMP) browser
+	STAKEHOUSE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/web -k sqlite
 
 bench: $(STAMP)
 	$(BIN)/python bench/balances.py

@@ -47,7 +47,8 @@ def hash_passphrase(passphrase: str) -> str:
     return f"scrypt${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
-def _verify(stored: str, passphrase: str) -> bool:
+def verify_passphrase(stored: str, passphrase: str) -> bool:
+    """Whether ``passphrase`` matches the scrypt hash ``stored`` (constant-time comparison; slow)."""
     try:
         scheme, salt_b64, digest_b64 = stored.split("$")
     except ValueError:
@@ -89,7 +90,7 @@ class PassphraseVerifier:
     def verify(self, stored: str, passphrase: str) -> bool:
         if self.known(stored, passphrase):
             return True
-        if not _verify(stored, passphrase):
+        if not verify_passphrase(stored, passphrase):
             return False
         with self._lock:
             self._ok[self._token(stored, passphrase)] = None

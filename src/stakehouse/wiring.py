@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from stakehouse import accounts, assets, broker, dcd, funding, rebates, trading
 from stakehouse.accounts.gemini_keys import GeminiKeyService
+from stakehouse.accounts.logins import LoginService
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets.prices import UsdPrices
 from stakehouse.assets.reference import ReferenceData
@@ -82,6 +83,10 @@ class Services(Container):
     @property
     def gemini_keys(self) -> GeminiKeyService:
         return self.get(GeminiKeyService)
+
+    @property
+    def logins(self) -> LoginService:
+        return self.get(LoginService)
 
     @property
     def reference(self) -> ReferenceData:

@@ -73,3 +73,26 @@ def normalise_functions(functions: Iterable[str]) -> list[str]:
 
 def is_frozen_for(frozen: bool, frozen_funcs: str, function: str) -> bool:
     return frozen or function in frozen_funcs.split(",")
+
+
+# -- web sign-in (oauth-and-web.md section 1) -----------------------------------------------
+
+LOGIN_MIN, LOGIN_MAX = 3, 32
+PASSWORD_MIN, PASSWORD_MAX = 10, 128
+_LOGIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def check_login_name(login: str) -> str:
+    """A login name: 3 to 32 of ASCII lower-case letters, digits, ``.``, ``_`` and ``-``, starting with
+    a letter or digit. Returned as given (names are compared exactly)."""
+    if not LOGIN_MIN <= len(login) <= LOGIN_MAX or not set(login) <= _LOGIN_CHARS or not login[0].isalnum():
+        raise InvalidParameter("login", f"{LOGIN_MIN} to {LOGIN_MAX} of a-z, 0-9, '.', '_', '-', starting with a "
+                                        "letter or digit")
+    return login
+
+
+def check_password(password: str) -> str:
+    """A new password: 10 to 128 printable characters (no control characters)."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX or not password.isprintable():
+        raise InvalidParameter("password", f"{PASSWORD_MIN} to {PASSWORD_MAX} printable characters")
+    return password

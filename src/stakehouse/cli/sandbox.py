@@ -64,6 +64,12 @@ def bootstrap(services: Services) -> dict[str, Any]:
         for u in creds["users"]:
             services.broker.set_broker(u["uid"], level=1)
         creds["broker"] = {"uids": [u["uid"] for u in creds["users"]], "level": "lv1"}
+    if "web" not in creds:  # web sign-in (docs/web.md): each demo user's login is its name
+        creds["web"] = {}
+        for u in creds["users"]:
+            password = secrets.token_urlsafe(12)
+            services.logins.set_password(u["uid"], u["name"], password)
+            creds["web"][u["name"]] = password
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps(creds, indent=2))
     file.chmod(0o600)
@@ -103,6 +109,10 @@ def banner(creds: dict[str, Any], base_url: str, *, rate_limit_factor: float = 1
             f"    secretKey  {u['secretKey']}",
             f"    passphrase {u['passphrase']}",
         ]
+    if "web" in creds:
+        lines += [f"  web pages   : {base_url}/earn  sign in as "
+                  + ", ".join(f"{name} / {password}" for name, password in creds["web"].items())
+                  + "; the operator console at /console takes the admin token"]
     gemini = creds.get("gemini", {})
     for name, key in gemini.get("keys", {}).items():
         lines += [f"  {name} on the Gemini API (ccxt.gemini): apiKey {key['apiKey']}  secret {key['secret']}"]

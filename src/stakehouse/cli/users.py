@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -41,6 +42,18 @@ def users_list(master_uid: str = "", db: DbOpt = None) -> None:
 def users_show(uid: str, db: DbOpt = None) -> None:
     s = services_for(db)
     run_command(lambda: print_json(user_out(s.accounts.get(uid))))
+
+
+@users_app.command("set-password")
+def users_set_password(uid: str, login: str, db: DbOpt = None) -> None:
+    """Set the user's web login and password. The password is asked for (hidden, twice), or read
+    from standard input when that is not a terminal; it is stored hashed and never printed."""
+    s = services_for(db)
+    if sys.stdin.isatty():
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    run_command(lambda: print_json({"uid": uid, "login": s.logins.set_password(uid, login, password)}))
 
 
 @users_app.command("kyc")

@@ -1053,3 +1053,34 @@ dcd_state = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("listed_until", TS, nullable=True),
 )
+
+# --- web sign-in (oauth-and-web.md section 1) ---------------------------------------------
+
+#: A user's web login: a name of its own and a scrypt hash of the password (never the password).
+web_logins = Table(
+    "web_logins",
+    metadata,
+    Column("login", String(32), primary_key=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+#: Server-side web sessions. The cookie holds a random token; only its SHA-256 is stored. A
+#: session is a user's (``uid``) or an operator's (``uid`` NULL), ends at sign-out
+#: (``ended_at``), after ``idle`` without a request, or at ``expires_at`` whatever happens.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=True),
+    Column("role", String(8), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("seen_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("ended_at", TS, nullable=True),
+    CheckConstraint("role in ('user', 'operator')", name="role"),
+    CheckConstraint("(role = 'user') = (uid IS NOT NULL)", name="user_has_uid"),
+)
+Index("ix_web_sessions_uid", web_sessions.c.uid)

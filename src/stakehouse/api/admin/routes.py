@@ -55,6 +55,11 @@ class SubAccountIn(BaseModel):
     canTransOut: bool = True
 
 
+class WebLoginIn(BaseModel):
+    login: str = Field(min_length=3, max_length=32)
+    password: str = Field(min_length=10, max_length=128)
+
+
 class KycIn(BaseModel):
     level: int = Field(ge=0, le=3)
 
@@ -154,6 +159,11 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
     def create_sub(uid: str, body: SubAccountIn) -> dict[str, Any]:
         return user_out(acc.create_sub_account(parent_uid=uid, sub_name=body.subAcct, label=body.label,
                                                can_trans_out=body.canTransOut))
+
+    @r.put("/users/{uid}/web-login")
+    def set_web_login(uid: str, body: WebLoginIn) -> dict[str, Any]:
+        """Set the user's web login and password (hashed; never echoed). Ends its open web sessions."""
+        return {"uid": uid, "login": services.logins.set_password(uid, body.login, body.password)}
 
     @r.post("/users/{uid}/kyc")
     def set_kyc(uid: str, body: KycIn) -> dict[str, Any]:

@@ -1,0 +1,57 @@
+"""Web logins set through the CLI and the admin API: hashed, never echoed, refused when bad."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from sqlalchemy import select
+
+from stakehouse.accounts.logins import BadCredentials
+from stakehouse.config import Settings
+from stakehouse.db.tables import web_logins
+from stakehouse.security import new_server_key
+from stakehouse.wiring import Services
+from tests.stack import Stack
+
+
+def test_cli_sets_a_password_from_stdin_and_stores_only_a_hash(tmp_sqlite: str) -> None:
+    key = new_server_key()
+    services = Services(Settings(database_url=tmp_sqlite, server_key=key, sandbox=True))
+    uid = services.accounts.create_user().uid
+    env = {**os.environ, "STAKEHOUSE_SERVER_KEY": key, "STAKEHOUSE_LOG_LEVEL": "WARNING"}
+    done = subprocess.run([sys.executable, "-m", "stakehouse.cli", "users", "set-password", uid, "carol",
+                           "--db", tmp_sqlite], input="correct-horse-battery\n", text=True, capture_output=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert '"login": "carol"' in done.stdout and "correct-horse" not in done.stdout + done.stderr
+    with services.db.read() as conn:
+        stored = conn.execute(select(web_logins.c.password_hash).where(web_logins.c.uid == uid)).scalar_one()
+    assert stored.startswith("scrypt$") and "correct-horse" not in stored
+    assert services.logins.check("carol", "correct-horse-battery").uid == uid
+    try:
+        services.logins.check("carol", "wrong-horse-battery")
+        raise AssertionError("a wrong password was accepted")
+    except BadCredentials:
+        pass
+    short = subprocess.run([sys.executable, "-m", "stakehouse.cli", "users", "set-password", uid, "carol",
+                            "--db", tmp_sqlite], input="short\n", text=True, capture_output=True, env=env, timeout=120)
+    assert short.returncode != 0 and "password" in (short.stdout + short.stderr)
+    services.close()
+
+
+def test_admin_api_refuses_taken_logins_and_bad_passwords(stack: Stack) -> None:
+    a, b = stack.new_user(), stack.new_user()
+    login = "l" + a.uid
+    assert stack.call("PUT", f"/admin/users/{a.uid}/web-login", json={"login": login, "password": "x" * 12}) == {
+        "uid": a.uid, "login": login}
+    r = stack.admin.put(f"/admin/users/{b.uid}/web-login", json={"login": login, "password": "y" * 12})
+    assert r.status_code == 409 and "taken" in r.text
+    for body in ({"login": "ab", "password": "x" * 12}, {"login": "Upper" + b.uid, "password": "x" * 12},
+                 {"login": "ok" + b.uid, "password": "short"}, {"login": "ok" + b.uid, "password": "x\ty" * 4}):
+        r = stack.admin.put(f"/admin/users/{b.uid}/web-login", json=body)
+        assert r.status_code in (400, 422), (body, r.status_code, r.text)
+        assert "x\ty" not in r.text
+    assert stack.admin.put("/admin/users/0000/web-login", json={"login": "nouser", "password": "x" * 12}
+                           ).status_code == 404
