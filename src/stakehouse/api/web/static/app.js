@@ -16,7 +16,13 @@
                     paths: spec.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : undefined });
       data.push(s.y.map(Number));
     });
-    var plot = new uPlot({ width: width, height: 220, series: series, scales: { x: { time: true } },
+    // bars: half a day of room either side, so the first and last bars are whole
+    var pad = spec.bars ? 43200 : 0;
+    var xScale = { time: true, range: function (u, min, max) {
+      var p = pad || (min === max ? 43200 : 0);
+      return [min - p, max + p];
+    } };
+    var plot = new uPlot({ width: width, height: 220, series: series, scales: { x: xScale },
                            axes: [{}, { size: 70 }] }, data, el.querySelector(".plot"));
     el.setAttribute("data-drawn", "1");
     window.addEventListener("resize", function () {
