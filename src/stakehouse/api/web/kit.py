@@ -29,6 +29,8 @@ import structlog
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +40,7 @@ from stakehouse.accounts.logins import WebSession
 from stakehouse.accounts.service import User
 from stakehouse.api.okx.errors import Overrides, from_domain
 from stakehouse.api.web.forms import FormError
+from stakehouse.digits import ascii_digits
 from stakehouse.wiring import Services
 
 log = structlog.get_logger(__name__)
@@ -212,10 +215,15 @@ def page(web: Web, handler: Handler, *, who: str) -> Callable[[Request], Awaitab
                     return error_page(403, "Not allowed", "The operator console needs an operator sign-in.")
                 return _to_sign_in(ctx, "/console/login")
             if request.method == "POST":
-                if (request.headers.get("content-length") or "0").isdigit() and \
-                        int(request.headers.get("content-length") or "0") > MAX_FORM_BYTES:
+                length = request.headers.get("content-length", "")
+                if not ascii_digits(length, 12):  # browsers always say how long a form is
+                    return error_page(411, "Length required", "The form did not say how long it is.")
+                if int(length) > MAX_FORM_BYTES:
                     return error_page(413, "Too large", "The form sent too much data.")
-                ctx.form = await request.form(max_files=0, max_fields=50)
+                try:
+                    ctx.form = await request.form(max_files=0, max_fields=50)
+                except (MultiPartException, HTTPException):  # Starlette wraps the first in the second
+                    return error_page(400, "Bad form", "The form could not be read (files are not accepted).")
                 pre = request.cookies.get(PRE_COOKIE, "")
                 binding = ctx.session.token_hash if ctx.session else "pre:" + pre if pre else ""
                 if not web.csrf_ok(binding, ctx.field("csrf")):
