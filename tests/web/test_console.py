@@ -34,7 +34,7 @@ def test_console_advances_the_sandbox_clock(page: Page, fresh_stack: Callable[..
     page.get_by_label("Advance by").fill("1")
     page.get_by_label("Unit").select_option("days")
     page.get_by_role("button", name="Advance the clock").click()
-    page.wait_for_url(re.compile(r".*/console\?done=advance.*"))
+    page.wait_for_url(re.compile(r".*/console\?done=advance.*"), timeout=60_000)  # app.js goes there when done
     expect(page.get_by_role("status")).to_contain_text("The clock moved ahead 1 day;")
     after = business_time(st)
     assert after - before >= dt.timedelta(days=1)
@@ -45,6 +45,19 @@ def test_console_advances_the_sandbox_clock(page: Page, fresh_stack: Callable[..
     expect(page.locator("#job-runs")).not_to_contain_text("No job has run yet")
     shot(page, "console")
     assert axe_serious(page) == []
+
+    # A longer advance: the page comes back at once and shows its progress until it is done.
+    page.get_by_label("Advance by").fill("20")
+    page.get_by_role("button", name="Advance the clock").click()
+    expect(page.locator("#advance-bar")).to_be_visible()
+    expect(page.locator("#advance")).to_contain_text("Advancing 20 days")
+    progress = page.request.get(f"{st.base_url}/console/clock/progress").json()
+    assert progress["label"] == "20 days" and progress["total"] == 20 * 86400
+    page.wait_for_url(re.compile(r".*/console\?done=advance.*"), timeout=120_000)
+    expect(page.get_by_role("status")).to_contain_text("The clock moved ahead 20 days;")
+    assert business_time(st) - after >= dt.timedelta(days=20)
+    done = page.request.get(f"{st.base_url}/console/clock/progress").json()
+    assert done["done"] and not done["running"] and done["runs"] > 20 and done["progress"] == done["total"]
     assert page.console_errors == []  # type: ignore[attr-defined]
 
 

@@ -115,7 +115,8 @@ def test_queue_cancel_rules_and_a_redemption_paid_after_a_console_clock_advance(
     console.get_by_label("Advance by").fill("7")
     console.get_by_label("Unit").select_option("days")
     console.get_by_role("button", name="Advance the clock").click()
-    expect(console.get_by_role("status")).to_contain_text("job runs")
+    console.wait_for_url(re.compile(r".*/console\?done=advance"), timeout=120_000)  # the advance has finished
+    expect(console.get_by_role("status")).to_contain_text("The clock moved ahead 7 days")
     console.context.close()
     page.goto(f"{stack.base_url}/earn?type=redeem&status=success")
     expect(page.locator("#history-table tbody tr")).to_have_count(1)

@@ -5,7 +5,8 @@ Four pages with a small sub-navigation, each calling the same services (and the 
 the admin API's:
 
 - ``/console``: business time (and in the sandbox a form that advances the clock by hours or days,
-  running every job that falls due on the way), the audit status and the latest job runs.
+  running every job that falls due on the way, with a progress bar while it works), the audit
+  status and the latest job runs.
 - ``/console/users``: users with KYC level and freezes; per user: set KYC, freeze or unfreeze
   (global), set the web login and password.
 - ``/console/staking``: liquid staking products, their recent APYs, a form to publish a day's rate,
@@ -16,9 +17,11 @@ the admin API's:
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
-from starlette.responses import Response
+import structlog
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stakehouse import errors as dom
@@ -27,9 +30,12 @@ from stakehouse.api.web.kit import OPERATOR, Ctx, Web, error_page, page, refusal
 from stakehouse.clock import from_ms
 from stakehouse.operator.accounts import user_out
 from stakehouse.operator.dcd import series_out
-from stakehouse.operator.platform import advance_out, clock_out
+from stakehouse.operator.platform import clock_out
 from stakehouse.operator.staking import publish, queue_out, rates_out
 from stakehouse.operator.trading import markets, set_price
+from stakehouse.wiring import Services
+
+log = structlog.get_logger(__name__)
 
 #: Job runs listed on the overview (newest first).
 JOB_RUNS_SHOWN = 25
@@ -39,6 +45,57 @@ USERS_SHOWN = 200
 RATE_DAYS = 7
 #: How far one advance may move the clock, per unit (90 days).
 ADVANCE_LIMITS = {"hours": 90 * 24, "days": 90}
+
+class ClockAdvance:
+    """The sandbox's one clock advance started from the console, run in a worker thread while the
+    page shows its progress (``GET /console/clock/progress``, polled by ``app.js``). One at a time
+    per process; the sandbox is one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.state: dict[str, Any] | None = None
+
+    def running(self) -> bool:
+        return self.state is not None and not self.state["done"]
+
+    def start(self, services: Services, by: dt.timedelta, label: str) -> bool:
+        """Start advancing ``by``; ``False`` when an advance is already running."""
+        with self._lock:
+            if self.running():
+                return False
+            now = services.clock.now()
+            state: dict[str, Any] = {"label": label, "from": now, "target": now + by, "reached": now, "runs": 0,
+                                     "done": False, "error": ""}
+            self.state = state
+
+        def progress(reached: dt.datetime, runs: int) -> None:
+            state["reached"], state["runs"] = reached, runs
+
+        def run() -> None:
+            try:
+                state["runs"] = len(services.advance_clock(by=by, progress=progress))
+                state["reached"] = services.clock.now()
+            except dom.DomainError as exc:
+                state["error"] = refusal_message(exc)
+            except Exception as exc:  # reported on the page, logged with its trace
+                log.exception("console_advance_failed", error=type(exc).__name__)
+                state["error"] = "The advance stopped on an unexpected error (see the server log); what ran is kept."
+            finally:
+                state["done"] = True
+
+        threading.Thread(target=run, name="console-advance", daemon=True).start()
+        return True
+
+    def out(self) -> dict[str, Any]:
+        st = self.state
+        if st is None:
+            return {"running": False}
+        total = (st["target"] - st["from"]).total_seconds()
+        done = min((st["reached"] - st["from"]).total_seconds(), total)
+        return {"running": not st["done"], "done": st["done"], "label": st["label"], "runs": st["runs"],
+                "reached": st["reached"].strftime("%Y-%m-%d %H:%M"), "error": st["error"],
+                "total": int(total), "progress": int(done)}
+
 
 DONE = {
     "kyc": "KYC level set.",
@@ -52,6 +109,7 @@ DONE = {
 
 def routes(web: Web) -> list[Route]:
     s = web.services
+    advancing = ClockAdvance()
 
     # -- overview and the clock ----------------------------------------------------------
 
@@ -60,24 +118,22 @@ def routes(web: Web) -> list[Route]:
         return {"clock": clock_out(s), "audit": report, "failing": [c for c in report.checks if not c.ok],
                 "runs": s.runner.history(JOB_RUNS_SHOWN), "limits": ADVANCE_LIMITS}
 
-    def advanced_flash(ctx: Ctx) -> str:
-        """What the last advance did, from the redirect's query (each value parsed strictly)."""
-        q = dict(ctx.request.query_params)
-        if q.get("done") != "advance":
-            return ""
-        try:
-            unit = forms.choice(q, "unit", "Unit", tuple(ADVANCE_LIMITS))
-            n = forms.integer(q, "by", "Advance by", lo=1, hi=ADVANCE_LIMITS[unit])
-            ran = forms.integer(q, "ran", "Job runs", lo=0, hi=10**9)
-        except forms.FormError:
-            return ""
-        return (f"The clock moved ahead {n} {unit[:-1] if n == 1 else unit}; {ran} job "
-                f"{'run' if ran == 1 else 'runs'} fell due on the way and ran (the latest are listed below).")
+    def advanced_flash() -> tuple[str, str]:
+        """What the last advance did (flash, error), once it has finished."""
+        st = advancing.out()
+        if not st.get("done"):
+            return "", ""
+        if st["error"]:
+            return "", f"The advance by {st['label']} stopped at {st['reached']} UTC: {st['error']}"
+        return (f"The clock moved ahead {st['label']}; {st['runs']} job {'run' if st['runs'] == 1 else 'runs'} "
+                f"fell due on the way and ran (the latest are listed below)."), ""
 
     async def show_overview(ctx: Ctx, *, error: str = "", status: int = 200) -> Response:
         values = await ctx.call(overview)
         f = ctx.fields()
-        return ctx.render("console.html", status=status, error=error, flash="" if error else advanced_flash(ctx),
+        flash, failed = advanced_flash() if ctx.request.query_params.get("done") == "advance" else ("", "")
+        return ctx.render("console.html", status=status, error=error or failed, flash="" if error else flash,
+                          advance=advancing.out(),
                           unit=f.get("unit", "days") if f.get("unit") in ADVANCE_LIMITS else "days",
                           amount=f.get("amount", "1")[:8], **values)
 
@@ -92,11 +148,17 @@ def routes(web: Web) -> list[Route]:
             unit = forms.choice(f, "unit", "Unit", tuple(ADVANCE_LIMITS))
             n = forms.integer(f, "amount", "Advance by", lo=1, hi=ADVANCE_LIMITS[unit])
             by = dt.timedelta(hours=n) if unit == "hours" else dt.timedelta(days=n)
-            # The admin API's advance: synchronous, every job due on the way runs before it returns.
-            out = advance_out(s.clock.now, await ctx.call(s.advance_clock, by=by))
-        except (forms.FormError, dom.DomainError) as exc:
+        except forms.FormError as exc:
             return await show_overview(ctx, error=refusal_message(exc), status=400)
-        return ctx.redirect("/console", done="advance", by=str(n), unit=unit, ran=str(out["jobsRunCount"]))
+        # The admin API's advance (every job due on the way runs once, in time order), in a worker
+        # thread: the page comes back at once and shows the advance's progress.
+        if not advancing.start(s, by, f"{n} {unit[:-1] if n == 1 else unit}"):
+            return await show_overview(ctx, error="An advance is already running; wait for it to finish.",
+                                       status=409)
+        return ctx.redirect("/console")
+
+    async def advance_progress(ctx: Ctx) -> Response:
+        return JSONResponse(advancing.out())
 
     # -- users ---------------------------------------------------------------------------
 
@@ -208,6 +270,7 @@ def routes(web: Web) -> list[Route]:
     return [
         Route("/console", page(web, home, who=OPERATOR), methods=["GET"]),
         Route("/console/clock/advance", page(web, advance, who=OPERATOR), methods=["POST"]),
+        Route("/console/clock/progress", page(web, advance_progress, who=OPERATOR), methods=["GET"]),
         Route("/console/users", page(web, users, who=OPERATOR), methods=["GET"]),
         *[Route(f"/console/users/{{uid}}/{action}", page(web, user_action(action), who=OPERATOR), methods=["POST"])
           for action in ("kyc", "freeze", "unfreeze", "web-login")],

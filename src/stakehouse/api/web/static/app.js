@@ -30,4 +30,22 @@
     });
   }
   document.querySelectorAll("figure.chart[data-chart]").forEach(draw);
+
+  /* The console's clock advance: poll its progress until it is done, then show the result. */
+  var advance = document.getElementById("advance");
+  if (advance) {
+    var bar = document.getElementById("advance-bar"), text = document.getElementById("advance-text");
+    var poll = function () {
+      fetch(advance.getAttribute("data-poll"), { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (st) {
+          if (!st.running) { window.location.assign(advance.getAttribute("data-done")); return; }
+          bar.max = st.total; bar.value = st.progress;
+          text.textContent = "at " + st.reached + " UTC, " + st.runs + " job runs so far";
+          window.setTimeout(poll, 400);
+        })
+        .catch(function () { window.setTimeout(poll, 2000); });
+    };
+    window.setTimeout(poll, 200);
+  }
 })();
