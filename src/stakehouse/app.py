@@ -19,7 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stakehouse import __version__
-from stakehouse.api import files, web
+from stakehouse.api import files, oauth, web
 from stakehouse.api.admin.routes import build_admin
 from stakehouse.api.gemini import app as gemini
 from stakehouse.api.net import AnyMethod
@@ -140,7 +140,9 @@ def create_app(services: Services, admin_token: str) -> FastAPI:
 
     build_admin(app, services, admin_token)
     files.install(app, services)
-    app.router.routes.extend(web.routes(services, admin_token, limiter))
+    oauth_routes, oauth_server = oauth.routes(services)
+    app.router.routes.extend(oauth_routes)
+    app.router.routes.extend(web.routes(services, admin_token, limiter, oauth_server))
     # Each adapter puts its one dispatch route at the front of the table: the last installed is
     # tried first, so the OKX hot path (after /bare) matches no other pattern before its own.
     gemini.install(app, services, limiter)

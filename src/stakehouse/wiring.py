@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from stakehouse import accounts, assets, broker, dcd, funding, rebates, trading
+from stakehouse import accounts, assets, broker, dcd, funding, oauth, rebates, trading
 from stakehouse.accounts.gemini_keys import GeminiKeyService
 from stakehouse.accounts.logins import LoginService
 from stakehouse.accounts.service import AccountService
@@ -31,6 +31,7 @@ from stakehouse.dcd.service import DcdService
 from stakehouse.funding.deposits import ChainService
 from stakehouse.funding.withdrawals import WithdrawalService
 from stakehouse.jobs.schedule import Daily
+from stakehouse.oauth.service import OAuthService
 from stakehouse.rebates.fd import FdBrokerService
 from stakehouse.rebates.files import RebateFileService
 from stakehouse.rebates.service import RebateService
@@ -44,7 +45,7 @@ from stakehouse.trading.prices import PriceService
 from stakehouse.trading.service import TradingService
 
 #: Every product, in install order (a product builds on those before it).
-PRODUCTS = (accounts, assets, funding, broker, liquid, provider, trading, rebates, dcd)
+PRODUCTS = (accounts, assets, funding, broker, liquid, provider, trading, rebates, dcd, oauth)
 
 
 class Services(Container):
@@ -148,6 +149,10 @@ class Services(Container):
     @property
     def rebate_files(self) -> RebateFileService:
         return self.get(RebateFileService)
+
+    @property
+    def oauth(self) -> OAuthService:
+        return self.get(OAuthService)
 
     @property
     def calendar(self) -> Daily:

@@ -87,7 +87,8 @@ def test_ccxt_trading_script(stack: Stack) -> None:
     stack.audit_ok()
 
 
-def test_python_okx_places_and_cancels_and_a_limit_fills_with_the_clock(stack: Stack) -> None:
+def test_python_okx_places_and_cancels_and_a_limit_fills_with_the_clock(fresh_stack: Callable[..., Stack]) -> None:
+    stack = fresh_stack()  # moves the clock: a server of its own (others compare the shared one with wall time)
     c = trader(stack)
     trade = OkxTrade.TradeAPI(c.api_key, c.secret, c.passphrase, False, c.flag, domain=stack.base_url, debug=False)
     market = OkxMarket.MarketAPI(flag=c.flag, domain=stack.base_url, debug=False)
@@ -202,7 +203,9 @@ def test_production_refuses_orders_on_a_stale_or_missing_index(fresh_stack: Call
     stack.audit_ok()
 
 
-def test_the_operator_lists_and_suspends_an_instrument(stack: Stack) -> None:
+def test_the_operator_lists_and_suspends_an_instrument(fresh_stack: Callable[..., Stack]) -> None:
+    stack = fresh_stack()  # moves the clock
+
     def put(inst_id: str, body: dict[str, str]) -> tuple[int, dict[str, object]]:
         r = stack.admin.put(f"/admin/instruments/{inst_id}", json=body)
         return r.status_code, r.json()

@@ -1084,3 +1084,79 @@ web_sessions = Table(
     CheckConstraint("(role = 'user') = (uid IS NOT NULL)", name="user_has_uid"),
 )
 Index("ix_web_sessions_uid", web_sessions.c.uid)
+
+# --- OAuth 2.0 (oauth-and-web.md sections 3 and 4) ------------------------------------------
+
+#: Clients the operator registered for an FD broker. ``secret_hash`` is NULL for a public client
+#: (PKCE only); redirect URIs one per line, matched exactly; scopes space-separated.
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("client_id", String(32), primary_key=True),
+    Column("secret_hash", Text, nullable=True),
+    Column("broker_uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("logo_url", String(256), nullable=False, default=""),
+    Column("redirect_uris", Text, nullable=False),
+    Column("scopes", String(32), nullable=False),
+    Column("ips", Text, nullable=False, default=""),
+    Column("fast_api", Boolean, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+)
+Index("ix_oauth_clients_broker", oauth_clients.c.broker_uid)
+
+#: One user's consent to one client: the tokens issued under it, its device binding, its Fast API key.
+oauth_grants = Table(
+    "oauth_grants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), ForeignKey("oauth_clients.client_id"), nullable=False),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("scope", String(32), nullable=False),
+    Column("term_id", String(64), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+    Column("revoke_reason", String(16), nullable=True),
+    #: The API key Fast API created at consent, and its passphrase sealed until the broker fetches it once.
+    Column("fast_api_key", String(64), nullable=True),
+    Column("fast_api_passphrase_enc", Text, nullable=True),
+    Column("fast_api_fetched_at", TS, nullable=True),
+)
+Index("ix_oauth_grants_uid", oauth_grants.c.uid)
+
+#: Authorization codes (only the SHA-256 stored): single use, 10 minutes; a reused code revokes
+#: the grant it produced.
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(32), ForeignKey("oauth_clients.client_id"), nullable=False),
+    Column("uid", String(20), ForeignKey("users.uid"), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", String(32), nullable=False),
+    Column("code_challenge", String(128), nullable=True),
+    Column("code_challenge_method", String(8), nullable=True),
+    Column("fast_api", Boolean, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS, nullable=True),
+    Column("grant_id", Integer, ForeignKey("oauth_grants.id"), nullable=True),
+)
+
+#: Token pairs (only SHA-256 hashes stored). A refresh supersedes the pair it used (both tokens
+#: die at once); at most one pair of a grant is live (``superseded_at`` and ``revoked_at`` NULL).
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("grant_id", Integer, ForeignKey("oauth_grants.id"), nullable=False),
+    Column("access_hash", String(64), nullable=False, unique=True),
+    Column("refresh_hash", String(64), nullable=False, unique=True),
+    Column("issued_at", TS, nullable=False),
+    Column("access_expires_at", TS, nullable=False),
+    Column("refresh_expires_at", TS, nullable=False),
+    Column("superseded_at", TS, nullable=True),
+    Column("revoked_at", TS, nullable=True),
+)
+Index("ix_oauth_tokens_grant", oauth_tokens.c.grant_id)

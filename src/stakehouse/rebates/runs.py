@@ -33,6 +33,7 @@ from stakehouse.db.tables import (
     nd_rebate_ratios,
     nd_rebate_records,
     nd_vip_fee_mode,
+    oauth_clients,
     orders,
     users,
 )
@@ -186,8 +187,8 @@ def fd_fills(conn: Connection, start: dt.datetime, end: dt.datetime, broker_uid:
     """The tagged fills in ``[start, end)`` each FD broker earns from, with the broker type they
     count for, ordered by (broker, type, user, time): the order's ``tag`` is the broker's code,
     the user is neither the broker nor one of its sub-accounts, and the order was authenticated the
-    way one of the broker's types is (an API key for ``api``; ``oauth``: a token of the broker's
-    OAuth client, which arrives with OAuth, so no order has it yet)."""
+    way one of the broker's types is (an API key for ``api``; ``oauth``: a token of one of the
+    broker's OAuth clients, whose id the order keeps in ``api_key``)."""
     f, o, b = fills.c, orders.c, fd_brokers.c
     q = (select(b.uid.label("fd_uid"), o.auth.label("broker_type"), f.uid, f.trade_id, f.ord_id, f.inst_id,
                 f.amt_usdt, f.fee_usdt, f.net_fee_usdt, f.ts)
@@ -195,8 +196,10 @@ def fd_fills(conn: Connection, start: dt.datetime, end: dt.datetime, broker_uid:
                       .join(users, users.c.uid == f.uid))
          .where(f.ts >= start, f.ts < end, f.uid != b.uid,
                 or_(users.c.master_uid.is_(None), users.c.master_uid != b.uid),
-                or_(and_(o.auth == "api", b.api.is_(True)), and_(o.auth == "oauth", b.oauth.is_(True),
-                                                                 literal(False)))))
+                or_(and_(o.auth == "api", b.api.is_(True)),
+                    and_(o.auth == "oauth", b.oauth.is_(True),  # a token of one of the broker's own clients
+                         o.api_key.in_(select(oauth_clients.c.client_id)
+                                       .where(oauth_clients.c.broker_uid == b.uid))))))
     if broker_uid is not None:
         q = q.where(b.uid == broker_uid)
     return q.order_by(b.uid, o.auth, f.uid, f.ts, f.trade_id)

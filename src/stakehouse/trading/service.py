@@ -67,7 +67,8 @@ class PlaceRequest:
     tgt_ccy: str = ""
     cl_ord_id: str = ""
     tag: str = ""
-    #: How the order was authenticated (``api``; ``oauth`` later) and by which key: FD attribution.
+    #: How the order was authenticated (``api`` or ``oauth``) and by which key (for ``oauth``: the
+    #: OAuth client's id): FD attribution.
     auth: str = "api"
     api_key: str = ""
 

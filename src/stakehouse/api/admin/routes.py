@@ -19,6 +19,7 @@ from stakehouse import errors as dom
 from stakehouse.api.admin.broker import build_broker_admin
 from stakehouse.api.admin.chain import build_chain_admin
 from stakehouse.api.admin.dcd import build_dcd_admin
+from stakehouse.api.admin.oauth import build_oauth_admin
 from stakehouse.api.admin.providers import build_provider_admin
 from stakehouse.api.admin.rebates import build_rebates_admin
 from stakehouse.api.admin.staking import build_staking_admin
@@ -269,6 +270,7 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
     build_trading_admin(r, services)
     build_rebates_admin(r, services)
     build_dcd_admin(r, services)
+    build_oauth_admin(r, services)
     build_broker_admin(r, services)
     build_chain_admin(r, services)
     build_withdrawals_admin(r, services)

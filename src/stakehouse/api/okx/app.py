@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
+from stakehouse.accounts.rules import ip_allowed
 from stakehouse.accounts.service import AuthKey
 from stakehouse.api.net import AnyMethod, client_ip
 from stakehouse.api.okx.auth import AuthContext, Authenticator, Presented
@@ -36,6 +37,7 @@ from stakehouse.api.okx.ratelimit import Limit, RateLimiter
 from stakehouse.db.batch import SingleFlight
 from stakehouse.db.engine import unavailable
 from stakehouse.errors import DomainError
+from stakehouse.oauth.rules import scope_allows
 from stakehouse.wiring import Services
 
 log = structlog.get_logger(__name__)
@@ -234,11 +236,33 @@ class OkxAdapter:
             await self._check_passphrase(presented, ip)
         return self.auth.finish(presented, method=route.method, target=target, body=body, ip=ip, perm=perm)
 
+    async def _bearer(self, route: Route, perm: str, headers: dict[str, str], token: str, ip: str) -> AuthContext:
+        """An OAuth access token instead of the ``OK-ACCESS-*`` headers (conventions 2.9): both on one
+        request 53009; the token (53000-53004), its device (53006), the client's IP allow-list
+        (53014), the scope for the route (53013; never withdraw or the ND sub-account module)."""
+        if headers.get("ok-access-key"):
+            raise OkxError("53009")
+        try:
+            bearer = await run_in_threadpool(self.services.oauth.bearer, token)
+        except DomainError as exc:
+            raise from_domain(exc) from None
+        env = "demo" if headers.get("x-simulated-trading", "") == "1" else "live"
+        if env != bearer.user.env:
+            raise OkxError("50101")
+        if bearer.grant.term_id is not None and headers.get("termid", "") != bearer.grant.term_id:
+            raise OkxError("53006")
+        if bearer.client.ips and not ip_allowed(bearer.client.ips, ip):
+            raise OkxError("53014")
+        if not scope_allows(bearer.scopes, perm, route.path):
+            raise OkxError("53013")
+        return AuthContext(bearer.user, None, ip, bearer.client.client_id, bearer.grant.id)
+
     async def _touch(self, auth: AuthContext) -> None:
         """Record the key's use (when ``touch_due``: at most once a minute per key and process).
         Bookkeeping only: a database that cannot take it now does not fail the request."""
         try:
-            await run_in_threadpool(self.services.accounts.touch_key, auth.key, self.services.clock.now())
+            if auth.key is not None:
+                await run_in_threadpool(self.services.accounts.touch_key, auth.key, self.services.clock.now())
         except Exception as exc:
             if not unavailable(exc):
                 raise
@@ -263,7 +287,11 @@ class OkxAdapter:
             try:
                 auth = None
                 if route.perm is not None:
-                    auth = await self._authenticate(route, route.perm, headers, target, body, ip)
+                    bearer = headers.get("authorization", "")
+                    if bearer[:7].lower() == "bearer ":
+                        auth = await self._bearer(route, route.perm, headers, bearer[7:].strip(), ip)
+                    else:
+                        auth = await self._authenticate(route, route.perm, headers, target, body, ip)
                 params, body_error = self._params(route, dict(request.query_params) if query_string else {}, body)
                 # The rate limit comes before parameter errors (conventions 2.4): malformed
                 # requests are counted too.
@@ -273,7 +301,8 @@ class OkxAdapter:
                     raise body_error
             except OkxError as err:
                 return error_response(err)
-            if auth is not None and self.services.accounts.touch_due(auth.key, self.services.clock.now()):
+            if auth is not None and auth.key is not None and \
+                    self.services.accounts.touch_due(auth.key, self.services.clock.now()):
                 await self._touch(auth)
             return await self._handle(route, Call(self.services, params, auth, ip, headers.get("host", "")))
 

@@ -22,11 +22,14 @@ NEEDS = {"read": "read_only", "trade": "trade", "withdraw": "withdraw"}
 
 
 class AuthContext(NamedTuple):
-    """Who signed a request: the key's user, the key, the client IP (a named tuple: one per request)."""
+    """Who made a request: the user, the API key it signed with (``None`` for an OAuth bearer
+    token), the client IP, and for a token its OAuth client (a named tuple: one per request)."""
 
     user: User
-    key: ApiKey
+    key: ApiKey | None
     ip: str
+    client_id: str = ""
+    grant_id: int = 0
 
     @property
     def uid(self) -> str:

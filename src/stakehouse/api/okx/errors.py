@@ -10,6 +10,7 @@ from stakehouse import errors as dom
 from stakehouse.broker.rules import BrokerReason
 from stakehouse.dcd.rules import DcdReason
 from stakehouse.funding.rules import FundingReason
+from stakehouse.oauth.rules import OAuthReason
 from stakehouse.rebates.rules import RebateReason
 from stakehouse.staking.rules import StakingReason
 from stakehouse.trading.rules import TradingReason
@@ -17,6 +18,23 @@ from stakehouse.trading.rules import TradingReason
 #: code -> (HTTP status, message template). Templates use ``{param0}``, ``{param1}``, ``{ccy}``.
 CODES: dict[str, tuple[int, str]] = {
     "404": (404, "Not Found"),
+    # OAuth (conventions 3.3; the seed's table)
+    "53000": (400, "Invalid token"),
+    "53001": (400, "Authorization canceled"),
+    "53002": (400, "Token expired"),
+    "53003": (400, "Token revoked"),
+    "53004": (400, "Account has been frozen"),
+    "53005": (400, "Wrong refresh token"),
+    "53006": (401, "Invalid device"),
+    "53009": (400, "Authorization failed"),
+    "53010": (400, "Parameter {param0} error"),
+    "53011": (400, "Parameter {param0} cannot be empty"),
+    "53012": (400, "Authorization code expired"),
+    "53013": (400, "You don't have permission to access this API"),
+    "53014": (401, "Invalid IP"),
+    "53015": (400, "Parameter {param0} length cannot exceed {param1}"),
+    "53016": (400, "Invalid redirect_uri"),
+    "53017": (400, "Fast API permissions not enabled"),
     "50000": (400, "Body for POST request cannot be empty."),
     "50001": (503, "Service temporarily unavailable. Please try again later."),
     "50002": (400, "JSON syntax error"),
@@ -209,9 +227,23 @@ DCD_CODES: dict[DcdReason, str] = {
 
 #: Every product's refusal table, by its reason enum: every reason of every enum is in its table
 #: (a test checks it). Provider staking is not served by the OKX API.
+OAUTH_CODES: dict[OAuthReason, str] = {
+    OAuthReason.INVALID_TOKEN: "53000",
+    OAuthReason.CONSENT_WITHDRAWN: "53001",
+    OAuthReason.TOKEN_EXPIRED: "53002",
+    OAuthReason.TOKEN_REVOKED: "53003",
+    OAuthReason.ACCOUNT_FROZEN: "53004",
+    OAuthReason.INVALID_DEVICE: "53006",
+    OAuthReason.BOTH_CREDENTIALS: "53009",
+    OAuthReason.NO_PERMISSION: "53013",
+    OAuthReason.INVALID_IP: "53014",
+    OAuthReason.FAST_API_NOT_ENABLED: "53017",
+    OAuthReason.NOT_OAUTH_BROKER: "53009",
+}
+
 REFUSAL_CODES: dict[type[StrEnum], Mapping[Any, str]] = {
     StakingReason: STAKING_CODES, BrokerReason: BROKER_CODES, FundingReason: FUNDING_CODES,
-    TradingReason: TRADING_CODES, RebateReason: REBATE_CODES, DcdReason: DCD_CODES,
+    TradingReason: TRADING_CODES, RebateReason: REBATE_CODES, DcdReason: DCD_CODES, OAuthReason: OAUTH_CODES,
 }
 #: Spot refusals whose message says more than the code's template (which instrument, which field).
 TRADING_OWN_MESSAGE = frozenset({

@@ -1,5 +1,6 @@
 """``/account``: the signed-in user's API keys (create with the one-time display of the secret and
-passphrase, revoke) and web login. The apps authorised through OAuth join this page with OAuth."""
+passphrase, revoke), web login, and the apps authorised through OAuth (revoked by
+``/account/apps/revoke`` in ``oauth.py``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def routes(web: Web) -> list[Route]:
 
     def view(uid: str) -> dict[str, Any]:
         return {"keys": s.accounts.list_keys(uid), "login": s.logins.login_of(uid), "fmt": fmt,
-                "permissions": PERMISSIONS}
+                "permissions": PERMISSIONS, "apps": s.oauth.grants_of(uid)}
 
     async def show(ctx: Ctx, *, error: str = "", status: int = 200, created: Any = None, flash: str = "") -> Response:
         assert ctx.user is not None
@@ -28,9 +29,9 @@ def routes(web: Web) -> list[Route]:
         return ctx.render("account.html", status=status, error=error, flash=flash, created=created, **values)
 
     async def account(ctx: Ctx) -> Response:
-        revoked = ctx.request.query_params.get("done") == "revoke"
-        return await show(ctx, flash="The key was revoked; requests signed with it are refused now." if revoked
-                          else "")
+        done = ctx.request.query_params.get("done", "")
+        return await show(ctx, flash={"revoke": "The key was revoked; requests signed with it are refused now.",
+                                      "app": "Access revoked: the app's tokens are refused now (53001)."}.get(done, ""))
 
     async def create_key(ctx: Ctx) -> Response:
         assert ctx.user is not None

@@ -78,7 +78,8 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"
                            or not self.no_store]
-                headers += SECURITY_HEADERS
+                present = {h[0].lower() for h in headers}  # a page may set its own (the consent page's CSP)
+                headers += [h for h in SECURITY_HEADERS if h[0] not in present]
                 if self.no_store:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
@@ -246,7 +247,9 @@ def _to_sign_in(ctx: Ctx, login_path: str) -> Response:
     had_cookie = bool(ctx.request.cookies.get(SESSION_COOKIE))
     if had_cookie:
         ctx.cookies[SESSION_COOKIE] = ""
-    query = {"next": ctx.request.url.path}
+    url = ctx.request.url
+    # back to the same page after sign-in, with its query (the consent page's OAuth request)
+    query = {"next": url.path + (f"?{url.query}" if url.query and ctx.request.method == "GET" else "")}
     if had_cookie:
         query["expired"] = "1"
     return ctx.redirect(login_path, **query)
@@ -270,7 +273,7 @@ async def _context(web: Web, request: Request) -> Ctx:
 
 def next_path(raw: str, default: str) -> str:
     """Where to go after sign-in: one of our own absolute paths, else ``default`` (no open redirect)."""
-    if raw.startswith("/") and not raw.startswith("//") and "\\" not in raw and len(raw) <= 200 and \
+    if raw.startswith("/") and not raw.startswith("//") and "\\" not in raw and len(raw) <= 2200 and \
             raw.isprintable() and ":" not in raw.split("?")[0]:
         return raw
     return default

@@ -8,6 +8,7 @@ from stakehouse.api.okx.routes import (
     dcd,
     funding,
     market,
+    oauth,
     public,
     rebates,
     staking,
@@ -17,4 +18,4 @@ from stakehouse.api.okx.routes import (
 
 ALL: list[Route] = [*public.ROUTES, *asset.ROUTES, *account.ROUTES, *staking.ROUTES, *broker.ROUTES,
                     *funding.ROUTES, *withdrawal.ROUTES, *market.ROUTES, *trade.ROUTES,
-                    *rebates.ROUTES, *dcd.ROUTES]
+                    *rebates.ROUTES, *dcd.ROUTES, *oauth.ROUTES]

@@ -81,7 +81,8 @@ def _request(p: Params, call: Call) -> PlaceRequest:
     auth = call.caller
     return PlaceRequest(inst_id=inst_id, td_mode=td_mode, side=side, ord_type=ord_type, sz=sz,
                         px=px if ord_type != "market" else None, tgt_ccy=tgt_ccy, cl_ord_id=cl_ord_id, tag=tag,
-                        auth="api", api_key=auth.key.api_key)
+                        auth="oauth" if auth.client_id else "api",
+                        api_key=auth.key.api_key if auth.key is not None else auth.client_id)
 
 
 def _failure(err: OkxError, p: Params) -> dict[str, str]:
