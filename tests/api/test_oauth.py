@@ -237,6 +237,15 @@ def test_token_rules_on_the_okx_surface(stack: Stack, fresh_stack: Callable[...,
         "grant_type": "refresh_token", "refresh_token": fresh["refresh_token"], "client_id": tapp.client_id,
         "client_secret": tapp.secret}).json()
     assert late["code"] == "53005"
+    # a code older than 10 minutes: 53012
+    url = (f"{timed.base_url}/oauth/authorize?response_type=code&client_id={tapp.client_id}"
+           f"&redirect_uri={REDIRECT}&scope=read_only&state=old")
+    code = parse_qs(urlsplit(consent(timed, signed_in(timed, tuser), url)).query)["code"][0]
+    timed.call("POST", "/admin/clock/advance", json={"seconds": 601})
+    aged = httpx.post(f"{timed.base_url}/oauth/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "client_id": tapp.client_id,
+        "client_secret": tapp.secret}).json()
+    assert aged["code"] == "53012"
 
 
 def test_fast_api_key_once_and_orders_attributed(stack: Stack) -> None:
