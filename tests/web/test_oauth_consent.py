@@ -5,6 +5,7 @@ Account page."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -12,9 +13,10 @@ from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import OAuth2Client
 from playwright.sync_api import Page, Route, expect
 
-from tests.api.test_oauth import REDIRECT, oauth_app
-from tests.stack import Stack
-from tests.web.conftest import axe_serious, shot, sign_in, web_user
+from tests.api.test_fd_brokers import fixed_price
+from tests.api.test_oauth import REDIRECT, authorise, oauth_app
+from tests.stack import Creds, Stack
+from tests.web.conftest import WebUser, axe_serious, shot, sign_in, web_user
 
 
 def catch_redirects(page: Page) -> list[str]:
@@ -89,3 +91,39 @@ def test_deny_sends_the_user_back_with_access_denied(page: Page, stack: Stack) -
     expect(page.get_by_role("heading", level=1)).to_contain_text("cannot be used")
     expect(page.locator("main")).to_contain_text("53016")
     assert len(seen) == 1
+
+
+def test_the_fd_broker_page_shows_its_clients_and_users(page: Page, fresh_stack: Callable[..., Stack]) -> None:
+    stack = fresh_stack()  # moves the clock: the daily FD run attributes the token's order
+    app = oauth_app(stack)
+    broker = WebUser(Creds(app.broker_uid, "live", "", "", ""), "fd" + app.broker_uid, "fd-broker-password")
+    stack.call("PUT", f"/admin/users/{app.broker_uid}/web-login", json={"login": broker.login,
+                                                                         "password": broker.password})
+    user = web_user(stack, funds={"USDT": "50000"})
+    _, token = authorise(stack, app, user)
+    auth = {"Authorization": f"Bearer {token['access_token']}"}
+    assert httpx.post(stack.base_url + "/api/v5/asset/transfer", headers=auth, json={
+        "ccy": "USDT", "amt": "50000", "from": "6", "to": "18"}).json()["code"] == "0"
+    fixed_price(stack, "BTC-USDT", "60000")
+    placed = httpx.post(stack.base_url + "/api/v5/trade/order", headers=auth, json={
+        "instId": "BTC-USDT", "tdMode": "cash", "side": "buy", "ordType": "market", "sz": "0.01",
+        "tgtCcy": "base_ccy", "tag": app.code}).json()
+    assert placed["code"] == "0", placed
+    stack.call("POST", "/admin/clock/advance", json={"days": 1})
+
+    sign_in(page, stack, broker, "/account")
+    page.goto(stack.base_url + "/broker")
+    expect(page).to_have_url(f"{stack.base_url}/broker/fd")  # an FD broker that is not an ND broker
+    expect(page.locator("#fd-code")).to_contain_text(app.code)
+    expect(page.locator("#clients")).to_contain_text(app.client_id)
+    assert app.secret is not None and app.secret not in page.content()
+    expect(page.locator("#fd-users")).to_contain_text(user.creds.uid)
+    expect(page.locator("#fd-users")).to_contain_text("oauth")
+    assert axe_serious(page) == []
+    shot(page, "broker-fd")
+    # a user that is not an FD broker
+    other = web_user(stack)
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, stack, other, "/account")
+    response = page.goto(stack.base_url + "/broker/fd")
+    assert response is not None and response.status == 403

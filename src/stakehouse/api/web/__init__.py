@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from stakehouse.api.okx.ratelimit import RateLimiter
-from stakehouse.api.web import account, auth, broker, console, earn, oauth
+from stakehouse.api.web import account, auth, broker, console, earn, fd_broker, oauth
 from stakehouse.api.web.kit import HERE, SecurityHeaders, Web
 from stakehouse.wiring import Services
 
@@ -24,7 +24,8 @@ def routes(services: Services, admin_token: str, limiter: RateLimiter, oauth_ser
     """Every web route, each answering with the security headers (static files too)."""
     web = Web(services, admin_token)
     pages: list[Route] = [*auth.routes(web, limiter), *earn.routes(web), *broker.routes(web),
-                          *account.routes(web), *console.routes(web), *oauth.routes(web, oauth_server)]
+                          *account.routes(web), *console.routes(web), *oauth.routes(web, oauth_server),
+                          *fd_broker.routes(web)]
     static = SecurityHeaders(StaticFiles(directory=HERE / "static"), no_store=False)
     out: list[BaseRoute] = [Route(r.path, SecurityHeaders(r.app), methods=list(r.methods or ()), name=r.name,
                                   include_in_schema=False) for r in pages]

@@ -9,8 +9,8 @@ with the route's parameters; every form calls the route's service method, so the
 refusals are the API's.
 
 Only an ND broker's main account may open the page: the broker service refuses a sub-account
-(59604) and a user that is not a broker (59608); both get a 403 page. The FD part (OAuth clients
-and attributed users) comes with OAuth.
+(59604) and a user that is not a broker (59608); both get a 403 page. An FD broker that is not an
+ND broker is sent to its own page, ``/broker/fd`` (``fd_broker.py``).
 """
 
 from __future__ import annotations
@@ -142,7 +142,23 @@ def routes(web: Web) -> list[Route]:
         return ctx.render("broker.html", status=status, error=error, flash="" if error else done,
                           form=ctx.fields() if error else {}, **values)
 
+    def fd_only(uid: str) -> bool:
+        """An FD broker that is not an ND broker (its page is /broker/fd)."""
+        try:
+            s.broker.info(uid)
+            return False
+        except dom.DomainError:
+            pass
+        try:
+            s.fd_brokers.get(uid)
+            return True
+        except dom.NotFound:
+            return False
+
     async def broker(ctx: Ctx) -> Response:
+        assert ctx.user is not None
+        if not ctx.user.is_sub and await ctx.call(fd_only, ctx.user.uid):
+            return ctx.redirect("/broker/fd")
         return await show(ctx)
 
     async def create_sub(ctx: Ctx) -> Response:
