@@ -54,7 +54,9 @@ def test_the_banner_is_last_and_the_credentials_file_keeps_its_layout(tmp_path: 
     assert "migrated" in events, err
 
     creds = json.loads((data / "demo-credentials.json").read_text())
-    assert set(creds) == {"adminToken", "users", "gemini", "broker", "web"}
+    assert set(creds) == {"adminToken", "users", "gemini", "broker", "web", "oauth"}
+    assert set(creds["oauth"]) == {"brokerUid", "brokerCode", "clientId", "clientSecret", "redirectUri"}
+    assert creds["oauth"]["clientId"] in banner and creds["oauth"]["clientSecret"] in banner
     assert set(creds["web"]) == {"alice", "bob"} and all(f"{n} / {p}" in banner for n, p in creds["web"].items())
     assert [(u["name"], u["env"], u["flag"]) for u in creds["users"]] == [("alice", "demo", "1"), ("bob", "live", "0")]
     assert all(set(u) == USER_KEYS for u in creds["users"])

@@ -25,6 +25,7 @@ DEMO_PROVIDER_PRODUCTS: dict[str, dict[str, Any]] = {
     "SOL": {"deposit_usd_limit": "500000", "unstake_mode": "queued", "daily_redemption_cap": "10000",
             "unbonding_days": 2},
 }
+OAUTH_REDIRECT = "http://127.0.0.1:8765/callback"
 DEMO_BPS = {"ETH": Decimal("228.0197"), "SOL": Decimal("321.5282")}
 
 
@@ -70,10 +71,24 @@ def bootstrap(services: Services) -> dict[str, Any]:
             password = secrets.token_urlsafe(12)
             services.logins.set_password(u["uid"], u["name"], password)
             creds["web"][u["name"]] = password
+    if "oauth" not in creds:  # an FD OAuth broker with a demo app (docs/oauth.md)
+        creds["oauth"] = _oauth_demo(services)
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(json.dumps(creds, indent=2))
     file.chmod(0o600)
     return creds
+
+
+def _oauth_demo(services: Services) -> dict[str, Any]:
+    """``acme``: an FD broker (api and oauth) with a confidential OAuth client that offers Fast API,
+    redirecting to a local app (any program listening there, or none: the code is in the URL)."""
+    broker = services.accounts.create_user(env="live", label="acme", kyc_level=2)
+    fd = services.fd_brokers.set_up(broker.uid, code=None, types=("api", "oauth"), ratio=Decimal("0.3"),
+                                    client_ratio=Decimal("0.2"))
+    client, secret = services.oauth.register_client(broker.uid, name="Acme Demo App", redirect_uris=[OAUTH_REDIRECT],
+                                                    scopes=["read_only", "trade"], fast_api=True)
+    return {"brokerUid": broker.uid, "brokerCode": fd.code, "clientId": client.client_id, "clientSecret": secret,
+            "redirectUri": OAUTH_REDIRECT}
 
 
 def _gemini_demo(services: Services, users: list[dict[str, Any]]) -> dict[str, Any]:
@@ -122,6 +137,12 @@ def banner(creds: dict[str, Any], base_url: str, *, rate_limit_factor: float = 1
     if "broker" in creds:
         lines += [f"  ND brokers ({creds['broker']['level']}): " + ", ".join(creds["broker"]["uids"])
                   + "  (broker/nd/* routes; deposits and withdrawals move as the clock advances)"]
+    if "oauth" in creds:
+        o = creds["oauth"]
+        lines += [f"  OAuth app   : client_id {o['clientId']}  client_secret {o['clientSecret']}  "
+                  f"redirect {o['redirectUri']}",
+                  f"    of FD broker {o['brokerUid']} (code {o['brokerCode']}); consent at {base_url}/oauth/authorize"
+                  "?response_type=code&client_id=<id>&redirect_uri=<redirect>  (docs/oauth.md)"]
     live = next((u for u in creds["users"] if u["env"] == "live"), None)
     if live is not None:
         lines += ["", "  spot market : BTC-USDT, ETH-USDT, SOL-USDT, ETH-BTC; the index moves one step per minute of "
