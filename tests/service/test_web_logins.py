@@ -1,10 +1,13 @@
-"""Web logins set through the CLI and the admin API: hashed, never echoed, refused when bad."""
+"""Web logins and OAuth clients set through the CLI and the admin API: secrets hashed, shown once or
+never, refused when bad."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -55,3 +58,31 @@ def test_admin_api_refuses_taken_logins_and_bad_passwords(stack: Stack) -> None:
         assert "x\ty" not in r.text
     assert stack.admin.put("/admin/users/0000/web-login", json={"login": "nouser", "password": "x" * 12}
                            ).status_code == 404
+
+
+def test_cli_registers_oauth_clients_showing_the_secret_once(tmp_sqlite: str) -> None:
+    key = new_server_key()
+    services = Services(Settings(database_url=tmp_sqlite, server_key=key, sandbox=True))
+    broker = services.accounts.create_user().uid
+    env = {**os.environ, "STAKEHOUSE_SERVER_KEY": key, "STAKEHOUSE_LOG_LEVEL": "WARNING"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "stakehouse.cli", "oauth", *args, "--db", tmp_sqlite],
+                              text=True, capture_output=True, env=env, timeout=120)
+
+    refused = cli("client-create", broker, "App", "--redirect-uri", "https://a.example/cb")
+    assert refused.returncode != 0 and "not an FD broker of type oauth" in refused.stdout + refused.stderr
+    services.fd_brokers.set_up(broker, code=None, types=("oauth",), ratio=Decimal("0.3"), client_ratio=Decimal(0))
+    made = cli("client-create", broker, "App", "--redirect-uri", "https://a.example/cb", "--fast-api")
+    assert made.returncode == 0, made.stderr
+    body = json.loads(made.stdout)
+    assert body["fastApi"] and body["public"] is False and len(body["clientSecret"]) >= 40
+    listed = cli("client-list")
+    assert body["clientId"] in listed.stdout and body["clientSecret"] not in listed.stdout
+    public = json.loads(cli("client-create", broker, "Mobile", "--redirect-uri", "acme://cb", "--public").stdout)
+    assert public["public"] and "clientSecret" not in public
+    bad = cli("client-create", broker, "Bad", "--redirect-uri", "javascript:alert(1)")
+    assert bad.returncode != 0
+    assert cli("client-delete", body["clientId"]).returncode == 0
+    assert body["clientId"] not in cli("client-list").stdout
+    services.close()

@@ -234,6 +234,8 @@ def error_envelope(error: OAuth2Error, grant_type: str) -> tuple[int, dict[str, 
         code = "53009"
     elif "redirect" in description.lower():
         code = "53016"
+    elif name == "invalid_request" and description.startswith("Missing") and param:
+        code, params = "53011", {"param0": param}
     elif "challenge" in description or "code_verifier" in description:
         code, params = "53010", {"param0": "code_verifier"}
     elif name == "invalid_grant":
@@ -242,8 +244,6 @@ def error_envelope(error: OAuth2Error, grant_type: str) -> tuple[int, dict[str, 
         code, params = "53010", {"param0": "grant_type"}
     elif name == "invalid_scope":
         code, params = "53010", {"param0": "scope"}
-    elif name == "invalid_request" and description.startswith("Missing") and param:
-        code, params = "53011", {"param0": param}
     elif name == "invalid_request" and param:
         code, params = "53010", {"param0": param}
     else:
