@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -128,6 +130,29 @@ def start_server_process(db: str, server_key: str, **env: str) -> tuple[subproce
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError("server process did not start")
+
+
+@contextlib.contextmanager
+def two_workers(db: str) -> Iterator[tuple[str, str, Callable[..., Any]]]:
+    """Two ``stakehouse serve`` processes (sandbox) on database ``db``: their base URLs and an admin
+    call (``call(method, path, **httpx kwargs) -> JSON``, asserting success) against the first."""
+    key = new_server_key()
+    first, a = start_server_process(db, key, STAKEHOUSE_SANDBOX="true")
+    second, b = start_server_process(db, key, STAKEHOUSE_SANDBOX="true")
+    admin = httpx.Client(base_url=a, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+
+    def call(method: str, path: str, **kw: Any) -> Any:
+        r = admin.request(method, path, **kw)
+        assert r.status_code < 300, r.text
+        return r.json()
+
+    try:
+        yield a, b, call
+    finally:
+        admin.close()
+        for proc in (first, second):
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def utc(*args: int) -> dt.datetime:

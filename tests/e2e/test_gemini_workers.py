@@ -14,26 +14,13 @@ from decimal import Decimal
 
 import httpx
 
-from stakehouse.security import new_server_key
-from tests.stack import ADMIN_TOKEN, start_server_process
+from tests.stack import two_workers
 
 PROVIDER = "62b21e17-2534-4b9f-afcf-b7edb609dd8d"
 
 
 def test_one_nonce_is_served_once_by_two_processes(make_db: Callable[[str], str], backend: str) -> None:
-    db = make_db(backend)
-    key = new_server_key()
-    first, a = start_server_process(db, key, STAKEHOUSE_SANDBOX="true")
-    second, b = start_server_process(db, key, STAKEHOUSE_SANDBOX="true")
-    try:
-        admin = httpx.Client(base_url=a, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
-
-        def call(method: str, path: str, **kw: object) -> dict[str, str]:
-            r = admin.request(method, path, **kw)  # type: ignore[arg-type]
-            assert r.status_code < 300, r.text
-            body: dict[str, str] = r.json()
-            return body
-
+    with two_workers(make_db(backend)) as (a, b, call):
         call("POST", "/admin/providers", json={"name": "Example Validators", "providerId": PROVIDER})
         call("PUT", f"/admin/providers/{PROVIDER}/products/ETH", json={})
         uid = call("POST", "/admin/users", json={"env": "live", "kycLevel": 2})["uid"]
@@ -69,13 +56,9 @@ def test_one_nonce_is_served_once_by_two_processes(make_db: Callable[[str], str]
             assert [r.json()["reason"] for r in replies if r.status_code == 400] == ["InvalidNonce"]
 
         balances = {(r["acctType"], r["ccy"]): Decimal(r["available"])
-                    for r in admin.get(f"/admin/users/{uid}/balances").json()}
+                    for r in call("GET", f"/admin/users/{uid}/balances")}
         assert balances[("6", "ETH")] == Decimal(10 - rounds)
-        staking = admin.get(f"/admin/users/{uid}/staking-balances").json()
+        staking = call("GET", f"/admin/users/{uid}/staking-balances")
         assert [(s["ccy"], Decimal(s["balance"])) for s in staking] == [("ETH", Decimal(rounds))]
-        assert admin.get("/admin/audit").json()["ok"]
-        admin.close()
-    finally:
-        for proc in (first, second):
-            proc.terminate()
-            proc.wait(timeout=30)
+        assert call("GET", "/admin/audit")["ok"]
+

@@ -11,25 +11,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from stakehouse.security import new_server_key
 from tests.api.test_oauth import CSRF, REDIRECT
-from tests.stack import ADMIN_TOKEN, start_server_process
+from tests.stack import two_workers
 
 
 def test_two_workers_share_codes_tokens_and_refreshes(make_db: Callable[[str], str], backend: str) -> None:
-    db = make_db(backend)
-    key = new_server_key()
-    first, a = start_server_process(db, key, STAKEHOUSE_SANDBOX="true")
-    second, b = start_server_process(db, key, STAKEHOUSE_SANDBOX="true")
-    try:
-        admin = httpx.Client(base_url=a, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
-
-        def call(method: str, path: str, **kw: object) -> dict[str, object]:
-            r = admin.request(method, path, **kw)  # type: ignore[arg-type]
-            assert r.status_code < 300, r.text
-            out: dict[str, object] = r.json()
-            return out
-
+    with two_workers(make_db(backend)) as (a, b, call):
         broker = str(call("POST", "/admin/users", json={"env": "live", "kycLevel": 2})["uid"])
         call("PUT", f"/admin/fd-brokers/{broker}", json={"types": ["oauth"], "ratio": "0.3"})
         app = call("POST", "/admin/oauth/clients", json={"brokerUid": broker, "name": "Two Workers App",
@@ -91,7 +78,3 @@ def test_two_workers_share_codes_tokens_and_refreshes(make_db: Callable[[str], s
         live = [x for x in won if httpx.get(a + "/api/v5/asset/balances", headers={
             "Authorization": f"Bearer {x['access_token']}"}).json()["code"] == "0"]
         assert len(live) <= 1
-    finally:
-        for proc in (first, second):
-            proc.terminate()
-            proc.wait(timeout=30)
