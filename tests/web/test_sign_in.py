@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from stakehouse.accounts.logins import IDLE, LoginService
 from stakehouse.clock import wall_time
-from tests.stack import Stack
+from tests.stack import ADMIN_TOKEN, Stack
 from tests.web.conftest import WebUser, axe_serious, shot, web_user
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -164,6 +164,19 @@ def test_open_redirects_are_not_followed(stack: Stack) -> None:
     r = client.post("/login", data={"csrf": token, "login": user.login, "password": user.password,
                                     "next": "//evil.example/"})
     assert r.status_code == 303 and r.headers["location"] == "/earn"
+
+
+def test_an_operator_session_is_not_a_user(stack: Stack) -> None:
+    client = httpx.Client(base_url=stack.base_url, timeout=30)
+    token = csrf_of(client.get("/console/login").text)
+    assert client.post("/console/login", data={"csrf": token, "token": ADMIN_TOKEN}).status_code == 303
+    r = client.get("/earn")
+    assert r.status_code == 403 and "operator console" in r.text
+    assert client.get("/console").status_code == 200  # still signed in
+    wrong = httpx.Client(base_url=stack.base_url, timeout=30)
+    token = csrf_of(wrong.get("/console/login").text)
+    r = wrong.post("/console/login", data={"csrf": token, "token": "not-the-token"})
+    assert r.status_code == 401 and "sh_session" not in r.cookies
 
 
 @pytest.mark.parametrize("path", ["/earn", "/account", "/broker", "/console"])

@@ -40,6 +40,7 @@ from stakehouse.accounts.logins import WebSession
 from stakehouse.accounts.service import User
 from stakehouse.api.okx.errors import Overrides, from_domain
 from stakehouse.api.web.forms import FormError
+from stakehouse.db.engine import unavailable
 from stakehouse.digits import ascii_digits
 from stakehouse.wiring import Services
 
@@ -210,6 +211,9 @@ def page(web: Web, handler: Handler, *, who: str) -> Callable[[Request], Awaitab
         try:
             ctx = await _context(web, request)
             if who == USER and ctx.user is None:
+                if ctx.session is not None:  # an operator's session: no user to show this page for
+                    return error_page(403, "Not allowed", "This page is for users; you are signed in to the "
+                                      "operator console. Sign out there to sign in as a user.")
                 return _to_sign_in(ctx, "/login")
             if who == OPERATOR and not (ctx.session and ctx.session.is_operator):
                 if ctx.user is not None:
@@ -236,6 +240,10 @@ def page(web: Web, handler: Handler, *, who: str) -> Callable[[Request], Awaitab
         except Denied as exc:
             return error_page(403, "Not allowed", exc.message)
         except Exception as exc:  # an error page, never a trace
+            if unavailable(exc):
+                log.warning("database_unavailable", path=request.url.path[:128], error=type(exc).__name__)
+                return error_page(503, "Temporarily unavailable", "The database cannot answer right now. "
+                                  "Nothing was changed; try again in a moment.")
             log.exception("web_unhandled", path=request.url.path[:128], error=type(exc).__name__)
             return error_page(500, "Something went wrong", "The server could not complete this request. "
                               "Nothing was changed by the failed step; try again in a moment.")
