@@ -272,6 +272,12 @@ def test_fast_api_key_once_and_orders_attributed(stack: Stack) -> None:
     assert none["code"] == "53017"
     keys = stack.call("GET", f"/admin/users/{user.creds.uid}/api-keys")
     assert key["apiKey"] in {k["apiKey"] for k in keys}
+    # a second consent to the same app: a second key, its label numbered (labels stay unique)
+    _, again = authorise(stack, app, user, fast_api=True)
+    second = httpx.post(stack.base_url + "/api/v5/users/oauth/fast-api-key",
+                        headers={"Authorization": f"Bearer {again['access_token']}"}, json={}).json()["data"][0]
+    labels = {k["apiKey"]: k["label"] for k in stack.call("GET", f"/admin/users/{user.creds.uid}/api-keys")}
+    assert labels[second["apiKey"]] == labels[key["apiKey"]] + " 2"
 
 
 def test_orders_placed_with_a_token_earn_the_oauth_broker_its_rebate(fresh_stack: Callable[..., Stack]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from stakehouse.accounts.rules import normalise_ips
+from stakehouse.accounts.rules import MAX_KEYS_PER_ACCOUNT, normalise_ips
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.clock import Clock
 from stakehouse.db.engine import Database
@@ -244,15 +244,26 @@ class OAuthService:
                                     .values(used_at=now, grant_id=grant_id)).rowcount
             if not redeemed:  # another request redeemed it first: this transaction rolls back
                 raise Refused(OAuthReason.TOKEN_REVOKED, "The authorization code was already used")
-            if code.fast_api and client.fast_api:
+            if code.fast_api and client.fast_api and \
+                    self.accounts.live_key_count(conn, code.uid) < MAX_KEYS_PER_ACCOUNT:
+                # (a user at the key quota gets the grant without a key: the fetch answers 53017)
                 passphrase = new_passphrase()
                 made = self.accounts.insert_key(conn, code.uid, perm_text="read_only,trade", ip_text=client.ips,
-                                                label=client.name[:50], passphrase=passphrase, now=now)
+                                                label=self._free_label(conn, code.uid, client.name[:40]),
+                                                passphrase=passphrase, now=now)
                 conn.execute(update(oauth_grants).where(oauth_grants.c.id == grant_id).values(
                     fast_api_key=made.key.api_key, fast_api_passphrase_enc=self.box.seal(passphrase)))
             self._insert_pair(conn, grant_id, access, refresh, now)
             row = conn.execute(select(oauth_grants).where(oauth_grants.c.id == grant_id)).one()
         return _grant(row, client.name)
+
+    def _free_label(self, conn: Connection, uid: str, name: str) -> str:
+        """The app's name as the key's label, numbered when the user has a key of that label already."""
+        label, n = name, 1
+        while self.accounts.label_taken(conn, uid, label):
+            n += 1
+            label = f"{name} {n}"
+        return label
 
     @staticmethod
     def _insert_pair(conn: Connection, grant_id: int, access: str, refresh: str, now: dt.datetime) -> None:
