@@ -309,3 +309,17 @@ def test_metadata_document(stack: Stack) -> None:
     meta = httpx.get(stack.base_url + "/.well-known/oauth-authorization-server").json()
     assert meta["token_endpoint"].endswith("/oauth/token") and meta["code_challenge_methods_supported"] == ["S256"]
     assert set(meta["grant_types_supported"]) == {"authorization_code", "refresh_token"}
+
+
+def test_a_user_cannot_revoke_another_users_app(stack: Stack) -> None:
+    app = oauth_app(stack)
+    owner, other = web_user(stack), web_user(stack)
+    _, token = authorise(stack, app, owner)
+    page = signed_in(stack, owner).get("/account").text
+    grant_id = re.findall(r'name="grantId" value="(\d+)"', page)[0]
+    intruder = signed_in(stack, other)
+    csrf = CSRF.search(intruder.get("/account").text).group(1)  # type: ignore[union-attr]
+    for value in (grant_id, "1e3", "", "9" * 13):
+        r = intruder.post("/account/apps/revoke", data={"csrf": csrf, "grantId": value})
+        assert r.status_code in (400, 404), (value, r.status_code)
+    assert bearer_get(stack, token["access_token"])["code"] == "0"  # the owner's app still works
