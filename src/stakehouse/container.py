@@ -85,8 +85,9 @@ class Container:
     # -- the audit ------------------------------------------------------------------------------
 
     def audit(self) -> AuditReport:
-        """The ledger's invariants and every product's."""
-        with self.db.read() as conn:
+        """The ledger's invariants and every product's, on one snapshot of the database (consistent
+        while writes go on)."""
+        with self.db.snapshot() as conn:
             return run_audit(conn, self.checks)
 
     # -- maintenance mode -------------------------------------------------------------------

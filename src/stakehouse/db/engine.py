@@ -276,6 +276,23 @@ class Database:
             yield conn
 
     @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction that sees the whole database as of one moment however many
+        statements it runs (the audit compares balances with sums of postings in two): on
+        PostgreSQL ``REPEATABLE READ`` (its ``READ COMMITTED`` gives each statement a new
+        snapshot, so writes committing in between would look like broken books); on SQLite every
+        read transaction is one snapshot already."""
+        if self.is_sqlite:
+            with self.read() as conn:
+                yield conn
+            return
+        with self._read_engine.connect() as raw:
+            conn = raw.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                yield conn
+
+    @contextmanager
     def query(self) -> Iterator[Connection]:
         """A connection in autocommit mode for single-statement reads on hot paths: no
         BEGIN/COMMIT round trips. Use :meth:`read` whenever several statements must agree."""

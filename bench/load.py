@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Load test: a realistic mix of signed OKX requests from many users against
+``stakehouse serve --workers N`` on PostgreSQL with Redis (shared rate limits), for N = 1, 2, 4.
+
+The mix, by share of the client's connections (each endpoint is its own ``wrk`` process, so each
+reports its own throughput and latency percentiles; all run at the same time):
+
+    balance reads   GET  /api/v5/asset/balances                        5/16
+    account reads   GET  /api/v5/account/balance                       2/16
+    transfers       POST /api/v5/asset/transfer (1 USDT funding->trading) 2/16
+    staking         POST /api/v5/finance/staking-defi/eth/purchase (0.01 ETH) 1/16
+    orders          POST /api/v5/trade/order (0.0001 BTC market, buy/sell alternating) 3/16
+    history pages   GET  /api/v5/trade/orders-history?instType=SPOT    2/16
+                    GET  /api/v5/finance/staking-defi/eth/purchase-redeem-history 1/16
+
+Requests are pre-signed, one set per wall-clock second and user (wrk has no HMAC; the server
+keeps no replay cache, so each request costs it a full authentication). Every run starts on a
+fresh database (production mode) with ``--users`` funded users, checks the audit at the end, and
+reports errors per endpoint (any reply whose code is not "0").
+
+Usage (from the project root; needs wrk and a PostgreSQL and Redis to use)::
+
+    STAKEHOUSE_TEST_PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
+      .venv/bin/python bench/load.py [--workers 1,2,4] [--duration 10] [--warmup 2] [--connections 32]
+        [--users 64] [--redis-url redis://127.0.0.1:6379/0]
+
+Goal (issue 19): with 2 workers, total throughput >= 1.6x one worker on the same mix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import balances as b
+import orders as o
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    method: str
+    path: str
+    share: int  # of 16
+    bodies: tuple[str, ...] = ("",)
+
+
+MIX = (
+    Endpoint("balances", "GET", "/api/v5/asset/balances", 5),
+    Endpoint("account", "GET", "/api/v5/account/balance", 2),
+    Endpoint("transfer", "POST", "/api/v5/asset/transfer", 2,
+             (json.dumps({"ccy": "USDT", "amt": "1", "from": "6", "to": "18"}),)),
+    Endpoint("staking", "POST", "/api/v5/finance/staking-defi/eth/purchase", 1, (json.dumps({"amt": "0.01"}),)),
+    Endpoint("orders", "POST", "/api/v5/trade/order", 3,
+             tuple(json.dumps({"instId": "BTC-USDT", "tdMode": "cash", "side": side, "ordType": "market",
+                               "sz": "0.0001", "tgtCcy": "base_ccy"}) for side in ("buy", "sell"))),
+    Endpoint("orders-history", "GET", "/api/v5/trade/orders-history?instType=SPOT", 2),
+    Endpoint("staking-history", "GET", "/api/v5/finance/staking-defi/eth/purchase-redeem-history", 1),
+)
+
+LUA = r"""
+local reqs = {}
+local fallback = nil
+local turn = 0
+%(entries)s
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) errors = 0 end
+function request()
+  local batch = reqs[os.time()]
+  if batch == nil then batch = fallback end
+  turn = turn %% #batch + 1
+  return batch[turn]
+end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"code":"0"', 1, true) then errors = errors + 1 end
+end
+function done(summary, latency, requests)
+  local errs = 0
+  for _, t in ipairs(threads) do errs = errs + t:get("errors") end
+  local s = summary.errors
+  io.write(string.format('\nRESULT {"requests": %%d, "errors": %%d, "socket_errors": %%d, "us": %%d, '
+    .. '"p50": %%d, "p99": %%d}\n', summary.requests, errs, s.connect + s.read + s.write + s.timeout,
+    summary.duration, latency:percentile(50.0), latency:percentile(99.0)))
+end
+"""
+
+
+def lua(host: str, ep: Endpoint, users: list[dict[str, str]], seconds: int) -> str:
+    lines: list[str] = []
+    now = int(time.time())
+    for sec in range(now - 5, now + seconds + 10):
+        batch = []
+        at = dt.datetime.fromtimestamp(sec, dt.UTC)
+        for creds in users:
+            for body in ep.bodies:
+                headers = {"Host": host, **b.okx_headers(creds, ep.method, ep.path, body, at=at)}
+                if body:
+                    headers["Content-Type"] = "application/json"
+                hdr = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
+                arg = f", {json.dumps(body)}" if body else ""
+                batch.append(f'wrk.format("{ep.method}", "{ep.path}", {{{hdr}}}{arg})')
+        lines.append(f"reqs[{sec}] = {{{', '.join(batch)}}}")
+    lines.append(f"fallback = reqs[{now}]")
+    return LUA % {"entries": "\n".join(lines)}
+
+
+@contextlib.contextmanager
+def server(db_url: str, workers: int, redis_url: str) -> Iterator[str]:
+    """``stakehouse serve --workers N`` (production mode) on ``db_url`` with Redis."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from stakehouse.security import new_server_key
+
+    port = b.free_port()
+    env = {**os.environ, "STAKEHOUSE_ADMIN_TOKEN": b.ADMIN_TOKEN, "STAKEHOUSE_SERVER_KEY": new_server_key(),
+           "STAKEHOUSE_RATE_LIMIT_FACTOR": "100000", "STAKEHOUSE_LOG_LEVEL": "WARNING",
+           "STAKEHOUSE_REDIS_URL": redis_url, "STAKEHOUSE_MAX_PRICE_AGE": "86400",
+           "STAKEHOUSE_FILES_DIR": tempfile.mkdtemp(prefix="stakehouse-load-")}
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "stakehouse"), "serve", "--workers", str(workers),
+                             "--host", "127.0.0.1", "--port", str(port), "--db", db_url], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError("server exited:\n" + log.read().decode(errors="replace")[-3000:])
+            try:
+                if b.http("GET", base + "/healthz"):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def setup_user(base: str) -> dict[str, str]:
+    user = b.admin(base, "POST", "/admin/users", {"env": "live", "kycLevel": 2, "acceptTerms": ["ETH", "SOL"]})
+    uid = str(user["uid"])
+    key = b.admin(base, "POST", f"/admin/users/{uid}/api-keys", {"perms": ["read_only", "trade"]})
+    creds = {k: str(key[k]) for k in ("apiKey", "secretKey", "passphrase")}
+    for ccy, amt in (("USDT", "100000000"), ("BTC", "1000"), ("ETH", "100000")):
+        b.admin(base, "POST", f"/admin/users/{uid}/deposits", {"ccy": ccy, "amt": amt})
+    for ccy, amt in (("USDT", "50000000"), ("BTC", "1000")):
+        reply = o.signed_post(base, creds, "/api/v5/asset/transfer",
+                              json.dumps({"ccy": ccy, "amt": amt, "from": "6", "to": "18"}))
+        assert reply.get("code") == "0", reply
+    return creds
+
+
+@dataclass
+class Figures:
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def run_mix(base: str, users: list[dict[str, str]], args: argparse.Namespace) -> dict[str, Figures]:
+    host = base.split("://", 1)[1]
+    scripts = {}
+    for ep in MIX:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(lua(host, ep, users, int(args.warmup + args.duration) + 5))
+            scripts[ep.name] = f.name
+
+    def wrk(ep: Endpoint, seconds: float) -> dict[str, int]:
+        conns = max(1, round(args.connections * ep.share / 16))
+        out = subprocess.run(["wrk", "-t", "1", "-c", str(conns), "-d", f"{max(1, round(seconds))}s",
+                              "--timeout", "10s", "-s", scripts[ep.name], base + ep.path.split("?")[0]],
+                             capture_output=True, text=True, check=True)
+        line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
+        parsed: dict[str, int] = json.loads(line[len("RESULT "):])
+        return parsed
+
+    def all_at_once(seconds: float) -> dict[str, dict[str, int]]:
+        with ThreadPoolExecutor(len(MIX)) as pool:
+            futures = {ep.name: pool.submit(wrk, ep, seconds) for ep in MIX}
+            return {name: fut.result() for name, fut in futures.items()}
+
+    try:
+        if args.warmup > 0:
+            all_at_once(args.warmup)
+        raw = all_at_once(args.duration)
+    finally:
+        for path in scripts.values():
+            os.unlink(path)
+    return {name: Figures(r["requests"], r["errors"] + r["socket_errors"], r["us"] / 1e6, r["p50"] / 1000,
+                          r["p99"] / 1000) for name, r in raw.items()}
+
+
+def bench(workers: int, pg_url: str, args: argparse.Namespace) -> dict[str, Figures]:
+    with b.postgres_backend(pg_url) as db_url, server(db_url, workers, args.redis_url) as base:
+        b.admin(base, "POST", "/admin/markets/BTC-USDT/price", {"px": "60000"})
+        with ThreadPoolExecutor(4) as pool:
+            users = list(pool.map(lambda _: setup_user(base), range(args.users)))
+        figures = run_mix(base, users, args)
+        try:
+            b.admin(base, "GET", "/admin/audit")
+        except RuntimeError as exc:  # 409: a failed check; show which
+            print(f"AUDIT FAILED with {workers} workers: {exc}", flush=True)
+            raw = urllib.request.urlopen(urllib.request.Request(  # noqa: S310 (our own server)
+                base + "/admin/audit", headers={"Authorization": f"Bearer {b.ADMIN_TOKEN}"}))
+            print(raw.read()[:100], flush=True)
+        return figures
+
+
+def table(results: dict[int, dict[str, Figures]]) -> str:
+    out = [f"{'workers':>7} {'endpoint':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}", "-" * 60]
+    for workers, figures in results.items():
+        for name, f in figures.items():
+            out.append(f"{workers:>7} {name:<16} {f.rps:>8.0f} {f.p50_ms:>8.1f} {f.p99_ms:>8.1f} {f.errors:>7}")
+        total = sum(f.rps for f in figures.values())
+        errors = sum(f.errors for f in figures.values())
+        out.append(f"{workers:>7} {'TOTAL':<16} {total:>8.0f} {'':>8} {'':>8} {errors:>7}")
+    totals = {w: sum(f.rps for f in figs.values()) for w, figs in results.items()}
+    if totals.get(1):
+        for w, t in totals.items():
+            if w != 1:
+                goal = "  (goal >= 1.6x: " + ("met" if t / totals[1] >= 1.6 else "NOT met") + ")" if w == 2 else ""
+                out.append(f"{w} workers / 1 worker: {t / totals[1]:.2f}x{goal}")
+    return "\n".join(out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--workers", default="1,2,4")
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--users", type=int, default=64)
+    p.add_argument("--pg-url", default=os.environ.get("STAKEHOUSE_TEST_PG_URL", ""))
+    p.add_argument("--redis-url", default=os.environ.get("STAKEHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    args = p.parse_args()
+    if not shutil.which("wrk"):
+        p.error("wrk is not installed (apt-get install wrk)")
+    if not args.pg_url:
+        p.error("a PostgreSQL is needed: --pg-url or STAKEHOUSE_TEST_PG_URL")
+    print(f"cpus={os.cpu_count()} connections={args.connections} users={args.users} duration={args.duration:g}s "
+          f"(client and server share the machine) run={secrets.token_hex(3)}", flush=True)
+    results = {w: bench(w, args.pg_url, args) for w in (int(x) for x in args.workers.split(","))}
+    print(table(results), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
