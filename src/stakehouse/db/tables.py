@@ -263,6 +263,8 @@ job_runs = Table(
     Column("finished_at", TS, nullable=False),
     Column("result", Text, nullable=False, default=""),
 )
+#: A poll reads the runs of its window only (``due_at`` in a range), however long the history.
+Index("ix_job_runs_due_at", job_runs.c.due_at)
 
 # -- liquid staking (staking-rules.md) ----------------------------------------------------
 
