@@ -121,16 +121,18 @@ def postgres_backend(url: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def server(db_url: str, port: int, *,
-           rate_limit_factor: str = "100000") -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server(db_url: str, port: int, *, rate_limit_factor: str = "100000", workers: int = 1,
+           env_extra: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``stakehouse serve --workers N`` on ``db_url`` (extra ``STAKEHOUSE_*`` settings in
+    ``env_extra``), until it answers ``/healthz``; stopped on leaving."""
     sys.path.insert(0, str(ROOT / "src"))
     from stakehouse.security import new_server_key
 
     env = {**os.environ, "STAKEHOUSE_ADMIN_TOKEN": ADMIN_TOKEN, "STAKEHOUSE_SERVER_KEY": new_server_key(),
-           "STAKEHOUSE_RATE_LIMIT_FACTOR": rate_limit_factor, "STAKEHOUSE_LOG_LEVEL": "WARNING"}
+           "STAKEHOUSE_RATE_LIMIT_FACTOR": rate_limit_factor, "STAKEHOUSE_LOG_LEVEL": "WARNING", **(env_extra or {})}
     exe = ROOT / ".venv" / "bin" / "stakehouse"
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([str(exe), "serve", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([str(exe), "serve", "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port),
                              "--db", db_url], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -212,26 +214,39 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do errs = errs + t:get("errors"); resps = resps + t:get("responses") end
   local s = summary.errors
   local sock = s.connect + s.read + s.write + s.timeout
-  io.write(string.format('\nRESULT {"requests": %%d, "errors": %%d, "socket_errors": %%d, "us": %%d}\n',
-    summary.requests, errs, sock, summary.duration))
+  io.write(string.format('\nRESULT {"requests": %%d, "errors": %%d, "socket_errors": %%d, "us": %%d, '
+    .. '"p50": %%d, "p99": %%d}\n', summary.requests, errs, sock, summary.duration,
+    latency:percentile(50.0), latency:percentile(99.0)))
 end
 """
 
 
-def wrk_script(host: str, path: str, users: list[dict[str, str]], seconds: int) -> str:
+def signed_script(host: str, method: str, path: str, users: list[dict[str, str]], seconds: int,
+                  bodies: tuple[str, ...] = ("",)) -> str:
+    """The Lua script: for each second of the run, ``method path`` signed by each user (an
+    unsigned request without users), once per body in ``bodies`` (JSON; "" for none)."""
     lines: list[str] = []
     now = int(time.time())
     for sec in range(now - 5, now + seconds + 10):
         batch = []
+        at = dt.datetime.fromtimestamp(sec, dt.UTC)
         for creds in users or [{}]:
-            headers = {"Host": host}
-            if creds:
-                headers.update(okx_headers(creds, "GET", path, at=dt.datetime.fromtimestamp(sec, dt.UTC)))
-            hdr = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
-            batch.append(f'wrk.format("GET", "{path}", {{{hdr}}})')
+            for body in bodies:
+                headers = {"Host": host}
+                if creds:
+                    headers.update(okx_headers(creds, method, path, body, at=at))
+                if body:
+                    headers["Content-Type"] = "application/json"
+                hdr = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
+                arg = f", {json.dumps(body)}" if body else ""
+                batch.append(f'wrk.format("{method}", "{path}", {{{hdr}}}{arg})')
         lines.append(f"reqs[{sec}] = {{{', '.join(batch)}}}")
     lines.append(f"fallback = reqs[{now}]")
     return WRK_LUA % {"entries": "\n".join(lines)}
+
+
+def wrk_script(host: str, path: str, users: list[dict[str, str]], seconds: int) -> str:
+    return signed_script(host, "GET", path, users, seconds)
 
 
 def run_wrk(base: str, path: str, users: list[dict[str, str]], args: argparse.Namespace, *,

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import secrets
@@ -39,8 +38,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +45,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import balances as b
 import orders as o
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -74,90 +69,12 @@ MIX = (
     Endpoint("staking-history", "GET", "/api/v5/finance/staking-defi/eth/purchase-redeem-history", 1),
 )
 
-LUA = r"""
-local reqs = {}
-local fallback = nil
-local turn = 0
-%(entries)s
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) errors = 0 end
-function request()
-  local batch = reqs[os.time()]
-  if batch == nil then batch = fallback end
-  turn = turn %% #batch + 1
-  return batch[turn]
-end
-function response(status, headers, body)
-  if status ~= 200 or not string.find(body, '"code":"0"', 1, true) then errors = errors + 1 end
-end
-function done(summary, latency, requests)
-  local errs = 0
-  for _, t in ipairs(threads) do errs = errs + t:get("errors") end
-  local s = summary.errors
-  io.write(string.format('\nRESULT {"requests": %%d, "errors": %%d, "socket_errors": %%d, "us": %%d, '
-    .. '"p50": %%d, "p99": %%d}\n', summary.requests, errs, s.connect + s.read + s.write + s.timeout,
-    summary.duration, latency:percentile(50.0), latency:percentile(99.0)))
-end
-"""
-
-
-def lua(host: str, ep: Endpoint, users: list[dict[str, str]], seconds: int) -> str:
-    lines: list[str] = []
-    now = int(time.time())
-    for sec in range(now - 5, now + seconds + 10):
-        batch = []
-        at = dt.datetime.fromtimestamp(sec, dt.UTC)
-        for creds in users:
-            for body in ep.bodies:
-                headers = {"Host": host, **b.okx_headers(creds, ep.method, ep.path, body, at=at)}
-                if body:
-                    headers["Content-Type"] = "application/json"
-                hdr = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
-                arg = f", {json.dumps(body)}" if body else ""
-                batch.append(f'wrk.format("{ep.method}", "{ep.path}", {{{hdr}}}{arg})')
-        lines.append(f"reqs[{sec}] = {{{', '.join(batch)}}}")
-    lines.append(f"fallback = reqs[{now}]")
-    return LUA % {"entries": "\n".join(lines)}
-
-
-@contextlib.contextmanager
-def server(db_url: str, workers: int, redis_url: str) -> Iterator[str]:
+def server(db_url: str, workers: int, redis_url: str) -> contextlib.AbstractContextManager[
+        tuple[str, subprocess.Popen[bytes]]]:
     """``stakehouse serve --workers N`` (production mode) on ``db_url`` with Redis."""
-    sys.path.insert(0, str(ROOT / "src"))
-    from stakehouse.security import new_server_key
-
-    port = b.free_port()
-    env = {**os.environ, "STAKEHOUSE_ADMIN_TOKEN": b.ADMIN_TOKEN, "STAKEHOUSE_SERVER_KEY": new_server_key(),
-           "STAKEHOUSE_RATE_LIMIT_FACTOR": "100000", "STAKEHOUSE_LOG_LEVEL": "WARNING",
-           "STAKEHOUSE_REDIS_URL": redis_url, "STAKEHOUSE_MAX_PRICE_AGE": "86400",
-           "STAKEHOUSE_FILES_DIR": tempfile.mkdtemp(prefix="stakehouse-load-")}
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "stakehouse"), "serve", "--workers", str(workers),
-                             "--host", "127.0.0.1", "--port", str(port), "--db", db_url], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError("server exited:\n" + log.read().decode(errors="replace")[-3000:])
-            try:
-                if b.http("GET", base + "/healthz"):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return b.server(db_url, b.free_port(), workers=workers, env_extra={
+        "STAKEHOUSE_REDIS_URL": redis_url, "STAKEHOUSE_MAX_PRICE_AGE": "86400",
+        "STAKEHOUSE_FILES_DIR": tempfile.mkdtemp(prefix="stakehouse-load-")})
 
 
 def setup_user(base: str) -> dict[str, str]:
@@ -192,7 +109,8 @@ def run_mix(base: str, users: list[dict[str, str]], args: argparse.Namespace) ->
     scripts = {}
     for ep in MIX:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(lua(host, ep, users, int(args.warmup + args.duration) + 5))
+            f.write(b.signed_script(host, ep.method, ep.path, users, int(args.warmup + args.duration) + 5,
+                                    ep.bodies))
             scripts[ep.name] = f.name
 
     def wrk(ep: Endpoint, seconds: float) -> dict[str, int]:
@@ -221,7 +139,7 @@ def run_mix(base: str, users: list[dict[str, str]], args: argparse.Namespace) ->
 
 
 def bench(workers: int, pg_url: str, args: argparse.Namespace) -> dict[str, Figures]:
-    with b.postgres_backend(pg_url) as db_url, server(db_url, workers, args.redis_url) as base:
+    with b.postgres_backend(pg_url) as db_url, server(db_url, workers, args.redis_url) as (base, _proc):
         b.admin(base, "POST", "/admin/markets/BTC-USDT/price", {"px": "60000"})
         with ThreadPoolExecutor(4) as pool:
             users = list(pool.map(lambda _: setup_user(base), range(args.users)))

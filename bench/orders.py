@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import shutil
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -66,20 +64,7 @@ def setup_trader(base: str) -> dict[str, str]:
 
 
 def wrk_script(host: str, users: list[dict[str, str]], seconds: int) -> str:
-    lines: list[str] = []
-    now = int(time.time())
-    for sec in range(now - 5, now + seconds + 10):
-        batch = []
-        for creds in users:
-            for side in ("buy", "sell"):
-                body = order_body(side)
-                headers = {"Host": host, "Content-Type": "application/json",
-                           **b.okx_headers(creds, "POST", ORDERS, body, at=dt.datetime.fromtimestamp(sec, dt.UTC))}
-                hdr = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
-                batch.append(f"wrk.format(\"POST\", \"{ORDERS}\", {{{hdr}}}, {json.dumps(body)})")
-        lines.append(f"reqs[{sec}] = {{{', '.join(batch)}}}")
-    lines.append(f"fallback = reqs[{now}]")
-    return b.WRK_LUA % {"entries": "\n".join(lines)}
+    return b.signed_script(host, "POST", ORDERS, users, seconds, (order_body("buy"), order_body("sell")))
 
 
 def run_orders(base: str, users: list[dict[str, str]], args: argparse.Namespace) -> b.Result:
