@@ -365,10 +365,11 @@ class AccountService:
         with self.db.read() as conn:
             return [_key(r) for r in conn.execute(q)]
 
-    def revoke_key(self, api_key: str, reason: str = "revoked") -> ApiKey:
+    def revoke_key(self, api_key: str, reason: str = "revoked", *, owner: str | None = None) -> ApiKey:
+        """Revoke a live key; with ``owner``, only a key of that user (another's is NotFound)."""
         with self._changing_keys() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.api_key == api_key)).first()
-            if row is None or row.revoked_at is not None:
+            if row is None or row.revoked_at is not None or (owner is not None and row.uid != owner):
                 raise NotFound("API key", api_key)
             conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(
                 revoked_at=self.clock.now(), revoke_reason=reason))

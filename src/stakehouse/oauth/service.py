@@ -128,6 +128,12 @@ def _grant(r: Any, client_name: str = "") -> Grant:
                  client_name)
 
 
+def _joined_grant(r: Any, client_name: str = "") -> Grant:
+    """A grant from a row where its columns are labelled ``g_<name>`` (a join with tokens)."""
+    return Grant(r.g_id, r.g_client_id, r.g_uid, r.g_scope, r.g_term_id, r.g_created_at, r.g_revoked_at,
+                 r.g_fast_api_key, client_name)
+
+
 class OAuthService:
     def __init__(self, db: Database, clock: Clock, box: SecretBox, accounts: AccountService, *,
                  sandbox: bool) -> None:
@@ -322,8 +328,7 @@ class OAuthService:
                                .join(g, g.c.id == t.grant_id).where(where)).first()
         if row is None:
             return None
-        grant = Grant(row.g_id, row.g_client_id, row.g_uid, row.g_scope, row.g_term_id, row.g_created_at,
-                      row.g_revoked_at, row.g_fast_api_key)
+        grant = _joined_grant(row)
         return TokenPair(row.id, grant, row.access_expires_at, row.refresh_expires_at, row.superseded_at,
                          row.revoked_at)
 
@@ -362,8 +367,7 @@ class OAuthService:
         client = Client(row.c_client_id, row.c_broker_uid, row.c_name, row.c_logo_url,
                         tuple(row.c_redirect_uris.split("\n")), tuple(row.c_scopes.split()), row.c_ips,
                         row.c_fast_api, row.c_secret_hash is None, row.c_created_at)
-        grant = Grant(row.g_id, row.g_client_id, row.g_uid, row.g_scope, row.g_term_id, row.g_created_at,
-                      row.g_revoked_at, row.g_fast_api_key, row.c_name)
+        grant = _joined_grant(row, row.c_name)
         return Bearer(user, client, grant)
 
     def fast_api_key(self, grant_id: int) -> FastApiKey:

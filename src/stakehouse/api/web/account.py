@@ -53,9 +53,7 @@ def routes(web: Web) -> list[Route]:
         uid = ctx.user.uid
         try:
             api_key = forms.text(ctx.fields(), "apiKey", "API key", max_len=64, required=True)
-            if api_key not in {k.api_key for k in await ctx.call(s.accounts.list_keys, uid)}:
-                raise dom.NotFound("API key", api_key)
-            await ctx.call(s.accounts.revoke_key, api_key, "revoked by the user")
+            await ctx.call(s.accounts.revoke_key, api_key, "revoked by the user", owner=uid)
         except (forms.FormError, dom.DomainError) as exc:
             return await show(ctx, error=refusal_message(exc), status=400)
         return ctx.redirect("/account", done="revoke")

@@ -18,15 +18,13 @@ from stakehouse import errors as dom
 from stakehouse.api.okx.routes.staking import STAKING_ERRORS
 from stakehouse.api.web import forms
 from stakehouse.api.web.kit import USER, Ctx, Web, error_page, page, refusal_message
-from stakehouse.clock import from_ms, to_ms
+from stakehouse.clock import MAX_MS, from_ms, to_ms
 from stakehouse.money import fmt
 from stakehouse.staking.liquid.service import ORDER_STATUSES, ORDER_TYPES, HistoryQuery
 from stakehouse.staking.provider.service import EventQuery
 
 #: Days of APY history on the chart.
 APY_DAYS = 30
-#: The last millisecond a cursor may name (9999-12-31T23:59:59.999Z).
-LAST_MS = 253_402_300_799_999
 #: Rows of order history a page.
 HISTORY_PAGE = 20
 DONE = {
@@ -63,7 +61,7 @@ def routes(web: Web) -> list[Route]:
         status = forms.choice(q, "status", "Status", ("", *ORDER_STATUSES), default="")
         # ``after`` as in the API: orders requested before this moment (the next, older page)
         after = forms.digits(q, "after", "Page cursor", max_len=15, required=False)
-        if after and int(after) > LAST_MS:
+        if after and int(after) > MAX_MS:
             raise forms.FormError("Page cursor", "is past the year 9999")
         return product, HistoryQuery(type=kind, status=status, after=from_ms(int(after)) if after else None,
                                      limit=HISTORY_PAGE)

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from stakehouse.api.oauth.server import FormRequest, error_envelope
+from stakehouse.api.web import forms
 from stakehouse.api.web.kit import CSP, USER, Ctx, Web, error_page, page
 from stakehouse.errors import NotFound
 from stakehouse.oauth import rules
@@ -84,9 +85,10 @@ def routes(web: Web, server: Any) -> list[Route]:
     async def apps(ctx: Ctx) -> Response:
         """Revoke an app from the Account page: later calls with its tokens get 53001."""
         assert ctx.user is not None
-        grant_id = ctx.field("grantId")
-        if not grant_id.isdigit() or len(grant_id) > 12:
-            return error_page(400, "Bad form", "The app to revoke was not named.")
+        try:
+            grant_id = forms.digits(ctx.fields(), "grantId", "App", max_len=12)
+        except forms.FormError as exc:
+            return error_page(400, "Bad form", str(exc))
         try:
             await ctx.call(s.oauth.revoke_by_user, ctx.user.uid, int(grant_id))
         except NotFound:
