@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -111,15 +112,23 @@ def start_stack(database_url: str, **settings: Any) -> Stack:
     return Stack(services, f"http://127.0.0.1:{port}", server, thread)
 
 
-def start_server_process(db: str, server_key: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server_process(db: str, server_key: str, *, max_file_bytes: int | None = None,
+                         **env: str) -> tuple[subprocess.Popen[bytes], str]:
     """``stakehouse serve`` in a process of its own on ``db`` (extra ``STAKEHOUSE_*`` settings in
-    ``env``); returns the process and its base URL once it answers."""
+    ``env``); returns the process and its base URL once it answers. ``max_file_bytes``: no file the
+    process writes may grow past this size (``RLIMIT_FSIZE``: a write past it fails as on a full
+    disk; Python ignores the signal that would otherwise kill the process)."""
     port = free_port()
     environ = {**os.environ, "STAKEHOUSE_SERVER_KEY": server_key, "STAKEHOUSE_ADMIN_TOKEN": ADMIN_TOKEN,
                "STAKEHOUSE_LOG_LEVEL": "WARNING", "STAKEHOUSE_FILES_DIR": tempfile.mkdtemp(prefix="stakehouse-files-"),
                **env}
+    def limit() -> None:
+        if max_file_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
     proc = subprocess.Popen([sys.executable, "-m", "stakehouse.cli", "serve", "--db", db, "--port", str(port)],
-                            env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=limit if max_file_bytes is not None else None)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     #: How often (seconds) ``serve --sandbox`` and ``worker`` look for due jobs.
     job_poll_seconds: float = 5.0
+    #: Database connections one process uses at once for the chunks of a daily run (PostgreSQL;
+    #: SQLite has one writer). About the database's cores; other workers may join in.
+    job_connections: int = Field(2, ge=1, le=64)
+    #: About how many users one chunk of a daily run covers (one transaction, one journal entry).
+    job_chunk_size: int = Field(50_000, ge=1, le=10_000_000)
     #: A DCD quote can be executed for this many milliseconds.
     dcd_quote_ttl_ms: int = Field(30_000, ge=1_000, le=600_000)
     #: DCD products stop trading this many minutes before their expiry.

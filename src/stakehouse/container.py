@@ -25,8 +25,9 @@ from stakehouse.db.dialect import dialect_insert
 from stakehouse.db.engine import Database, unavailable
 from stakehouse.db.tables import meta
 from stakehouse.errors import NotAllowed
+from stakehouse.jobs import audit as jobs_audit
 from stakehouse.jobs.runner import JobRegistry, JobRunner, ProgressFn, RunRecord
-from stakehouse.ledger.audit import AuditCheck, AuditReport, run_audit
+from stakehouse.ledger.audit import AuditCheck, AuditReport, CheckResult, run_audit
 from stakehouse.ledger.journal import Ledger
 from stakehouse.sandbox.clock import SandboxClock
 from stakehouse.sandbox.control import advance_target, advance_to
@@ -40,6 +41,11 @@ MAINTENANCE_KEY = "maintenance"
 MAINTENANCE_CACHE_SECONDS = 2.0
 
 
+def _chunked_runs(conn: Connection) -> list[CheckResult]:
+    found = jobs_audit.chunked_runs(conn)
+    return [CheckResult(found.name, found.checked, found.violations)]
+
+
 class Container:
     def __init__(self, settings: Settings, db: Database, clock: Clock, sandbox_clock: SandboxClock | None,
                  box: SecretBox) -> None:
@@ -51,8 +57,9 @@ class Container:
         self.box = box
         self.ledger = Ledger()
         self.jobs = JobRegistry()
-        self.runner = JobRunner(db, clock, self.jobs)
-        self.checks: list[AuditCheck] = []
+        self.runner = JobRunner(db, clock, self.jobs, connections=settings.job_connections,
+                                chunk_size=settings.job_chunk_size)
+        self.checks: list[AuditCheck] = [_chunked_runs]
         self.seeds: list[Seed] = []
         self._services: dict[type, object] = {}
         self._maintenance: tuple[float, bool] = (0.0, False)

@@ -95,6 +95,14 @@ def services(url: str) -> Iterator[Services]:
     s.close()
 
 
+@pytest.fixture
+def chunked(url: str) -> Iterator[Services]:
+    """The interest run in chunks of one staker each, on two connections (PostgreSQL)."""
+    s = open_services(url, START, job_chunk_size=1, job_connections=2)
+    yield s
+    s.close()
+
+
 # -- the independent model -------------------------------------------------------------------------
 
 
@@ -348,6 +356,16 @@ def snapshot(s: Services, *uids: str) -> list[Any]:
 
 
 # -- interest ----------------------------------------------------------------------------------------
+
+
+def test_interest_in_chunks_equals_the_day_by_day_simulation(chunked: Services) -> None:
+    test_interest_over_days_equals_the_day_by_day_simulation(chunked)
+    runs = [r for r in chunked.runner.runs(job="provider_interest", limit=100) if r.planned]
+    assert runs and all(r.finished and r.done == r.planned == 2 for r in runs)  # two stakers, two chunks
+    with chunked.db.read() as conn:
+        entries = conn.exec_driver_sql("SELECT count(*) FROM journal_entries WHERE type = 'provider_interest'"
+                                       ).scalar_one()
+    assert entries > len(runs)  # an entry per product per chunk
 
 
 def test_interest_over_days_equals_the_day_by_day_simulation(services: Services) -> None:
@@ -842,11 +860,19 @@ def test_a_day_is_never_paid_twice(services: Services, url: str) -> None:
             assert again.runner.run_one(jobs["provider_interest"], period) is None
     finally:
         again.close()
-    # even the interest job itself, called past the runner's claim, cannot pay a day twice
+    # even the interest job's chunk and finish steps, called past the runner's claims, cannot pay a
+    # day twice: the events are keyed by (uid, product, day), the runs by (product, day)
+    run = provider_runs.interest_run(ledger=services.ledger, usd=services.usd)
     for day in days:
+        period = services.accrual_calendar.period_of_day(day)
+        with services.db.read() as conn:
+            plan = run.plan(conn, period, 1000)
+        if day != days[0]:  # (nobody earned on D0: everything was staked that day)
+            with pytest.raises((sqlalchemy.exc.IntegrityError, sqlite3.IntegrityError)), \
+                    services.db.write() as conn:
+                run.chunk(conn, period, plan.params, plan.chunks[0])
         with pytest.raises((sqlalchemy.exc.IntegrityError, sqlite3.IntegrityError)), services.db.write() as conn:
-            provider_runs.interest_run(conn, services.accrual_calendar.period_of_day(day), ledger=services.ledger,
-                                       usd=services.usd)
+            run.finish(conn, period, plan.params, {})
     assert snapshot(services, u) == before
     runs = [(r["provider_id"], r["ccy"], r["day"]) for r in w.ps.accrual_runs(1000)]
     assert len(runs) == len(set(runs)) == 2 * len(days)  # two products, days D0..D3, once each

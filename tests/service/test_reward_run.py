@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from stakehouse.assets.service import TransferRequest
 from stakehouse.config import Settings
 from stakehouse.errors import DomainError
+from stakehouse.jobs.chunks import Chunk, Chunked
 from stakehouse.ledger import journal
 from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.money import ZERO, round_down
@@ -250,11 +251,19 @@ def test_a_day_is_never_paid_twice(services: Services) -> None:
         for name in (f"staking_rewards:{PRODUCT}", f"staking_settlement:{PRODUCT}"):
             assert services.runner.run_one(jobs[name], period) is None
     assert services.advance_clock(by=dt.timedelta(0)) == []
-    # even the job function itself, called again past the runner's claim, cannot pay a day twice:
-    # the day's rows are keyed by (product, day[, uid]) and the whole transaction rolls back
-    for day in (d1, d1 + dt.timedelta(days=1)):
+    # even the job's chunk and finish steps, called again past the runner's claims, cannot pay a day
+    # twice: the day's rows are keyed by (product, day[, uid]) and the whole transaction rolls back
+    run = jobs[f"staking_rewards:{PRODUCT}"].run
+    assert isinstance(run, Chunked)
+    params = {"rate": "0.0284", "chunks": "1"}
+    for day in (d1, d1 + dt.timedelta(days=1), d1 + dt.timedelta(days=2)):
+        period = services.calendar.period_of_day(day)
+        if day != d1:  # (d1 paid nobody: the coins were bought that day)
+            with pytest.raises((sqlalchemy.exc.IntegrityError, sqlite3.IntegrityError)), \
+                    services.db.write() as conn:
+                run.chunk(conn, period, params, Chunk(0, None, None))
         with pytest.raises((sqlalchemy.exc.IntegrityError, sqlite3.IntegrityError)), services.db.write() as conn:
-            jobs[f"staking_rewards:{PRODUCT}"].run(conn, services.calendar.period_of_day(day))
+            run.finish(conn, period, params, dict.fromkeys(run.totals, Decimal(0)))
     after = (actual_rewards(services, a), services.accounts.journal(a, limit=1000),
              services.staking.reward_runs(PRODUCT), services.assets.balances(a, FUNDING, [TOKEN]))
     assert after == before

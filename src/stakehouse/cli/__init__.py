@@ -11,6 +11,7 @@ from stakehouse.cli.broker import broker_app
 from stakehouse.cli.chain import chain_app
 from stakehouse.cli.clock import clock_app
 from stakehouse.cli.dcd import dcd_app
+from stakehouse.cli.jobs import jobs_app
 from stakehouse.cli.keys import keys_app
 from stakehouse.cli.market import credits_app, fee_levels_app, market_app
 from stakehouse.cli.oauth import oauth_app
@@ -27,7 +28,7 @@ for name, sub in (("users", users_app), ("keys", keys_app), ("clock", clock_app)
                   ("providers", providers_app), ("prices", prices_app), ("gemini-keys", gemini_keys_app),
                   ("broker", broker_app), ("chain", chain_app), ("withdrawals", withdrawals_app),
                   ("market", market_app), ("fee-levels", fee_levels_app), ("credits", credits_app),
-                  ("rebates", rebates_app), ("dcd", dcd_app), ("oauth", oauth_app)):
+                  ("rebates", rebates_app), ("dcd", dcd_app), ("oauth", oauth_app), ("jobs", jobs_app)):
     app.add_typer(sub, name=name)
 
 

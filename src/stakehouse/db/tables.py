@@ -8,6 +8,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -265,6 +266,38 @@ job_runs = Table(
 )
 #: A poll reads the runs of its window only (``due_at`` in a range), however long the history.
 Index("ix_job_runs_due_at", job_runs.c.due_at)
+
+#: A chunked run (``jobs/chunks.py``): planned in one transaction (its chunks and the parameters
+#: they share, e.g. the day's rate), done chunk by chunk, finished once every chunk is done (then
+#: its ``job_runs`` row is written). ``finished_at`` NULL: the run is in progress.
+job_run_plans = Table(
+    "job_run_plans",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("period", String(32), primary_key=True),
+    Column("planned", Integer, nullable=False),
+    Column("params", Text, nullable=False, default="{}"),  # JSON, money as strings
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+    Column("totals", Text, nullable=False, default="{}"),  # JSON sums of the chunks' totals, when finished
+)
+Index("ix_job_run_plans_open", job_run_plans.c.finished_at)
+
+#: One idempotent piece of a chunked run: the uids in ``[lo, hi)`` (NULL: unbounded), done in one
+#: transaction that also sets ``done_at`` and its ``totals``. A worker claims a chunk by locking its
+#: row (``FOR UPDATE SKIP LOCKED``): a crash rolls the chunk back and releases it.
+job_run_chunks = Table(
+    "job_run_chunks",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("period", String(32), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("lo", String(20), nullable=True),
+    Column("hi", String(20), nullable=True),
+    Column("done_at", TS, nullable=True),
+    Column("totals", Text, nullable=False, default="{}"),  # JSON, money as strings
+    ForeignKeyConstraint(["job", "period"], ["job_run_plans.job", "job_run_plans.period"]),
+)
 
 # -- liquid staking (staking-rules.md) ----------------------------------------------------
 

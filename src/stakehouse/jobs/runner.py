@@ -6,6 +6,11 @@ or a re-run finds the claim and skips; a crash rolls the claim back with the wor
 period runs again later. Jobs stamp what they post with the period's due time, not with the
 moment the runner happened to reach them.
 
+A run that scales with users is **chunked** (``jobs/chunks.py``): planned, then done a chunk per
+transaction on several connections at once (any process may join), and the ``job_runs`` row is
+written when the last chunk is done. A crash loses at most the chunks in flight, which the next
+run of the runner does again; none is paid twice.
+
 Event sources (a deposit's confirmations, a withdrawal's review) are interleaved with the
 periodic jobs in due-time order (:meth:`JobRunner.run_until`): an item due strictly before a
 period's end is done before that period's jobs run; one due at the same moment or later, after.
@@ -14,29 +19,48 @@ period's end is done before that period's jobs run; one due at the same moment o
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from decimal import Decimal
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Connection, select
+from prometheus_client import Counter, Histogram
+from sqlalchemy import Connection, func, select
 
 from stakehouse.clock import Clock
 from stakehouse.db.dialect import dialect_insert
-from stakehouse.db.engine import Database
-from stakehouse.db.tables import job_runs, meta
+from stakehouse.db.engine import Database, unavailable
+from stakehouse.db.tables import job_run_chunks, job_run_plans, job_runs, meta
+from stakehouse.jobs.chunks import Chunk, Chunked, add_totals, totals_from_json, totals_json
 from stakehouse.jobs.schedule import Period, Schedule
 
 log = structlog.get_logger(__name__)
 
 JobFn = Callable[[Connection, Period], str]
 
+CHUNKS_DONE = Counter("stakehouse_job_chunks_done_total", "Chunks of chunked runs done by this process", ["job"])
+CHUNK_SECONDS = Histogram("stakehouse_job_chunk_seconds", "Time to do one chunk of a chunked run", ["job"])
+CHUNK_RETRIES = Counter("stakehouse_job_chunk_retries_total",
+                        "Chunks rolled back because the database could not go on (deadlock victim, dropped "
+                        "connection) and done again", ["job"])
+#: How often one chunk is tried when the database rolls it back for reasons of its own.
+CHUNK_ATTEMPTS = 5
+
+
+class ChunksPending(RuntimeError):
+    """A chunked run could not finish: chunks are still not done (they keep failing)."""
+
 
 @dataclass(frozen=True)
 class Job:
     name: str
     schedule: Schedule
-    run: JobFn
+    #: The whole run in one transaction, or a :class:`Chunked` run.
+    run: JobFn | Chunked
     #: Runs behind the exclusive ledger barrier (``Database.write``): for jobs that read the books
     #: as of the period's end, so that no write stamped before it commits after they looked.
     exclusive: bool = False
@@ -79,6 +103,24 @@ class RunRecord:
     result: str
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    """The run-level record of a chunked run: chunks planned and done, totals so far."""
+
+    job: str
+    period: str
+    planned: int
+    done: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    params: dict[str, str]
+    totals: dict[str, Decimal]
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+
 ORIGIN_KEY = "jobs_origin"
 
 
@@ -95,10 +137,15 @@ WINDOW = dt.timedelta(days=1)
 
 class JobRunner:
     def __init__(self, db: Database, clock: Clock, registry: JobRegistry,
-                 sources: list[EventSource] | None = None) -> None:
+                 sources: list[EventSource] | None = None, *, connections: int = 1, chunk_size: int = 50_000
+                 ) -> None:
         self.db = db
         self.clock = clock
         self.registry = registry
+        #: Connections (threads) that work a chunked run's chunks at once (1 on SQLite: one writer).
+        self.connections = 1 if db.is_sqlite else max(1, connections)
+        #: About how many uids one chunk covers.
+        self.chunk_size = max(1, chunk_size)
         self.sources: list[EventSource] = list(sources or [])
         #: Every job period ended by this moment is done (set by ``run_until``; None: not known yet).
         self._done_until: dt.datetime | None = None
@@ -149,6 +196,8 @@ class JobRunner:
 
     def run_one(self, job: Job, period: Period) -> RunRecord | None:
         """Run one period of a job unless some process already has. Returns what ran."""
+        if isinstance(job.run, Chunked):
+            return self._run_chunked(job, job.run, period)
         with self.db.write(exclusive=job.exclusive) as conn:
             claimed = conn.execute(
                 dialect_insert(conn)(job_runs)
@@ -167,15 +216,160 @@ class JobRunner:
         log.info("job_ran", job=job.name, period=period.key, result=result)
         return RunRecord(job.name, period.key, period.end, result)
 
+    # -- chunked runs ------------------------------------------------------------------------
+
+    def _run_chunked(self, job: Job, chunked: Chunked, period: Period) -> RunRecord | None:
+        """Plan (or find the plan), do every chunk not done, then finish; see ``jobs/chunks.py``."""
+        with self.db.write(exclusive=job.exclusive) as conn:
+            if self._ran(conn, job, period):
+                return None
+            planned = conn.execute(
+                dialect_insert(conn)(job_run_plans)
+                .values(job=job.name, period=period.key, planned=0, params="{}", started_at=self.clock.now(),
+                        totals="{}")
+                .on_conflict_do_nothing(index_elements=["job", "period"])
+                .returning(job_run_plans.c.job)
+            ).scalar_one_or_none()
+            if planned is not None:
+                plan = chunked.plan(conn, period, self.chunk_size)
+                if plan.chunks:
+                    conn.execute(job_run_chunks.insert(), [
+                        {"job": job.name, "period": period.key, "chunk": c.number, "lo": c.lo, "hi": c.hi,
+                         "totals": "{}"} for c in plan.chunks])
+                conn.execute(job_run_plans.update().where(*self._plan_key(job, period))
+                             .values(planned=len(plan.chunks), params=json.dumps(plan.params)))
+                log.info("job_planned", job=job.name, period=period.key, chunks=len(plan.chunks))
+        params = self._params(job, period)
+        self._work_chunks(job, chunked, period, params)
+        with self.db.write() as conn:
+            claimed = conn.execute(
+                dialect_insert(conn)(job_runs)
+                .values(job=job.name, period=period.key, due_at=period.end, finished_at=self.clock.now(), result="")
+                .on_conflict_do_nothing(index_elements=["job", "period"])
+                .returning(job_runs.c.job)
+            ).scalar_one_or_none()
+            if claimed is None:
+                return None
+            totals = dict.fromkeys(chunked.totals, Decimal(0))
+            c = job_run_chunks.c
+            for row in conn.execute(select(c.done_at, c.totals).where(c.job == job.name, c.period == period.key)):
+                if row.done_at is None:  # a chunk failed after it was claimed: the next poll goes on
+                    raise ChunksPending(f"{job.name} {period.key}: a chunk is not done")
+                add_totals(totals, totals_from_json(row.totals))
+            result = chunked.finish(conn, period, params, totals)
+            conn.execute(job_runs.update().where(job_runs.c.job == job.name, job_runs.c.period == period.key)
+                         .values(result=result, finished_at=self.clock.now()))
+            conn.execute(job_run_plans.update().where(*self._plan_key(job, period))
+                         .values(finished_at=self.clock.now(), totals=totals_json(totals)))
+        log.info("job_ran", job=job.name, period=period.key, result=result)
+        return RunRecord(job.name, period.key, period.end, result)
+
+    @staticmethod
+    def _plan_key(job: Job, period: Period) -> tuple[Any, Any]:
+        return job_run_plans.c.job == job.name, job_run_plans.c.period == period.key
+
+    @staticmethod
+    def _ran(conn: Connection, job: Job, period: Period) -> bool:
+        return conn.execute(select(job_runs.c.job).where(
+            job_runs.c.job == job.name, job_runs.c.period == period.key)).first() is not None
+
+    def _params(self, job: Job, period: Period) -> dict[str, str]:
+        with self.db.read() as conn:
+            text = conn.execute(select(job_run_plans.c.params).where(*self._plan_key(job, period))).scalar_one()
+        params: dict[str, str] = json.loads(text)
+        return params
+
+    def _work_chunks(self, job: Job, chunked: Chunked, period: Period, params: dict[str, str]) -> None:
+        """Do every chunk not done, on ``connections`` connections at once; then wait for the chunks
+        other processes hold and do those whose holder gave up (its transaction rolled back)."""
+        while True:
+            if self.connections == 1:
+                self._drain(job, chunked, period, params)
+            else:
+                with ThreadPoolExecutor(self.connections, thread_name_prefix="chunks") as pool:
+                    for _ in pool.map(lambda _n: self._drain(job, chunked, period, params), range(self.connections)):
+                        pass
+            c = job_run_chunks.c
+            with self.db.write() as conn:  # blocks on the chunks other processes are doing
+                left = conn.execute(select(c.chunk).where(c.job == job.name, c.period == period.key,
+                                                          c.done_at.is_(None)).with_for_update()).first()
+            if left is None:
+                return
+
+    def _drain(self, job: Job, chunked: Chunked, period: Period, params: dict[str, str]) -> int:
+        """Claim and do chunks until none is left to claim. The number done."""
+        done = 0
+        while True:
+            for attempt in range(1, CHUNK_ATTEMPTS + 1):
+                try:
+                    number = self._one_chunk(job, chunked, period, params)
+                    break
+                except Exception as exc:
+                    if not unavailable(exc) or attempt == CHUNK_ATTEMPTS:
+                        raise
+                    CHUNK_RETRIES.labels(job.name).inc()
+                    log.warning("job_chunk_retry", job=job.name, period=period.key, error=type(exc).__name__)
+                    self.db.forget_connections()
+            if number is None:
+                return done
+            done += 1
+
+    def _one_chunk(self, job: Job, chunked: Chunked, period: Period, params: dict[str, str]) -> int | None:
+        c = job_run_chunks.c
+        started = time.perf_counter()
+        with self.db.write() as conn:
+            row = conn.execute(select(c.chunk, c.lo, c.hi).where(
+                c.job == job.name, c.period == period.key, c.done_at.is_(None),
+            ).order_by(c.chunk).limit(1).with_for_update(skip_locked=True)).first()
+            if row is None:
+                return None
+            totals = chunked.chunk(conn, period, params, Chunk(row.chunk, row.lo, row.hi))
+            conn.execute(job_run_chunks.update().where(c.job == job.name, c.period == period.key,
+                                                       c.chunk == row.chunk)
+                         .values(done_at=self.clock.now(), totals=totals_json(totals)))
+        CHUNKS_DONE.labels(job.name).inc()
+        CHUNK_SECONDS.labels(job.name).observe(time.perf_counter() - started)
+        log.info("job_chunk_done", job=job.name, period=period.key, chunk=row.chunk)
+        return int(row.chunk)
+
+    def runs(self, *, limit: int = 20, job: str | None = None, open_only: bool = False) -> list[RunProgress]:
+        """Chunked runs, newest first (those in progress first), with chunks planned and done."""
+        p, c = job_run_plans.c, job_run_chunks.c
+        done = (select(func.count()).where(c.job == p.job, c.period == p.period, c.done_at.is_not(None))
+                .scalar_subquery())
+        query = select(job_run_plans, done.label("done"))
+        if job is not None:
+            query = query.where(p.job == job)
+        if open_only:
+            query = query.where(p.finished_at.is_(None))
+        query = query.order_by(p.finished_at.is_not(None), p.started_at.desc(), p.job).limit(limit)
+        with self.db.read() as conn:
+            return [RunProgress(r.job, r.period, r.planned, int(r.done), r.started_at, r.finished_at,
+                                json.loads(r.params), totals_from_json(r.totals) if r.finished_at else
+                                self._totals_so_far(conn, r.job, r.period))
+                    for r in conn.execute(query)]
+
+    @staticmethod
+    def _totals_so_far(conn: Connection, job: str, period: str) -> dict[str, Decimal]:
+        c = job_run_chunks.c
+        totals: dict[str, Decimal] = {}
+        for text in conn.execute(select(c.totals).where(c.job == job, c.period == period,
+                                                        c.done_at.is_not(None))).scalars():
+            add_totals(totals, totals_from_json(text))
+        return totals
+
     def run_due(self) -> list[RunRecord]:
         """Production and sandbox polling: run everything due by the clock's now (periodic jobs and
         event sources, interleaved in due-time order)."""
         return self.run_until(self.clock.now())
 
-    def _earliest_source(self, limit: dt.datetime) -> tuple[EventSource, dt.datetime] | None:
-        """The source with the earliest item due by ``limit`` (registration order on ties)."""
+    def _earliest_source(self, limit: dt.datetime, skip: set[str]) -> tuple[EventSource, dt.datetime] | None:
+        """The source with the earliest item due by ``limit`` (registration order on ties), leaving
+        out the sources in ``skip``."""
         best: tuple[EventSource, dt.datetime] | None = None
         for source in self.sources:
+            if source.name in skip:
+                continue
             due = source.next_due()
             if due is not None and due <= limit and (best is None or due < best[1]):
                 best = (source, due)
@@ -198,7 +392,8 @@ class JobRunner:
     def _run_sources(self, limit: dt.datetime, step: StepFn | None, ran: list[RunRecord]) -> None:
         """Every source item due by ``limit``, earliest first across sources."""
         stuck: set[tuple[str, dt.datetime]] = set()
-        while (found := self._earliest_source(limit)) is not None:
+        skip: set[str] = set()
+        while (found := self._earliest_source(limit, skip)) is not None:
             source, due = found
             if step is not None:
                 step(due)
@@ -207,10 +402,11 @@ class JobRunner:
                 ran.append(RunRecord(source.name, due.isoformat(), due, f"{done} done"))
                 stuck.clear()
             elif (source.name, due) in stuck:
-                # Nothing moved twice at the same due time: the source cannot do it (a bug or a
-                # row it refuses); leave it for the next poll rather than spin.
+                # Nothing moved twice at the same due time: the source cannot do it now (a full
+                # disk, a row it refuses); leave it for the next poll rather than spin, and go on
+                # with the other sources (one stuck item must not hold back the rest).
                 log.warning("event_source_stuck", source=source.name, due=due.isoformat())
-                return
+                skip.add(source.name)
             else:
                 stuck.add((source.name, due))
 

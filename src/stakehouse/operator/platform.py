@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from stakehouse.clock import to_ms
-from stakehouse.jobs.runner import RunRecord
+from stakehouse.jobs.runner import RunProgress, RunRecord
+from stakehouse.money import to_plain
 from stakehouse.wiring import Services
 
 
@@ -29,3 +30,11 @@ def advance_out(now: Callable[[], dt.datetime], ran: list[RunRecord]) -> dict[st
     return {"now": now().isoformat(), "jobsRunCount": len(ran),
             "jobsRun": [{"job": j.job, "period": j.period, "dueAt": j.due_at.isoformat(), "result": j.result}
                         for j in ran[-ADVANCE_RUNS_SHOWN:]]}
+
+
+def run_progress_out(run: RunProgress) -> dict[str, Any]:
+    """A chunked run's record: chunks planned and done, its parameters and (so far) its totals."""
+    return {"job": run.job, "period": run.period, "state": "finished" if run.finished else "running",
+            "chunksPlanned": run.planned, "chunksDone": run.done, "startedAt": run.started_at.isoformat(),
+            "finishedAt": run.finished_at.isoformat() if run.finished_at else None, "params": run.params,
+            "totals": {k: to_plain(v) for k, v in sorted(run.totals.items())}}

@@ -10,7 +10,8 @@ audit checks it, spec §8 invariant 2). Rows are ordered by sub-account (or user
 Exactly once: the file is written to a temporary name first; a transaction then claims the row
 (``ongoing`` -> ``finished``) and moves the file into place. A second worker that lost the claim
 deletes its copy; a crash before the commit leaves the row ``ongoing`` and the file is written
-again (same name, same content).
+again (same name, same content). A file that cannot be written (a full disk) stays ``ongoing``, its
+partial copy deleted, and is tried again at the next job tick; the other jobs go on meanwhile.
 """
 
 from __future__ import annotations
@@ -228,8 +229,12 @@ class RebateFiles:
         final = self.store.path(spec.name)
         temp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         try:
-            with self.db.read() as conn:
-                count = write_csv(conn, spec, until, temp)
+            try:
+                with self.db.read() as conn:
+                    count = write_csv(conn, spec, until, temp)
+            except OSError as exc:  # a full disk, the directory gone: the file stays ongoing and is tried again
+                log.warning("rebate_file_not_written", file=spec.name, error=exc.strerror or type(exc).__name__)
+                return 0
             with self.db.write() as conn:
                 claimed = conn.execute(
                     rebate_files.update().where(rebate_files.c.id == spec.id, rebate_files.c.state == "ongoing")

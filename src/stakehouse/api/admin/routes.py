@@ -29,7 +29,7 @@ from stakehouse.ledger.rules import FUNDING, TRADING
 from stakehouse.money import AmountError, parse_amount
 from stakehouse.operator.accounts import balance_out, key_out, new_key_out, posting_out, user_out
 from stakehouse.operator.funding import deposit_out
-from stakehouse.operator.platform import advance_out, clock_out
+from stakehouse.operator.platform import advance_out, clock_out, run_progress_out
 from stakehouse.wiring import Services
 
 bearer = HTTPBearer(auto_error=False)
@@ -259,6 +259,15 @@ def build_admin(app: FastAPI, services: Services, admin_token: str) -> None:
     def jobs(limit: int = 100) -> list[dict[str, Any]]:
         return [{"job": j.job, "period": j.period, "dueAt": j.due_at.isoformat(), "result": j.result}
                 for j in services.runner.history(min(max(limit, 1), 1000))]
+
+    @r.get("/jobs/runs")
+    def job_runs(limit: int = 20, job: str | None = None, running: bool = False) -> list[dict[str, Any]]:
+        """Chunked runs (runs in progress first, then newest first): chunks planned and done,
+        parameters, totals. ``running=true``: only those in progress."""
+        if job is not None and len(job) > 64:
+            raise dom.InvalidParameter("job", "at most 64 characters")
+        return [run_progress_out(p) for p in
+                services.runner.runs(limit=min(max(limit, 1), 1000), job=job, open_only=running)]
 
     @r.get("/audit")
     def audit() -> JSONResponse:

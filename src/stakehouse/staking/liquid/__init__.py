@@ -10,7 +10,7 @@ from stakehouse.container import Container
 from stakehouse.jobs.runner import Job
 from stakehouse.jobs.schedule import Daily
 from stakehouse.staking.liquid.audit import CHECKS
-from stakehouse.staking.liquid.products import seed_products
+from stakehouse.staking.liquid.products import reward_job, seed_products
 from stakehouse.staking.liquid.runs import reward_run, settlement_run
 from stakehouse.staking.liquid.service import StakingService
 from stakehouse.staking.rules import DEFAULT_PRODUCTS
@@ -23,8 +23,7 @@ def install(c: Container) -> None:
     # orders a period's jobs by registration).
     names = [cfg.product for cfg in DEFAULT_PRODUCTS]
     for product in names:
-        c.jobs.add(Job(f"staking_rewards:{product}", calendar,
-                       functools.partial(reward_run, ledger=c.ledger, product=product), exclusive=True))
+        c.jobs.add(Job(reward_job(product), calendar, reward_run(ledger=c.ledger, product=product), exclusive=True))
     for product in names:
         c.jobs.add(Job(f"staking_settlement:{product}", calendar,
                        functools.partial(settlement_run, ledger=c.ledger, calendar=calendar, product=product),

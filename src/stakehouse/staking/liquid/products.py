@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from stakehouse.db.dialect import dialect_insert, for_update
-from stakehouse.db.tables import staking_products, staking_rates, staking_reward_runs
+from stakehouse.db.tables import job_run_plans, staking_products, staking_rates, staking_reward_runs
 from stakehouse.errors import InvalidParameter, NotAllowed, NotFound
 from stakehouse.money import AmountError, parse_amount, round_down
 from stakehouse.staking.rules import DEFAULT_PRODUCTS, RATE_SCALE, ProductConfig
@@ -101,6 +101,11 @@ def update_product(conn: Connection, product: str, changes: dict[str, Any], now:
     return updated
 
 
+def reward_job(product: str) -> str:
+    """The name of ``product``'s daily reward job."""
+    return f"staking_rewards:{product}"
+
+
 def publish_rate(conn: Connection, product: str, day: dt.date, rate: Decimal, now: dt.datetime) -> None:
     """Publish rate(D). A day whose reward run has happened is immutable."""
     load_product(conn, product, lock=True)
@@ -108,7 +113,10 @@ def publish_rate(conn: Connection, product: str, day: dt.date, rate: Decimal, no
         raise InvalidParameter("rate", "an APY between 0 and 10 (0.0284 = 2.84 %)")
     if round_down(rate, RATE_SCALE) != rate:
         raise InvalidParameter("rate", f"at most {RATE_SCALE} decimals")
-    ran = conn.execute(select(staking_reward_runs.c.day).where(
+    # The run's plan fixes the day's rate (the product row, locked above, serialises the two).
+    ran = conn.execute(select(job_run_plans.c.period).where(
+        job_run_plans.c.job == reward_job(product), job_run_plans.c.period == day.isoformat())).first()
+    ran = ran or conn.execute(select(staking_reward_runs.c.day).where(
         staking_reward_runs.c.product == product, staking_reward_runs.c.day == day.isoformat())).first()
     if ran is not None:
         raise NotAllowed(f"The {product} reward run for {day} has happened; its rate can no longer change")

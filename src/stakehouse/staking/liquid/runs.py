@@ -10,10 +10,15 @@ At 00:00 of T-day D+1 (business time zone), for each product and in this order:
 2. **settlement run for D**: schedule D's cap from the head of the FIFO queue, then deliver the
    scheduled parts that are due (with ``unbonding_days`` 0, what was just scheduled).
 
-Both run inside the job runner's transaction (``jobs/runner.py``): a crash leaves nothing of a run,
-a second worker or a re-run finds the claimed period and does nothing.
+The reward run is **chunked** (``jobs/chunks.py``): planned once behind the ledger barrier (the
+day's rate is fixed then, and the holders split into uid ranges), then each chunk computes and pays
+its holders in a transaction of its own, **one balanced journal entry per chunk** (idempotency key
+``staking:reward:{product}:{day}:{chunk}``), on as many connections as the job runner has, any
+worker joining in; ``staking_reward_runs`` is written when the last chunk is done. A crash loses
+the chunks in flight only, which are done again from scratch; none is paid twice (rules 5.4).
+The settlement run is one transaction of the job runner: a crash leaves nothing of it.
 
-The reward run is set-based. On PostgreSQL it is a few SQL statements whatever the number of
+Each chunk is set-based. On PostgreSQL it is a few SQL statements whatever the number of
 holders; on SQLite (money is text there, so arithmetic must not happen in SQL) one pass in uid
 order streams the holders through the pure rules and writes pages of results. Memory stays flat
 on both (``bench/reward_run.py`` measures it, with the time, for up to a million holders).
@@ -30,6 +35,7 @@ from sqlalchemy import Connection, func, select
 
 from stakehouse.db.dialect import driver_params, driver_sql, money_nonzero
 from stakehouse.db.tables import (
+    journal_entries,
     ledger_accounts,
     postings,
     redemption_parts,
@@ -38,6 +44,7 @@ from stakehouse.db.tables import (
     staking_rewards,
 )
 from stakehouse.db.types import money_from_db, utc_from_db
+from stakehouse.jobs.chunks import Chunk, Chunked, Params, Plan, Totals, uid_chunks
 from stakehouse.jobs.schedule import Daily, Period
 from stakehouse.ledger.audit import money_sum
 from stakehouse.ledger.journal import Credits, Ledger
@@ -59,6 +66,10 @@ REWARD_PAGE = 20_000
 
 #: The free liquid tokens of every holder: funding and trading, available bucket only.
 _HOLDER_FILTER = "a.ccy = %(token)s AND a.uid IS NOT NULL AND a.acct_type IN (%(funding)s, %(trading)s)"
+#: The holders, for planning the chunks.
+_HOLDER_UIDS = f"SELECT DISTINCT a.uid FROM {ledger_accounts.name} a WHERE {_HOLDER_FILTER}"
+#: Totals every run reports.
+REWARD_TOTALS = ("holders", "eligible", "gross", "net", "fee", "entries")
 
 #: PostgreSQL: every holder's eligible balance, gross, net and fee, in one statement. ``mv`` is
 #: each holder's net move per journal entry since the day started; one sort of it serves both the
@@ -75,7 +86,8 @@ SELECT %(product)s, %(day)s, uid, eligible, gross, net, gross - net FROM (
         SELECT uid, eligible, div(eligible * %(rate)s * %(scale)s, 365) * %(unit)s AS gross FROM (
             SELECT cur.uid, cur.bal - coalesce(mv.since, 0) + least(coalesce(mv.low, 0), 0) AS eligible
             FROM (
-                SELECT a.uid, sum(a.available) AS bal FROM {ledger_accounts.name} a WHERE {_HOLDER_FILTER}
+                SELECT a.uid, sum(a.available) AS bal FROM {ledger_accounts.name} a
+                WHERE {_HOLDER_FILTER} AND {{chunk}}
                 GROUP BY a.uid
             ) cur LEFT JOIN (
                 SELECT uid, sum(delta) AS since, min(running) FILTER (WHERE at < %(end)s) AS low FROM (
@@ -86,7 +98,7 @@ SELECT %(product)s, %(day)s, uid, eligible, gross, net, gross - net FROM (
                         SELECT a.uid, p.entry_id, min(p.created_at) AS at, sum(p.amount) AS delta
                         FROM {postings.name} p JOIN {ledger_accounts.name} a ON a.id = p.account_id
                         WHERE p.ccy = %(token)s AND p.created_at >= %(start)s AND p.bucket = 'available'
-                              AND {_HOLDER_FILTER}
+                              AND {_HOLDER_FILTER} AND {{chunk}}
                         GROUP BY a.uid, p.entry_id
                     ) mv
                 ) r GROUP BY uid
@@ -108,7 +120,7 @@ _SQLITE_HOLDINGS = f"""
 SELECT a.uid, a.id, a.available, p.created_at, p.entry_id, p.amount
 FROM {ledger_accounts.name} a LEFT JOIN {postings.name} p
      ON p.account_id = a.id AND p.created_at >= %(start)s AND +p.ccy = %(token)s AND p.bucket = 'available'
-WHERE {_HOLDER_FILTER}
+WHERE {_HOLDER_FILTER} AND {{chunk}}
 ORDER BY a.uid, a.id
 """
 
@@ -117,7 +129,8 @@ def _holdings(conn: Connection, params: dict[str, Any]) -> Iterator[tuple[str, D
     """(uid, free tokens now, moves since the day started) per holder, streamed in uid order."""
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    cursor = raw.execute(driver_sql(conn, _SQLITE_HOLDINGS), driver_params(conn, params))
+    cursor = raw.execute(driver_sql(conn, _SQLITE_HOLDINGS.format(chunk=params["chunk_where"])),
+                         driver_params(conn, params))
     cursor.arraysize = 1000
     uid: str | None = None
     account: int | None = None
@@ -178,48 +191,82 @@ def _stream_rewards(conn: Connection, cfg: ProductConfig, period: Period, rate: 
         ("eligible", eligible_sum), ("gross", gross_sum), ("net", net_sum), ("fee", fee_sum))}}
 
 
-def reward_run(conn: Connection, period: Period, *, ledger: Ledger, product: str) -> str:
-    """Pay the rewards of T-day ``period`` for ``product`` (rules 5)."""
-    cfg = products.load_product(conn, product, lock=True)  # no rate published meanwhile
-    day = dt.date.fromisoformat(period.key)
-    rate = products.rate_on(conn, product, day)
-    totals: dict[str, Any] = {"holders": 0, "eligible": ZERO, "gross": ZERO, "net": ZERO, "fee": ZERO}
-    entry_id = None
-    if rate is not None and rate > 0:
-        params = {"token": cfg.token_ccy, "funding": FUNDING, "trading": TRADING, "start": period.start,
-                  "end": period.end, "rate": rate, "fee_rate": cfg.service_fee_rate,
-                  # div() truncates exactly; multiplying by 10^-p (not dividing by 10^p, which
-                  # PostgreSQL rounds to ~16 digits) keeps the round-down exact at any precision.
-                  "scale": Decimal(10) ** cfg.precision, "unit": Decimal(10) ** -cfg.precision,
-                  "precision": cfg.precision, "product": product,
-                  "day": period.key}
+def reward_run(*, ledger: Ledger, product: str) -> Chunked:
+    """The reward run of ``product`` for a T-day (rules 5), in chunks of holders."""
+
+    def plan(conn: Connection, period: Period, size: int) -> Plan:
+        # The product's row is locked until the plan commits: no rate is published meanwhile, and
+        # ``publish_rate`` refuses a day whose run is planned.
+        cfg = products.load_product(conn, product, lock=True)
+        rate = products.rate_on(conn, product, dt.date.fromisoformat(period.key))
+        chunks = []
+        if rate is not None and rate > 0:
+            chunks = uid_chunks(conn, _HOLDER_UIDS, {"token": cfg.token_ccy, "funding": FUNDING,
+                                                     "trading": TRADING}, size)
+        return Plan({"rate": "" if rate is None else to_plain(rate), "chunks": str(len(chunks))}, chunks)
+
+    def chunk(conn: Connection, period: Period, params: Params, part: Chunk) -> Totals:
+        cfg = products.load_product(conn, product)
+        rate = Decimal(params["rate"])
+        sql_params = {"token": cfg.token_ccy, "funding": FUNDING, "trading": TRADING, "start": period.start,
+                      "end": period.end, "rate": rate, "fee_rate": cfg.service_fee_rate,
+                      # div() truncates exactly; multiplying by 10^-p (not dividing by 10^p, which
+                      # PostgreSQL rounds to ~16 digits) keeps the round-down exact at any precision.
+                      "scale": Decimal(10) ** cfg.precision, "unit": Decimal(10) ** -cfg.precision,
+                      "precision": cfg.precision, "product": product, "day": period.key,
+                      "chunk_where": part.where("a.uid"), **part.params()}
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(_PG_REWARDS, params)
-            totals = _totals(conn, product, period.key)
+            conn.exec_driver_sql(_PG_REWARDS.format(chunk=part.where("a.uid")), sql_params)
+            totals = _totals(conn, product, period.key, part)
         else:
-            totals = _stream_rewards(conn, cfg, period, rate, params)
-        entry_id = _post_rewards(conn, ledger, cfg, period, totals)
-    conn.execute(staking_reward_runs.insert().values(
-        product=product, day=period.key, rate=rate, entry_id=entry_id, ran_at=period.end, **totals))
-    if rate is None:
-        return "no rate published"
-    return (f"rate {to_plain(rate)}: {totals['holders']} holders, net {to_plain(totals['net'])} "
-            f"{cfg.token_ccy}, fee {to_plain(totals['fee'])} {cfg.staked_ccy}")
+            totals = _stream_rewards(conn, cfg, period, rate, sql_params)
+        posted = _post_rewards(conn, ledger, cfg, period, totals, part)
+        return {**{k: Decimal(v) for k, v in totals.items()}, "entries": Decimal(posted is not None)}
+
+    def finish(conn: Connection, period: Period, params: Params, totals: Totals) -> str:
+        cfg = products.load_product(conn, product)
+        rate = Decimal(params["rate"]) if params["rate"] else None
+        entry_id = None
+        if params["chunks"] == "1" and totals["entries"] == 1:  # one chunk, one entry: the run's
+            entry_id = conn.execute(select(journal_entries.c.id).where(
+                journal_entries.c.idempotency_key == _entry_key(product, period, 0))).scalar_one()
+        conn.execute(staking_reward_runs.insert().values(
+            product=product, day=period.key, rate=rate, entry_id=entry_id, ran_at=period.end,
+            holders=int(totals["holders"]), **{k: totals[k].normalize() if totals[k] else ZERO
+                                               for k in ("eligible", "gross", "net", "fee")}))
+        if rate is None:
+            return "no rate published"
+        return (f"rate {to_plain(rate)}: {totals['holders']} holders, net {to_plain(totals['net'])} "
+                f"{cfg.token_ccy}, fee {to_plain(totals['fee'])} {cfg.staked_ccy}, "
+                f"{params['chunks']} chunk{'s' if params['chunks'] != '1' else ''}")
+
+    return Chunked(plan, chunk, finish, REWARD_TOTALS)
 
 
-def _totals(conn: Connection, product: str, day: str) -> dict[str, Any]:
+def _entry_key(product: str, period: Period, chunk: int) -> str:
+    return f"staking:reward:{product}:{period.key}:{chunk}"
+
+
+def _totals(conn: Connection, product: str, day: str, part: Chunk) -> dict[str, Any]:
     r = staking_rewards.c
-    row = conn.execute(select(
+    query = select(
         func.count().label("holders"), money_sum(conn, r.eligible).label("eligible"),
         money_sum(conn, r.gross).label("gross"), money_sum(conn, r.net).label("net"),
         money_sum(conn, r.fee).label("fee"),
-    ).where(r.product == product, r.day == day)).one()._mapping
+    ).where(r.product == product, r.day == day)
+    if part.lo is not None:
+        query = query.where(r.uid >= part.lo)
+    if part.hi is not None:
+        query = query.where(r.uid < part.hi)
+    row = conn.execute(query).one()._mapping
     return {"holders": int(row["holders"]),
             **{k: Decimal(row[k]) if row[k] is not None else ZERO for k in ("eligible", "gross", "net", "fee")}}
 
 
-def _post_rewards(conn: Connection, ledger: Ledger, cfg: ProductConfig, period: Period, totals: dict[str, Any]
-                  ) -> int | None:
+def _post_rewards(conn: Connection, ledger: Ledger, cfg: ProductConfig, period: Period, totals: dict[str, Any],
+                  part: Chunk) -> int | None:
+    """One chunk's entry: ``net`` to each of its holders, the counter legs last (they lock the few
+    system accounts that every chunk shares: held from there to the commit only)."""
     if totals["gross"] == 0:
         return None
     legs = [Leg(AccountRef.system("validator_rewards", cfg.staked_ccy), -totals["gross"])]
@@ -230,11 +277,13 @@ def _post_rewards(conn: Connection, ledger: Ledger, cfg: ProductConfig, period: 
     positive = money_nonzero(conn, "r.net")
     credits = Credits(
         select=f"SELECT r.uid AS uid, r.net AS amount FROM {staking_rewards.name} r "
-               f"WHERE r.product = %(r_product)s AND r.day = %(r_day)s AND {positive}",
-        params={"r_product": cfg.product, "r_day": period.key}, acct_type=FUNDING, ccy=cfg.token_ccy)
+               f"WHERE r.product = %(r_product)s AND r.day = %(r_day)s AND {positive} AND {part.where('r.uid')}",
+        params={"r_product": cfg.product, "r_day": period.key, **part.params()}, acct_type=FUNDING,
+        ccy=cfg.token_ccy)
     posted = ledger.post_credits(conn, type="staking_reward", ref=f"{cfg.product}:{period.key}",
-                                 idempotency_key=f"staking:reward:{cfg.product}:{period.key}", at=period.end,
-                                 credits=credits, counter_legs=legs, memo=f"{cfg.product} rewards for {period.key}")
+                                 idempotency_key=_entry_key(cfg.product, period, part.number), at=period.end,
+                                 credits=credits, counter_legs=legs,
+                                 memo=f"{cfg.product} rewards for {period.key}, chunk {part.number}")
     return posted.entry_id
 
 

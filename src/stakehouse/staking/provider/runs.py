@@ -12,9 +12,13 @@
    (the liquid products' rule, ``rules.schedule_queue``), then the parts due after
    ``unbonding_days`` paid from the locked staking balance to funding, a ``RedeemPayment`` each.
 
-The holders of a product are streamed in account order and the day's moves are read once; the
-work is linear in stakers. (The liquid products' run, built for a million holders, is set-based;
-this one has no such target yet.)
+The interest run is **chunked** (``jobs/chunks.py``): the plan fixes every product's rate and USD
+price for the day and splits the stakers (of every product with a rate) into uid ranges; each
+chunk, in a transaction of its own, writes its stakers' events and posts **one entry per product
+per chunk** (idempotency key ``provider:interest:{provider}:{ccy}:{day}:{chunk}``); the finish
+writes each product's ``provider_accrual_runs`` row with the chunks' exact totals. Within a
+chunk the holders of a product are streamed in account order and their moves of the day read
+once; the work is linear in stakers. The settlement run is one transaction.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from sqlalchemy import Connection, select
 from stakehouse.assets.prices import UsdPrices
 from stakehouse.db.dialect import money_nonzero
 from stakehouse.db.tables import (
+    journal_entries,
     ledger_accounts,
     postings,
     provider_accrual_runs,
     provider_events,
     provider_redemption_parts,
 )
+from stakehouse.jobs.chunks import Chunk, Chunked, Params, Plan, Totals, uid_chunks
 from stakehouse.jobs.schedule import Period
 from stakehouse.ledger.journal import Credits, Ledger
 from stakehouse.ledger.rules import AVAILABLE, FUNDING, LOCKED, AccountRef, Leg, staking_type
@@ -46,17 +52,20 @@ from stakehouse.staking.rules import Move, eligible_from_current, schedule_queue
 EVENT_PAGE = 5_000
 
 
-def _holdings(conn: Connection, product: ProviderProduct, start: dt.datetime, opening_entry: int | None
+def _holdings(conn: Connection, product: ProviderProduct, start: dt.datetime, part: Chunk
               ) -> Iterator[tuple[str, Decimal, list[Move]]]:
-    """(uid, free staking balance now, moves since ``start``) of every staker of ``product``; the
-    postings of ``opening_entry`` (the previous day's interest) count as held before ``start``."""
-    a, p = ledger_accounts.c, postings.c
+    """(uid, free staking balance now, moves since ``start``) of every staker of ``product`` in the
+    chunk ``part``; the interest credited at ``start`` (the previous day's run) counts as held
+    before it."""
+    a, p, j = ledger_accounts.c, postings.c, journal_entries.c
     acct_type = staking_type(product.provider_no)
+    in_chunk = [a.uid >= part.lo] if part.lo is not None else []
+    in_chunk += [a.uid < part.hi] if part.hi is not None else []
     moves: dict[int, dict[int, list[Any]]] = {}
-    query = (select(p.account_id, p.entry_id, p.created_at, p.amount).join(ledger_accounts, a.id == p.account_id)
-             .where(a.acct_type == acct_type, a.ccy == product.ccy, p.created_at >= start, p.bucket == AVAILABLE))
-    if opening_entry is not None:
-        query = query.where(p.entry_id != opening_entry)
+    query = (select(p.account_id, p.entry_id, p.created_at, p.amount)
+             .join(ledger_accounts, a.id == p.account_id).join(journal_entries, j.id == p.entry_id)
+             .where(a.acct_type == acct_type, a.ccy == product.ccy, p.created_at >= start, p.bucket == AVAILABLE,
+                    *in_chunk, ~((j.type == INTEREST_ENTRY) & (p.created_at == start))))
     for r in conn.execute(query):
         per_entry = moves.setdefault(r.account_id, {})
         if r.entry_id in per_entry:
@@ -64,40 +73,85 @@ def _holdings(conn: Connection, product: ProviderProduct, start: dt.datetime, op
         else:
             per_entry[r.entry_id] = [r.created_at, r.amount]
     holders = conn.execute(select(a.id, a.uid, a.available).where(
-        a.acct_type == acct_type, a.ccy == product.ccy, a.uid.is_not(None)).order_by(a.id))
+        a.acct_type == acct_type, a.ccy == product.ccy, a.uid.is_not(None), *in_chunk).order_by(a.id))
     for h in holders:
         found = moves.get(h.id, {})
         yield h.uid, h.available, [Move(m[0], entry, m[1]) for entry, m in found.items()]
 
 
-def interest_run(conn: Connection, period: Period, *, ledger: Ledger, usd: UsdPrices) -> str:
-    """Pay the interest of accrual day ``period`` for every product."""
-    day = dt.date.fromisoformat(period.key)
-    done = []
-    for product in load_products(conn):
-        rate = rate_on(conn, product, day)
-        holders, total, entry_id = 0, ZERO, None
-        if rate is not None and rate > 0:
-            holders, total = _accrue(conn, product, period, rate, usd.price_at(conn, product.ccy, period.end))
-            entry_id = _post(conn, ledger, product, period, total) if total > 0 else None
-        conn.execute(provider_accrual_runs.insert().values(
-            provider_no=product.provider_no, ccy=product.ccy, day=period.key, rate_bps=rate, holders=holders,
-            total=total, entry_id=entry_id, ran_at=period.end))
-        done.append(f"{product.ccy}@{product.provider_id[:8]} {holders} stakers {to_plain(total)}")
-    return "; ".join(done) or "no products"
+#: The journal entries of the interest runs.
+INTEREST_ENTRY = "provider_interest"
 
 
-def _accrue(conn: Connection, product: ProviderProduct, period: Period, rate: Decimal, price: Decimal | None
-            ) -> tuple[int, Decimal]:
-    """Write the day's ``Interest`` events (shown with the USD ``price`` at the day's end); returns
-    (stakers paid, total)."""
-    t = provider_accrual_runs.c
-    previous = (dt.date.fromisoformat(period.key) - dt.timedelta(days=1)).isoformat()
-    opening_entry = conn.execute(select(t.entry_id).where(t.provider_no == product.provider_no, t.ccy == product.ccy,
-                                                          t.day == previous)).scalar_one_or_none()
+def _key(product: ProviderProduct) -> str:
+    return f"{product.provider_no}:{product.ccy}"
+
+
+def interest_run(*, ledger: Ledger, usd: UsdPrices) -> Chunked:
+    """Pay the interest of an accrual day for every product, in chunks of stakers."""
+
+    def plan(conn: Connection, period: Period, size: int) -> Plan:
+        day = dt.date.fromisoformat(period.key)
+        params: Params = {}
+        paying = []
+        for product in load_products(conn):
+            rate = rate_on(conn, product, day)
+            params[f"rate:{_key(product)}"] = "" if rate is None else to_plain(rate)
+            if rate is not None and rate > 0:
+                price = usd.price_at(conn, product.ccy, period.end)
+                params[f"price:{_key(product)}"] = "" if price is None else to_plain(price)
+                paying.append(f"(a.acct_type = {staking_type(product.provider_no)} "
+                              f"AND a.ccy = '{product.ccy}')")  # both from the products table: a number, a code
+        chunks = []
+        if paying:
+            chunks = uid_chunks(conn, f"SELECT DISTINCT a.uid FROM {ledger_accounts.name} a "
+                                      f"WHERE a.uid IS NOT NULL AND ({' OR '.join(paying)})", {}, size)
+        params["chunks"] = str(len(chunks))
+        return Plan(params, chunks)
+
+    def chunk(conn: Connection, period: Period, params: Params, part: Chunk) -> Totals:
+        totals: Totals = {}
+        for product in load_products(conn):
+            rate = params.get(f"rate:{_key(product)}", "")
+            if not rate or Decimal(rate) <= 0:
+                continue  # no rate (or a product created after the plan): nothing to pay
+            price = params[f"price:{_key(product)}"]
+            holders, total = _accrue(conn, product, period, Decimal(rate), Decimal(price) if price else None, part)
+            if total > 0:
+                _post(conn, ledger, product, period, total, part)
+            totals[f"holders:{_key(product)}"] = Decimal(holders)
+            totals[f"total:{_key(product)}"] = total
+        return totals
+
+    def finish(conn: Connection, period: Period, params: Params, totals: Totals) -> str:
+        done = []
+        for product in load_products(conn):
+            if f"rate:{_key(product)}" not in params:
+                continue  # created after the plan: its first day is the next one
+            rate = params[f"rate:{_key(product)}"]
+            holders = int(totals.get(f"holders:{_key(product)}", 0))
+            total = totals.get(f"total:{_key(product)}", ZERO)
+            entry_id = None
+            if total > 0 and params["chunks"] == "1":  # one chunk, one entry: the run's
+                entry_id = conn.execute(select(journal_entries.c.id).where(
+                    journal_entries.c.idempotency_key == _entry_key(product, period, 0))).scalar_one()
+            conn.execute(provider_accrual_runs.insert().values(
+                provider_no=product.provider_no, ccy=product.ccy, day=period.key,
+                rate_bps=Decimal(rate) if rate else None, holders=holders, total=total.normalize() if total else ZERO,
+                entry_id=entry_id, ran_at=period.end))
+            done.append(f"{product.ccy}@{product.provider_id[:8]} {holders} stakers {to_plain(total)}")
+        return "; ".join(done) or "no products"
+
+    return Chunked(plan, chunk, finish)
+
+
+def _accrue(conn: Connection, product: ProviderProduct, period: Period, rate: Decimal, price: Decimal | None,
+            part: Chunk) -> tuple[int, Decimal]:
+    """Write the ``Interest`` events of the chunk's stakers (shown with the USD ``price`` at the
+    day's end); returns (stakers paid, total)."""
     holders, total = 0, ZERO
     page: list[dict[str, Any]] = []
-    for uid, current, moves in _holdings(conn, product, period.start, opening_entry):
+    for uid, current, moves in _holdings(conn, product, period.start, part):
         eligible = eligible_from_current(current, moves, period.end) if moves else max(current, ZERO)
         interest = daily_interest(eligible, rate, product.precision)
         if interest <= 0:
@@ -115,19 +169,28 @@ def _accrue(conn: Connection, product: ProviderProduct, period: Period, rate: De
     return holders, total
 
 
-def _post(conn: Connection, ledger: Ledger, product: ProviderProduct, period: Period, total: Decimal) -> int:
+def _ref(product: ProviderProduct, period: Period) -> str:
+    return f"{product.provider_id}:{product.ccy}:{period.key}"
+
+
+def _entry_key(product: ProviderProduct, period: Period, chunk: int) -> str:
+    return f"provider:interest:{_ref(product, period)}:{chunk}"
+
+
+def _post(conn: Connection, ledger: Ledger, product: ProviderProduct, period: Period, total: Decimal,
+          part: Chunk) -> int:
     positive = money_nonzero(conn, "e.amount")
     credits = Credits(
         select=f"SELECT e.uid AS uid, e.amount AS amount FROM {provider_events.name} e "
                f"WHERE e.type = 'Interest' AND e.provider_no = %(e_no)s AND e.ccy = %(e_ccy)s "
-               f"AND e.accrual_day = %(e_day)s AND {positive}",
-        params={"e_no": product.provider_no, "e_ccy": product.ccy, "e_day": period.key},
+               f"AND e.accrual_day = %(e_day)s AND {positive} AND {part.where('e.uid')}",
+        params={"e_no": product.provider_no, "e_ccy": product.ccy, "e_day": period.key, **part.params()},
         acct_type=staking_type(product.provider_no), ccy=product.ccy)
-    ref = f"{product.provider_id}:{product.ccy}:{period.key}"
-    posted = ledger.post_credits(conn, type="provider_interest", ref=ref, idempotency_key=f"provider:interest:{ref}",
-                                 at=period.end, credits=credits,
+    posted = ledger.post_credits(conn, type=INTEREST_ENTRY, ref=_ref(product, period),
+                                 idempotency_key=_entry_key(product, period, part.number), at=period.end,
+                                 credits=credits,
                                  counter_legs=[Leg(AccountRef.system("validator_rewards", product.ccy), -total)],
-                                 memo=f"{product.ccy} staking interest for {period.key}")
+                                 memo=f"{product.ccy} staking interest for {period.key}, chunk {part.number}")
     return posted.entry_id
 
 

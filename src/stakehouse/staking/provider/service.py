@@ -31,6 +31,7 @@ from stakehouse.db.dialect import dialect_insert, for_update
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import (
     currencies,
+    job_run_plans,
     ledger_accounts,
     provider_accrual_runs,
     provider_events,
@@ -60,6 +61,8 @@ from stakehouse.staking.provider.rules import (
 )
 
 STAKING_FUNCTION = "staking"
+#: The daily interest job (its plan fixes the day's rates).
+INTEREST_JOB = "provider_interest"
 EVENT_TYPES = ("Deposit", "Redeem", "RedeemPayment", "Interest", "AdminRedeem", "AdminCreditAdjustment",
                "AdminDebitAdjustment")
 MAX_RATE_BPS = Decimal(100_000)  # 1000 % a year: anything above is a typo
@@ -333,6 +336,9 @@ class ProviderStakingService:
                 provider_accrual_runs.c.provider_no == product.provider_no,
                 provider_accrual_runs.c.ccy == product.ccy,
                 provider_accrual_runs.c.day >= day.isoformat()).limit(1)).first()
+            # a run planned (in progress) has fixed its rates too
+            ran = ran or conn.execute(select(job_run_plans.c.period.label("day")).where(
+                job_run_plans.c.job == INTEREST_JOB, job_run_plans.c.period >= day.isoformat()).limit(1)).first()
             if ran is not None:
                 raise NotAllowed(f"The interest of {ran.day} has been paid; publish for a later day")
             stmt = dialect_insert(conn)(provider_rates).values(

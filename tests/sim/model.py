@@ -1,0 +1,287 @@
+"""The simulation's independent model of what every user holds (issue 19, scope 6).
+
+Pure Python and :class:`~decimal.Decimal`; it imports nothing of ``stakehouse``. Everything here is
+re-derived from the rule book (``/work/shared/spec/staking-rules.md``) and from what the operations
+did, so that a mistake shared by the service and its rules module would still show:
+
+* amounts: exact, at most the currency's or product's decimals, else refused (rules 2);
+* purchase: ``amt >= 0.01`` ETH, enough ETH available in funding; ETH funding -> BETH funding 1:1 (rules 3);
+* redeem: ``amt >= 0.00000001``, enough *free* BETH in funding; fast when it fits whole into what is
+  left of today's 100 ETH allowance, else queued (tokens locked) (rules 4.1, 4.2);
+* the end of T-day D (00:00 of D+1 in Europe/Istanbul): the reward run for D, then the settlement
+  run for D: schedule FIFO up to the daily cap, deliver the parts due ``unbonding_days`` later
+  (rules 4.3, 5.3); cancel only while nothing of the request is scheduled (rules 4.4);
+* rewards: eligible(D) = the minimum free BETH (funding + trading) over D, rate(D) the last rate
+  published on or before D, gross/net/fee rounded down to 8 decimals, net minted into funding
+  (rules 5.1, 5.2).
+
+Users are known by the order they were created (index 0, 1, ...): the service makes the uids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import ROUND_DOWN, Decimal
+from zoneinfo import ZoneInfo
+
+ZERO = Decimal(0)
+FUNDING = 6
+TRADING = 18
+AVAILABLE = "available"
+LOCKED = "locked"
+
+#: Decimals of each currency (the reference data's scales: ETH 18, USDT 6, BETH 8).
+SCALES = {"ETH": 18, "USDT": 6, "BETH": 8}
+BUSINESS_TZ = ZoneInfo("Europe/Istanbul")
+PRECISION = 8
+MIN_PURCHASE = Decimal("0.01")
+MIN_REDEEM = Decimal("0.00000001")
+FAST_LIMIT = Decimal(100)
+UNBONDING_DAYS = 5
+DAYS_PER_YEAR = 365
+#: Rates are published with at most 8 decimals, between 0 and 10.
+RATE_DECIMALS = 8
+MAX_RATE = Decimal(10)
+
+
+def round_down(amount: Decimal, places: int) -> Decimal:
+    return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+
+
+def fits(amount: Decimal, places: int) -> bool:
+    """At most ``places`` decimals (trailing zeros do not count)."""
+    return round_down(amount, places) == amount
+
+
+def t_day(moment: dt.datetime) -> dt.date:
+    """The T-day (business day) a moment belongs to: days are [00:00, 24:00) in Europe/Istanbul."""
+    return moment.astimezone(BUSINESS_TZ).date()
+
+
+def day_end(day: dt.date) -> dt.datetime:
+    """00:00 of the next T-day, in UTC."""
+    nxt = day + dt.timedelta(days=1)
+    return dt.datetime(nxt.year, nxt.month, nxt.day, tzinfo=BUSINESS_TZ).astimezone(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardRow:
+    eligible: Decimal
+    gross: Decimal
+    net: Decimal
+    fee: Decimal
+
+
+@dataclasses.dataclass
+class Redemption:
+    """A queued (standard) redemption: the service's order id is only a handle for cancelling."""
+
+    user: int
+    ord_id: str
+    amt: Decimal
+    request_time: dt.datetime
+    scheduled: Decimal = ZERO
+    delivered: Decimal = ZERO
+    cancelled: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return not self.cancelled and self.delivered < self.amt
+
+
+@dataclasses.dataclass
+class Part:
+    redemption: Redemption
+    amount: Decimal
+    deliver_day: dt.date
+    delivered: bool = False
+
+
+@dataclasses.dataclass
+class UserModel:
+    #: (account type, currency, bucket) -> amount; missing = 0
+    bal: dict[tuple[int, str, str], Decimal] = dataclasses.field(default_factory=dict)
+    #: the lowest free BETH (funding + trading, available) so far in the current T-day
+    day_low: Decimal = ZERO
+    rewards: dict[dt.date, RewardRow] = dataclasses.field(default_factory=dict)
+
+    def get(self, acct: int, ccy: str, bucket: str = AVAILABLE) -> Decimal:
+        return self.bal.get((acct, ccy, bucket), ZERO)
+
+    def add(self, acct: int, ccy: str, amount: Decimal, bucket: str = AVAILABLE) -> None:
+        self.bal[(acct, ccy, bucket)] = self.get(acct, ccy, bucket) + amount
+
+    def free_token(self) -> Decimal:
+        return self.get(FUNDING, "BETH") + self.get(TRADING, "BETH")
+
+    def note_token_change(self) -> None:
+        """After each journal entry that moved free BETH: the day's minimum."""
+        self.day_low = min(self.day_low, self.free_token())
+
+    def expected_balances(self, acct: int) -> dict[str, tuple[Decimal, Decimal]]:
+        """ccy -> (available, locked), zero rows left out."""
+        out: dict[str, tuple[Decimal, Decimal]] = {}
+        for (a, ccy, _bucket) in self.bal:
+            if a == acct:
+                pair = (self.get(acct, ccy), self.get(acct, ccy, LOCKED))
+                if pair != (ZERO, ZERO):
+                    out[ccy] = pair
+        return out
+
+
+class Model:
+    """What every user should hold, and the reward rows every day should have produced."""
+
+    def __init__(self, start: dt.datetime, *, fee_rate: Decimal = ZERO, cap: Decimal | None = None,
+                 fast_limit: Decimal = FAST_LIMIT) -> None:
+        self.now = start
+        self.fast_limit = fast_limit
+        self.fee_rate = fee_rate
+        self.cap = cap
+        self.users: list[UserModel] = []
+        self.rates: dict[dt.date, Decimal] = {}
+        self.fast_used: dict[tuple[int, dt.date], Decimal] = {}
+        self.queue: list[Redemption] = []
+        self.parts: list[Part] = []
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def today(self) -> dt.date:
+        return t_day(self.now)
+
+    def rate_for(self, day: dt.date) -> Decimal | None:
+        earlier = [d for d in self.rates if d <= day]
+        return self.rates[max(earlier)] if earlier else None
+
+    def boundaries(self, until: dt.datetime) -> list[dt.date]:
+        """The T-days whose end falls in (now, until]."""
+        out = []
+        day = self.today()
+        while day_end(day) <= until:
+            if day_end(day) > self.now:
+                out.append(day)
+            day += dt.timedelta(days=1)
+        return out
+
+    def advance_to(self, until: dt.datetime) -> None:
+        """Move to ``until``: at each T-day's end, its reward run then its settlement run."""
+        assert until >= self.now
+        for day in self.boundaries(until):
+            self._reward_run(day)
+            self._settlement_run(day)
+        self.now = until
+
+    def _reward_run(self, day: dt.date) -> None:
+        rate = self.rate_for(day)
+        for user in self.users:
+            eligible = max(user.day_low, ZERO)
+            user.day_low = user.free_token()  # the opening balance of the next day
+            if rate is None or eligible <= 0:
+                continue
+            gross = round_down(eligible * rate / DAYS_PER_YEAR, PRECISION)
+            if gross <= 0:
+                continue
+            net = round_down(gross * (1 - self.fee_rate), PRECISION)
+            user.rewards[day] = RewardRow(eligible, gross, net, gross - net)
+            user.add(FUNDING, "BETH", net)  # a posting of the next day: only raises, no new low
+
+    def _settlement_run(self, day: dt.date) -> None:
+        end = day_end(day)
+        left = self.cap
+        for red in self.queue:
+            rest = red.amt - red.scheduled
+            if red.cancelled or rest <= 0 or red.request_time >= end:
+                continue
+            if left is not None and left <= 0:
+                break
+            take = rest if left is None else min(rest, left)
+            red.scheduled += take
+            self.parts.append(Part(red, take, day + dt.timedelta(days=UNBONDING_DAYS)))
+            if left is not None:
+                left -= take
+                if take < rest:
+                    break
+        for part in self.parts:
+            if not part.delivered and part.deliver_day <= day:
+                part.delivered = True
+                red = part.redemption
+                red.delivered += part.amount
+                user = self.users[red.user]
+                user.add(FUNDING, "BETH", -part.amount, LOCKED)
+                user.add(FUNDING, "ETH", part.amount)
+        self.queue = [r for r in self.queue if r.pending]
+
+    # -- operations: each returns whether the service must accept it, and applies it if so ------
+
+    def create_user(self) -> int:
+        self.users.append(UserModel())
+        return len(self.users) - 1
+
+    def deposit(self, i: int, ccy: str, amt: Decimal) -> bool:
+        if amt <= 0 or not fits(amt, SCALES[ccy]):
+            return False
+        self.users[i].add(FUNDING, ccy, amt)
+        return True
+
+    def transfer(self, i: int, ccy: str, amt: Decimal, frm: int, to: int) -> bool:
+        user = self.users[i]
+        if amt <= 0 or frm == to or not fits(amt, SCALES[ccy]) or user.get(frm, ccy) < amt:
+            return False
+        user.add(frm, ccy, -amt)
+        user.add(to, ccy, amt)
+        user.note_token_change()  # a BETH transfer leaves the free total unchanged
+        return True
+
+    def purchase(self, i: int, amt: Decimal) -> bool:
+        user = self.users[i]
+        if amt <= 0 or not fits(amt, PRECISION) or amt < MIN_PURCHASE or user.get(FUNDING, "ETH") < amt:
+            return False
+        user.add(FUNDING, "ETH", -amt)
+        user.add(FUNDING, "BETH", amt)
+        user.note_token_change()
+        return True
+
+    def redeem_kind(self, i: int, amt: Decimal) -> str | None:
+        """``"fast"``, ``"standard"``, or ``None`` (refused)."""
+        user = self.users[i]
+        if amt <= 0 or not fits(amt, PRECISION) or amt < MIN_REDEEM or user.get(FUNDING, "BETH") < amt:
+            return None
+        used = self.fast_used.get((i, self.today()), ZERO)
+        return "fast" if amt <= max(self.fast_limit - used, ZERO) else "standard"
+
+    def redeem(self, i: int, amt: Decimal, ord_id: str) -> str | None:
+        kind = self.redeem_kind(i, amt)
+        user = self.users[i]
+        if kind == "fast":
+            key = (i, self.today())
+            self.fast_used[key] = self.fast_used.get(key, ZERO) + amt
+            user.add(FUNDING, "BETH", -amt)
+            user.add(FUNDING, "ETH", amt)
+        elif kind == "standard":
+            user.add(FUNDING, "BETH", -amt)
+            user.add(FUNDING, "BETH", amt, LOCKED)
+            self.queue.append(Redemption(i, ord_id, amt, self.now))
+        if kind is not None:
+            user.note_token_change()
+        return kind
+
+    def cancellable(self, red: Redemption) -> bool:
+        return red.pending and red.scheduled == 0
+
+    def cancel(self, red: Redemption) -> bool:
+        if not self.cancellable(red):
+            return False
+        red.cancelled = True
+        user = self.users[red.user]
+        user.add(FUNDING, "BETH", -red.amt, LOCKED)
+        user.add(FUNDING, "BETH", red.amt)
+        user.note_token_change()
+        self.queue = [r for r in self.queue if r.pending]
+        return True
+
+    def publish_rate(self, rate: Decimal) -> bool:
+        if rate < 0 or rate > MAX_RATE or not fits(rate, RATE_DECIMALS):
+            return False
+        self.rates[self.today()] = rate
+        return True

@@ -1,0 +1,431 @@
+"""The seeded generator and driver of the deterministic simulation (issue 19, scope 6).
+
+One ``random.Random(seed)`` decides everything: the installation's settings (fee rate, daily
+redemption cap), the users, every operation and its amount, how far the clock moves, and where the
+process "crashes". Operations go through :class:`stakehouse.wiring.Services` (the service layer is
+the public interface here) on a SQLite file; after every step the audit, the users' balances and
+their reward rows are compared with :class:`tests.sim.model.Model`.
+
+Crashes, without mocks or hooks in the code:
+
+* **restart** between steps: ``Services.close()`` and a new ``Services`` on the same file (all
+  in-process state is lost; the sandbox clock must come back from the database, frozen);
+* **inside a run**: an SQLite trigger makes the database refuse one write of the daily runs (a
+  chunk marked done, a reward run's plan or finish, the settlement run's last statement); the
+  transaction rolls back whole and the error comes out of ``advance_clock``. The trigger is dropped,
+  the process restarts, ``advance_clock(by=0)`` resumes what is due, then the clock goes on to
+  where the step wanted it: nothing may be paid twice or skipped;
+* **inside an operation**: a trigger refuses the operation's postings; nothing of it may remain.
+
+No wall time is read: the database is created with its sandbox clock frozen at ``START``, and only
+the simulation moves it. (The uids are random: the service makes them, and the model knows users by
+their creation order; they decide which chunk of a reward run a user falls in, nothing else.)
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import random
+import sqlite3
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import TypeVar
+
+import structlog
+
+from stakehouse.assets.service import TransferRequest
+from stakehouse.config import Settings
+from stakehouse.db.engine import Database
+from stakehouse.db.migrate import upgrade
+from stakehouse.db.tables import clock_state
+from stakehouse.errors import DomainError
+from stakehouse.security import new_server_key
+from stakehouse.wiring import Services
+from tests.sim.model import FUNDING, TRADING, ZERO, Model, Redemption, RewardRow
+
+T = TypeVar("T")
+START = dt.datetime(2031, 1, 6, 9, 0, tzinfo=dt.UTC)
+PRODUCT = "ETH"
+TRIGGER = "sim_crash"
+#: Probabilities per step.
+RESTART_P = 0.015
+OP_CRASH_P = 0.03
+RUN_CRASH_P = 0.25
+#: (kind, weight) of the operations.
+OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
+       ("publish_rate", 5), ("advance", 14))
+#: Where a run is made to fail: (label, trigger body).
+RUN_CRASHES = (
+    ("reward chunk {k} done", "BEFORE UPDATE ON job_run_chunks WHEN NEW.job = 'staking_rewards:ETH' "
+                              "AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
+    ("reward run planned", "BEFORE UPDATE ON job_run_plans WHEN NEW.job = 'staking_rewards:ETH' "
+                           "AND NEW.finished_at IS NULL"),
+    ("reward run finish", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'staking_rewards:ETH'"),
+    ("settlement run", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'staking_settlement:ETH'"),
+)
+
+
+class SimulationFailure(AssertionError):
+    """A violation: the seed, the step and the last operations, enough to reproduce it."""
+
+
+def quiet_logs() -> None:
+    """Drop the services' info logs (thousands per seed)."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+
+
+def create_database(path: Path, start: dt.datetime) -> str:
+    """A new sandbox database whose clock is frozen at ``start`` before any service reads it."""
+    url = f"sqlite:///{path}"
+    db = Database(url)
+    try:
+        upgrade(db)
+        with db.write() as conn:
+            conn.execute(clock_state.insert().values(id=1, base_time=start, base_wall=start, running=False))
+    finally:
+        db.dispose()
+    return url
+
+
+@dataclasses.dataclass
+class Stats:
+    steps: int = 0
+    ops: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+
+    def add(self, key: str) -> None:
+        self.ops[key] += 1
+
+
+class World:
+    def __init__(self, seed: int, directory: Path, *, days: int = 30, users: tuple[int, int] = (8, 15),
+                 full_check_every: int = 10) -> None:
+        self.seed = seed
+        self.days = days
+        self.rng = random.Random(seed)
+        self.path = directory / f"sim-{seed}.db"
+        self.url = create_database(self.path, START)
+        self.server_key = new_server_key()  # encrypts API secrets only; nothing here depends on it
+        self.max_users = self.rng.randint(*users)
+        self.full_check_every = full_check_every
+        self.log: collections.deque[str] = collections.deque(maxlen=20)
+        self.stats = Stats()
+        self.step = 0
+        self.svc = self._open()
+        assert self.svc.sandbox_clock is not None
+        fee = self.rng.choice([ZERO, ZERO, Decimal("0.1"), Decimal("0.25")])
+        cap = self.rng.choice([None, None, Decimal(15), Decimal(60)])
+        fast = self.rng.choice([Decimal(100), Decimal(20), Decimal(5), ZERO])
+        self.svc.staking.update_product(PRODUCT, {
+            "service_fee_rate": str(fee), "fast_redemption_daily_limit": str(fast),
+            "daily_redemption_cap": None if cap is None else str(cap)})
+        # DCD is not modelled and its daily listing is most of an idle day's cost: the operator turns it off.
+        for row in self.svc.dcd.series():
+            self.svc.dcd.set_series(row["ccy"], row["alt_ccy"], {"enabled": False})
+        self.model = Model(START, fee_rate=fee, cap=cap, fast_limit=fast)
+        self.note(f"start {START.isoformat()} fee_rate={fee} cap={cap} fast={fast} users<={self.max_users}")
+        self.uids: list[str] = []
+        #: every redemption the service accepted: (user, order id, the model's queued request or None if fast)
+        self.redemptions: list[tuple[int, str, Redemption | None]] = []
+        for _ in range(3):
+            self.op_create_user()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _open(self) -> Services:
+        return Services(Settings(database_url=self.url, sandbox=True, server_key=self.server_key, admin_token="t",
+                                 log_level="WARNING", job_chunk_size=3))
+
+    def note(self, text: str) -> None:
+        self.log.append(f"[{self.step}] {text}")
+
+    def fail(self, message: str) -> SimulationFailure:
+        ops = "\n  ".join(self.log)
+        return SimulationFailure(
+            f"seed {self.seed}, step {self.step} ({self.model.now.isoformat()}): {message}\n"
+            f"reproduce: .venv/bin/python bench/simulate.py --seed {self.seed} --days {self.days}\n"
+            f"last operations:\n  {ops}")
+
+    def sql(self, statement: str) -> None:
+        """Run one statement on the database file from outside the services (a trigger)."""
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            conn.execute(statement)
+            conn.commit()
+        finally:
+            conn.close()
+
+    def restart(self, reason: str) -> None:
+        self.svc.close()
+        self.svc = self._open()
+        self.stats.add("restart")
+        self.note(f"restart ({reason})")
+        assert self.svc.sandbox_clock is not None
+        if self.svc.clock_running():
+            raise self.fail("the sandbox clock runs again after a restart")
+
+    def check_clock(self) -> None:
+        now = self.svc.clock.now()
+        if now != self.model.now:
+            raise self.fail(f"sandbox clock {now.isoformat()}, model {self.model.now.isoformat()}")
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check(self, users: list[int] | None = None, *, rewards: bool = False) -> None:
+        report = self.svc.audit()
+        if not report.ok:
+            raise self.fail(f"audit failed: {report.as_dict()}")
+        for i in (range(len(self.uids)) if users is None else users):
+            self.check_user(i, rewards=rewards)
+
+    def check_user(self, i: int, *, rewards: bool) -> None:
+        uid, user = self.uids[i], self.model.users[i]
+        for acct in (FUNDING, TRADING):
+            got = {b.ccy: (b.available, b.locked) for b in self.svc.assets.balances(uid, acct)
+                   if (b.available, b.locked) != (ZERO, ZERO)}
+            want = user.expected_balances(acct)
+            if got != want:
+                raise self.fail(f"user #{i} ({uid}) account {acct}: service {got}, model {want}")
+        if rewards:
+            rows = {dt.date.fromisoformat(r["day"]): RewardRow(r["eligible"], r["gross"], r["net"], r["fee"])
+                    for r in self.svc.staking.rewards_of(uid, PRODUCT)}
+            if rows != user.rewards:
+                diff = {d: (rows.get(d), user.rewards.get(d)) for d in sorted(set(rows) | set(user.rewards))
+                        if rows.get(d) != user.rewards.get(d)}
+                raise self.fail(f"user #{i} ({uid}) rewards differ (day: service, model): {diff}")
+
+    # -- amounts ----------------------------------------------------------------------------
+
+    def amount_from(self, balance: Decimal, places: int, minimum: Decimal = ZERO) -> tuple[Decimal, str]:
+        """An amount against ``balance``: mostly valid, sometimes over it, with too many decimals,
+        below the minimum, zero or negative. Returns (amount, what kind)."""
+        r = self.rng.random()
+        unit = Decimal(1).scaleb(-places)
+        if r < 0.06:
+            return balance + unit * self.rng.randint(1, 10**6), "over"
+        if r < 0.11:
+            return unit * self.rng.randint(1, 10**6) + unit / 10, "decimals"
+        if r < 0.15 and minimum > 0:
+            return max(minimum - unit * self.rng.randint(1, 10**4), unit), "below"
+        if r < 0.17:
+            return self.rng.choice([ZERO, -unit]), "nonpositive"
+        if r < 0.25:
+            return balance, "all"
+        amount = (balance * Decimal(self.rng.randint(1, 1000)) / 1000).quantize(unit, rounding="ROUND_DOWN")
+        return amount if amount > 0 else unit, "part"
+
+    # -- operations -------------------------------------------------------------------------
+
+    def attempt(self, kind: str, expect_ok: bool, action_text: str, fn: Callable[[], T]) -> T | None:
+        """Run one user operation, maybe with its postings refused by the database. Returns its
+        result, or ``None`` if it was refused (which must be what the model expected)."""
+        crash = self.rng.random() < OP_CRASH_P
+        if crash:
+            self.sql(f"CREATE TRIGGER {TRIGGER} BEFORE INSERT ON postings BEGIN SELECT RAISE(ABORT, 'sim crash'); END")
+        try:
+            result: T | None = fn()
+        except DomainError as exc:
+            self.note(f"{action_text}: refused ({type(exc).__name__}: {exc})")
+            if expect_ok and not crash:
+                raise self.fail(f"{kind} refused, the model accepts it: {exc}") from exc
+            result = None
+        except Exception as exc:
+            if not crash:
+                raise self.fail(f"{kind} raised {type(exc).__name__}: {exc}") from exc
+            self.note(f"{action_text}: crashed in the database ({type(exc).__name__})")
+            result = None
+        else:
+            self.note(f"{action_text}: ok")
+            if not expect_ok and not crash:
+                raise self.fail(f"{kind} accepted, the model refuses it")
+            if crash and expect_ok:
+                raise self.fail(f"{kind} succeeded although its postings were refused")
+        if crash:
+            self.sql(f"DROP TRIGGER {TRIGGER}")
+            self.stats.add("op_crash")
+            self.restart("after a refused posting")
+            self.check_clock()
+            return None
+        return result
+
+    def pick_user(self) -> int:
+        return self.rng.randrange(len(self.uids))
+
+    def op_create_user(self) -> list[int]:
+        user = self.svc.accounts.create_user(kyc_level=2, accept_terms=(PRODUCT,))
+        self.uids.append(user.uid)
+        i = self.model.create_user()
+        self.note(f"create user #{i} {user.uid}")
+        return [i]
+
+    def op_deposit(self) -> list[int]:
+        i = self.pick_user()
+        ccy = "ETH" if self.rng.random() < 0.75 else "USDT"
+        places = 18 if ccy == "ETH" else 6
+        amt = Decimal(self.rng.randint(1, 8000)) / 100 if ccy == "ETH" else Decimal(self.rng.randint(1, 10**7)) / 100
+        r = self.rng.random()
+        if r < 0.1:
+            amt += Decimal(self.rng.randint(1, 999)).scaleb(-places)  # all the decimals there are
+        elif r < 0.15:
+            amt += Decimal(1).scaleb(-places - 1)  # one too many
+        ok = self.model.deposit(i, ccy, amt) if not self._crash_pending() else False
+        self.attempt("deposit", ok, f"deposit #{i} {amt} {ccy}",
+                     lambda: self.svc.chain.credit_deposit(self.uids[i], ccy, amt))
+        return [i]
+
+    def _crash_pending(self) -> bool:
+        """Peek (without drawing) whether the next operation's postings will be refused: the model
+        applies an operation only if it can commit. Draws the same number as :meth:`attempt`."""
+        state = self.rng.getstate()
+        crash = self.rng.random() < OP_CRASH_P
+        self.rng.setstate(state)
+        return crash
+
+    def op_transfer(self) -> list[int]:
+        i = self.pick_user()
+        ccy = self.rng.choice(["ETH", "USDT", "BETH", "BETH"])
+        frm, to = (FUNDING, TRADING) if self.rng.random() < 0.55 else (TRADING, FUNDING)
+        places = {"ETH": 18, "USDT": 6, "BETH": 8}[ccy]
+        amt, how = self.amount_from(self.model.users[i].get(frm, ccy), places)
+        ok = False if self._crash_pending() else self.model.transfer(i, ccy, amt, frm, to)
+        self.attempt("transfer", ok, f"transfer #{i} {amt} {ccy} {frm}->{to} ({how})",
+                     lambda: self.svc.assets.transfer(self.uids[i], TransferRequest(ccy, amt, frm, to)))
+        return [i]
+
+    def op_purchase(self) -> list[int]:
+        i = self.pick_user()
+        amt, how = self.amount_from(self.model.users[i].get(FUNDING, "ETH"), 8, Decimal("0.01"))
+        ok = False if self._crash_pending() else self.model.purchase(i, amt)
+        self.attempt("purchase", ok, f"purchase #{i} {amt} ETH ({how})",
+                     lambda: self.svc.staking.purchase(self.uids[i], PRODUCT, amt))
+        return [i]
+
+    def op_redeem(self) -> list[int]:
+        i = self.pick_user()
+        amt, how = self.amount_from(self.model.users[i].get(FUNDING, "BETH"), 8, Decimal("0.00000001"))
+        crash = self._crash_pending()
+        kind = None if crash else self.model.redeem_kind(i, amt)
+        order = self.attempt("redeem", kind is not None, f"redeem #{i} {amt} BETH ({how}, model: {kind})",
+                             lambda: self.svc.staking.redeem(self.uids[i], PRODUCT, amt))
+        if order is not None:
+            fast = order.fast
+            ord_id = order.ord_id
+            if fast != (kind == "fast"):
+                raise self.fail(f"redeem of {amt}: service fast={fast}, model {kind}")
+            self.model.redeem(i, amt, ord_id)
+            self.redemptions.append((i, ord_id, self.model.queue[-1] if kind == "standard" else None))
+        return [i]
+
+    def op_cancel(self) -> list[int]:
+        if not self.redemptions:
+            return []
+        i, ord_id, red = self.rng.choice(self.redemptions)
+        ok = red is not None and self.model.cancellable(red) and not self._crash_pending()
+        done = self.attempt("cancel", ok, f"cancel #{i} order {ord_id}",
+                            lambda: self.svc.staking.cancel(self.uids[i], PRODUCT, ord_id))
+        if done is not None:
+            assert red is not None
+            self.model.cancel(red)
+        return [i]
+
+    def op_publish_rate(self) -> list[int]:
+        rate = Decimal(self.rng.randint(0, 20_000_000)) / 10**8
+        if self.rng.random() < 0.1:
+            rate += Decimal("0.000000001")
+        ok = self.model.publish_rate(rate)
+        self.note(f"publish rate {rate} for {self.model.today()} (model: {'ok' if ok else 'refused'})")
+        try:
+            self.svc.staking.publish_rate(PRODUCT, self.model.today(), rate)
+        except DomainError as exc:
+            if ok:
+                raise self.fail(f"publish_rate refused, the model accepts it: {exc}") from exc
+        else:
+            if not ok:
+                raise self.fail("publish_rate accepted, the model refuses it")
+        return []
+
+    def op_advance(self) -> None:
+        hours = self.rng.randint(1, 30)
+        minutes = self.rng.choice([0, 0, 0, self.rng.randint(1, 59)])
+        target = self.model.now + dt.timedelta(hours=hours, minutes=minutes)
+        crosses = bool(self.model.boundaries(target))
+        crash = crosses and self.rng.random() < RUN_CRASH_P
+        label = ""
+        if crash:
+            label, body = self.rng.choice(RUN_CRASHES)
+            k = self.rng.randint(0, 3)
+            label = label.format(k=k)
+            self.sql(f"CREATE TRIGGER {TRIGGER} {body.format(k=k)} BEGIN SELECT RAISE(ABORT, 'sim crash'); END")
+        self.note(f"advance {hours}h{minutes:02d} to {target.isoformat()}" + (f", crash at {label}" if crash else ""))
+        try:
+            self.svc.advance_clock(to=target)
+        except Exception as exc:
+            if not crash:
+                raise self.fail(f"advance_clock raised {type(exc).__name__}: {exc}") from exc
+            self.sql(f"DROP TRIGGER {TRIGGER}")
+            self.stats.add("run_crash")
+            self.note(f"crashed ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})")
+            report = self.svc.audit()  # a run in progress is allowed, a broken book is not
+            if not report.ok:
+                raise self.fail(f"audit failed after the crash: {report.as_dict()}") from exc
+            self.restart("after a crash inside a run")
+            reached = self.svc.clock.now()
+            if not self.model.now <= reached <= target:
+                raise self.fail(f"after the crash the clock is {reached.isoformat()}") from exc
+            self.svc.advance_clock(by=dt.timedelta(0))  # resumes the interrupted run
+            if self.svc.clock.now() < target:
+                self.svc.advance_clock(to=target)
+        else:
+            if crash:
+                self.sql(f"DROP TRIGGER {TRIGGER}")
+                self.note("(the crash point was not reached)")
+        self.model.advance_to(target)
+        self.check_clock()
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self) -> Stats:
+        end = START + dt.timedelta(days=self.days)
+        kinds = [k for k, _ in OPS]
+        weights = [w for _, w in OPS]
+        self.check(rewards=True)
+        while self.model.now < end:
+            self.step += 1
+            self.stats.steps += 1
+            if self.rng.random() < RESTART_P:
+                self.restart("between steps")
+                self.check_clock()
+            kind = self.rng.choices(kinds, weights)[0]
+            if kind == "create_user" and len(self.uids) >= self.max_users:
+                kind = "deposit"
+            self.stats.add(kind)
+            if kind == "advance":
+                self.op_advance()
+                self.check(rewards=True)
+                continue
+            touched: list[int] = getattr(self, f"op_{kind}")()
+            full = self.step % self.full_check_every == 0
+            self.check(None if full else touched, rewards=full)
+        self.svc.advance_clock(to=self.model.now + dt.timedelta(days=UNBOND_TAIL))
+        self.model.advance_to(self.model.now + dt.timedelta(days=UNBOND_TAIL))
+        self.note("final: every queued redemption delivered")
+        self.check(rewards=True)
+        return self.stats
+
+    def close(self) -> None:
+        self.svc.close()
+
+
+#: Days run at the end with no operations, so that the last redemptions are delivered and checked.
+UNBOND_TAIL = 6
+
+
+def run_seed(seed: int, directory: Path, *, days: int = 30, full_check_every: int = 10) -> Stats:
+    """One seed from start to end; raises :class:`SimulationFailure` on the first violation."""
+    world = World(seed, directory, days=days, full_check_every=full_check_every)
+    try:
+        return world.run()
+    finally:
+        world.close()
