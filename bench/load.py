@@ -38,9 +38,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import balances as b
@@ -104,51 +106,86 @@ class Figures:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def run_mix(base: str, users: list[dict[str, str]], args: argparse.Namespace) -> dict[str, Figures]:
-    host = base.split("://", 1)[1]
+def write_scripts(host: str, users: list[dict[str, str]], seconds: int,
+                  extra_lua: Callable[[Endpoint], str] | None = None) -> dict[str, str]:
+    """One Lua script file per endpoint of ``MIX``, signed for ``seconds`` from now, with ``extra_lua(ep)``
+    appended (e.g. a ``delay()``); the caller deletes the files."""
     scripts = {}
     for ep in MIX:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(b.signed_script(host, ep.method, ep.path, users, int(args.warmup + args.duration) + 5,
-                                    ep.bodies))
+            f.write(b.signed_script(host, ep.method, ep.path, users, seconds, ep.bodies))
+            if extra_lua:
+                f.write("\n" + extra_lua(ep))
             scripts[ep.name] = f.name
+    return scripts
 
-    def wrk(ep: Endpoint, seconds: float) -> dict[str, int]:
-        conns = max(1, round(args.connections * ep.share / 16))
-        out = subprocess.run(["wrk", "-t", "1", "-c", str(conns), "-d", f"{max(1, round(seconds))}s",
-                              "--timeout", "10s", "-s", scripts[ep.name], base + ep.path.split("?")[0]],
-                             capture_output=True, text=True, check=True)
-        line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
-        parsed: dict[str, int] = json.loads(line[len("RESULT "):])
-        return parsed
 
-    def all_at_once(seconds: float) -> dict[str, dict[str, int]]:
-        with ThreadPoolExecutor(len(MIX)) as pool:
-            futures = {ep.name: pool.submit(wrk, ep, seconds) for ep in MIX}
-            return {name: fut.result() for name, fut in futures.items()}
+def connections_for(ep: Endpoint, connections: int) -> int:
+    return max(1, round(connections * ep.share / 16))
 
-    try:
-        if args.warmup > 0:
-            all_at_once(args.warmup)
-        raw = all_at_once(args.duration)
-    finally:
-        for path in scripts.values():
-            os.unlink(path)
+
+def run_wrk(base: str, ep: Endpoint, script: str, conns: int, seconds: float) -> dict[str, Any]:
+    """One ``wrk`` process; its ``RESULT {json}`` lines, merged."""
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(conns), "-d", f"{max(1, round(seconds))}s",
+                          "--timeout", "10s", "-s", script, base + ep.path.split("?")[0]],
+                         capture_output=True, text=True, check=True)
+    parsed: dict[str, Any] = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            parsed.update(json.loads(line[len("RESULT "):]))
+    if "requests" not in parsed:
+        raise RuntimeError(f"wrk for {ep.name} printed no result:\n{out.stdout}\n{out.stderr}")
+    return parsed
+
+
+def run_all(base: str, scripts: dict[str, str], connections: int, seconds: float) -> dict[str, dict[str, Any]]:
+    """Every endpoint of ``MIX`` at the same time, each its own ``wrk`` with its share of ``connections``."""
+    with ThreadPoolExecutor(len(MIX)) as pool:
+        futures = {ep.name: pool.submit(run_wrk, base, ep, scripts[ep.name], connections_for(ep, connections),
+                                        seconds) for ep in MIX}
+        return {name: fut.result() for name, fut in futures.items()}
+
+
+def figures(raw: dict[str, dict[str, Any]]) -> dict[str, Figures]:
     return {name: Figures(r["requests"], r["errors"] + r["socket_errors"], r["us"] / 1e6, r["p50"] / 1000,
                           r["p99"] / 1000) for name, r in raw.items()}
 
 
+def run_mix(base: str, users: list[dict[str, str]], args: argparse.Namespace) -> dict[str, Figures]:
+    scripts = write_scripts(base.split("://", 1)[1], users, int(args.warmup + args.duration) + 5)
+    try:
+        if args.warmup > 0:
+            run_all(base, scripts, args.connections, args.warmup)
+        raw = run_all(base, scripts, args.connections, args.duration)
+    finally:
+        for path in scripts.values():
+            os.unlink(path)
+    return figures(raw)
+
+
+def setup_users(base: str, n: int) -> list[dict[str, str]]:
+    """The BTC-USDT index price, then ``n`` funded users (their credentials)."""
+    b.admin(base, "POST", "/admin/markets/BTC-USDT/price", {"px": "60000"})
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(lambda _: setup_user(base), range(n)))
+
+
+def audit_failure(base: str) -> str | None:
+    """None if the audit passes, else what failed."""
+    try:
+        b.admin(base, "GET", "/admin/audit")
+    except RuntimeError as exc:  # 409: a failed check; show which
+        return str(exc)
+    return None
+
+
 def bench(workers: int, pg_url: str, args: argparse.Namespace) -> dict[str, Figures]:
     with b.postgres_backend(pg_url) as db_url, server(db_url, workers, args.redis_url) as (base, _proc):
-        b.admin(base, "POST", "/admin/markets/BTC-USDT/price", {"px": "60000"})
-        with ThreadPoolExecutor(4) as pool:
-            users = list(pool.map(lambda _: setup_user(base), range(args.users)))
-        figures = run_mix(base, users, args)
-        try:
-            b.admin(base, "GET", "/admin/audit")
-        except RuntimeError as exc:  # 409: a failed check; show which
-            print(f"AUDIT FAILED with {workers} workers: {exc}", flush=True)
-        return figures
+        users = setup_users(base, args.users)
+        figs = run_mix(base, users, args)
+        if (failed := audit_failure(base)) is not None:
+            print(f"AUDIT FAILED with {workers} workers: {failed}", flush=True)
+        return figs
 
 
 def table(results: dict[int, dict[str, Figures]]) -> str:

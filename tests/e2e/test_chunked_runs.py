@@ -28,7 +28,7 @@ from prometheus_client import REGISTRY
 
 from stakehouse.db.engine import libpq_conninfo
 from stakehouse.wiring import Services
-from tests.e2e.test_staking_crash import waiting_on_locks
+from tests.e2e.test_staking_crash import _advance_ignoring_errors, waiting_on_locks
 from tests.service.test_cli import cli
 from tests.stack import ADMIN_TOKEN, Stack, start_server_process, start_stack
 
@@ -102,9 +102,9 @@ def test_a_chunked_run_pays_what_one_transaction_pays(backend: str, make_db: Cal
         assert json.loads(done.stdout[done.stdout.index("{"):])["totals"] == day_one["totals"]
         done = cli("jobs", "watch", JOB, "1999-01-01", db=svc.settings.database_url, key=svc.settings.server_key)
         assert done.returncode != 0 and "does not exist" in done.stderr
-        # a day whose run is planned keeps its rate
-        assert chunked.admin.put(f"/admin/staking/products/ETH/rates/{day_one['period']}",
-                                 json={"rate": "0.9"}).status_code >= 400
+        # a day whose run happened keeps its rate
+        refused = chunked.admin.put(f"/admin/staking/products/ETH/rates/{day_one['period']}", json={"rate": "0.9"})
+        assert refused.status_code == 403 and "reward run" in refused.text, refused.text
     finally:
         chunked.stop()
         single.stop()
@@ -124,18 +124,10 @@ def _chunks(observer: psycopg.Connection[Any], day: str) -> tuple[int, int]:
     return int(str(row[0])), int(str(row[1]))
 
 
-def _advance_ignoring_errors(base: str) -> None:
-    try:
-        httpx.post(base + "/admin/clock/advance", json={"days": 1},
-                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60)
-    except httpx.TransportError:
-        pass  # the server is killed while this request waits
-
-
 def _prepare(make_db: Callable[[str], str]) -> tuple[Stack, list[tuple[str, Decimal]], str]:
     """Holders paid for day 1; the clock at the start of day 2, whose run the test interrupts."""
     db = make_db("postgres")
-    stack = start_stack(db, job_chunk_size=4, job_connections=2)
+    stack = start_stack(db, job_chunk_size=4, job_connections=2, job_poll_seconds=3600)  # runs only when told
     people = holders(stack.services)
     stack.services.advance_clock(by=dt.timedelta(days=1))
     day = stack.services.staking.today().isoformat()
@@ -179,6 +171,9 @@ def test_a_killed_chunked_run_resumes_with_only_the_missing_chunk(make_db: Calla
         running = stack.call("GET", "/admin/jobs/runs?running=true")
         assert [(r["job"], r["period"], r["chunksDone"]) for r in running] == [(JOB, day, 3)]
         assert observer.execute("SELECT count(*) FROM staking_reward_runs WHERE day = %s", (day,)).fetchone() == (0,)
+        # the plan fixed the day's rate: it can no longer change, though the run has not finished
+        refused = stack.admin.put(f"/admin/staking/products/ETH/rates/{day}", json={"rate": "0.9"})
+        assert refused.status_code == 403 and "reward run" in refused.text, refused.text
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:

@@ -199,13 +199,7 @@ class JobRunner:
         if isinstance(job.run, Chunked):
             return self._run_chunked(job, job.run, period)
         with self.db.write(exclusive=job.exclusive) as conn:
-            claimed = conn.execute(
-                dialect_insert(conn)(job_runs)
-                .values(job=job.name, period=period.key, due_at=period.end, finished_at=self.clock.now(), result="")
-                .on_conflict_do_nothing(index_elements=["job", "period"])
-                .returning(job_runs.c.job)
-            ).scalar_one_or_none()
-            if claimed is None:
+            if not self._claim(conn, job, period):
                 return None
             result = job.run(conn, period)
             conn.execute(
@@ -242,13 +236,7 @@ class JobRunner:
         params = self._params(job, period)
         self._work_chunks(job, chunked, period, params)
         with self.db.write() as conn:
-            claimed = conn.execute(
-                dialect_insert(conn)(job_runs)
-                .values(job=job.name, period=period.key, due_at=period.end, finished_at=self.clock.now(), result="")
-                .on_conflict_do_nothing(index_elements=["job", "period"])
-                .returning(job_runs.c.job)
-            ).scalar_one_or_none()
-            if claimed is None:
+            if not self._claim(conn, job, period):
                 return None
             totals = dict.fromkeys(chunked.totals, Decimal(0))
             c = job_run_chunks.c
@@ -263,6 +251,15 @@ class JobRunner:
                          .values(finished_at=self.clock.now(), totals=totals_json(totals)))
         log.info("job_ran", job=job.name, period=period.key, result=result)
         return RunRecord(job.name, period.key, period.end, result)
+
+    def _claim(self, conn: Connection, job: Job, period: Period) -> bool:
+        """Claim ``job_runs(job, period)`` in ``conn``'s transaction; False if a process has."""
+        return conn.execute(
+            dialect_insert(conn)(job_runs)
+            .values(job=job.name, period=period.key, due_at=period.end, finished_at=self.clock.now(), result="")
+            .on_conflict_do_nothing(index_elements=["job", "period"])
+            .returning(job_runs.c.job)
+        ).scalar_one_or_none() is not None
 
     @staticmethod
     def _plan_key(job: Job, period: Period) -> tuple[Any, Any]:

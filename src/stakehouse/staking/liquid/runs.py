@@ -71,8 +71,13 @@ _HOLDER_UIDS = f"SELECT DISTINCT a.uid FROM {ledger_accounts.name} a WHERE {_HOL
 #: Totals every run reports.
 REWARD_TOTALS = ("holders", "eligible", "gross", "net", "fee", "entries")
 
-#: PostgreSQL: every holder's eligible balance, gross, net and fee, in one statement. ``mv`` is
-#: each holder's net move per journal entry since the day started; one sort of it serves both the
+#: PostgreSQL: the eligible balance, gross, net and fee of every holder of a chunk, in one
+#: statement. ``mv`` is each holder's net move per journal entry since the day started, looked up
+#: account by account in (account_id, created_at) (``LATERAL ... OFFSET 0``, and no condition on
+#: ``p.ccy``, which an account's postings share, to keep the planner off (ccy, created_at): a chunk
+#: must not scan
+#: every posting of the day, which the planner chose with the day's postings not yet in its
+#: statistics, at 1 000 000 holders 1.1 s of each chunk's 1.5 s); one sort of it serves both the
 #: total since the start and the running balance within the day (moves after the day come last in
 #: that order, so the running sums within the day are those of the day alone). ``OFFSET 0`` keeps
 #: each level a level: otherwise the planner copies the eligible and gross expressions into every
@@ -96,9 +101,12 @@ SELECT %(product)s, %(day)s, uid, eligible, gross, net, gross - net FROM (
                                AS running
                     FROM (
                         SELECT a.uid, p.entry_id, min(p.created_at) AS at, sum(p.amount) AS delta
-                        FROM {postings.name} p JOIN {ledger_accounts.name} a ON a.id = p.account_id
-                        WHERE p.ccy = %(token)s AND p.created_at >= %(start)s AND p.bucket = 'available'
-                              AND {_HOLDER_FILTER} AND {{chunk}}
+                        FROM {ledger_accounts.name} a CROSS JOIN LATERAL (
+                            SELECT p.entry_id, p.created_at, p.amount FROM {postings.name} p
+                            WHERE p.account_id = a.id AND p.created_at >= %(start)s AND p.bucket = 'available'
+                            OFFSET 0
+                        ) p
+                        WHERE {_HOLDER_FILTER} AND {{chunk}}
                         GROUP BY a.uid, p.entry_id
                     ) mv
                 ) r GROUP BY uid
