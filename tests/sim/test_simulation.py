@@ -23,8 +23,8 @@ import structlog
 from tests.sim.world import quiet_logs, run_seed
 
 #: Seeds in the suite: ~10 s of CPU each for 30 days on this machine's cores (bench/RESULTS.md).
-DEFAULT_SEEDS = 6
-BATCHES = 3
+DEFAULT_SEEDS = 4
+BATCHES = 2
 DAYS = 30
 
 

@@ -35,7 +35,7 @@ from stakehouse.clock import Clock
 from stakehouse.db.dialect import dialect_insert
 from stakehouse.db.engine import Database, unavailable
 from stakehouse.db.tables import job_run_chunks, job_run_plans, job_runs, meta
-from stakehouse.jobs.chunks import Chunk, Chunked, add_totals, totals_from_json, totals_json
+from stakehouse.jobs.chunks import Chunk, Chunked, Plan, add_totals, totals_from_json, totals_json
 from stakehouse.jobs.schedule import Period, Schedule
 
 log = structlog.get_logger(__name__)
@@ -213,26 +213,20 @@ class JobRunner:
     # -- chunked runs ------------------------------------------------------------------------
 
     def _run_chunked(self, job: Job, chunked: Chunked, period: Period) -> RunRecord | None:
-        """Plan (or find the plan), do every chunk not done, then finish; see ``jobs/chunks.py``."""
+        """Plan (or find the plan), do every chunk not done, then finish; see ``jobs/chunks.py``.
+        A run of one chunk at most (a small installation, a day without a rate) is done whole in
+        the plan's transaction, as an unchunked job is: the same records, a few transactions less."""
         with self.db.write(exclusive=job.exclusive) as conn:
             if self._ran(conn, job, period):
                 return None
-            planned = conn.execute(
-                dialect_insert(conn)(job_run_plans)
-                .values(job=job.name, period=period.key, planned=0, params="{}", started_at=self.clock.now(),
-                        totals="{}")
-                .on_conflict_do_nothing(index_elements=["job", "period"])
-                .returning(job_run_plans.c.job)
-            ).scalar_one_or_none()
-            if planned is not None:
-                plan = chunked.plan(conn, period, self.chunk_size)
-                if plan.chunks:
-                    conn.execute(job_run_chunks.insert(), [
-                        {"job": job.name, "period": period.key, "chunk": c.number, "lo": c.lo, "hi": c.hi,
-                         "totals": "{}"} for c in plan.chunks])
-                conn.execute(job_run_plans.update().where(*self._plan_key(job, period))
-                             .values(planned=len(plan.chunks), params=json.dumps(plan.params)))
-                log.info("job_planned", job=job.name, period=period.key, chunks=len(plan.chunks))
+            plan = self._plan(conn, job, chunked, period)
+            if plan is not None and len(plan.chunks) <= 1:
+                if not self._claim(conn, job, period):  # cannot happen: the plan's row is this run's
+                    raise ChunksPending(f"{job.name} {period.key}: claimed by another process")
+                totals = dict.fromkeys(chunked.totals, Decimal(0))
+                for part in plan.chunks:
+                    add_totals(totals, self._do_chunk(conn, job, chunked, period, plan.params, part))
+                return self._finish(conn, job, chunked, period, plan.params, totals)
         params = self._params(job, period)
         self._work_chunks(job, chunked, period, params)
         with self.db.write() as conn:
@@ -244,11 +238,38 @@ class JobRunner:
                 if row.done_at is None:  # a chunk failed after it was claimed: the next poll goes on
                     raise ChunksPending(f"{job.name} {period.key}: a chunk is not done")
                 add_totals(totals, totals_from_json(row.totals))
-            result = chunked.finish(conn, period, params, totals)
-            conn.execute(job_runs.update().where(job_runs.c.job == job.name, job_runs.c.period == period.key)
-                         .values(result=result, finished_at=self.clock.now()))
-            conn.execute(job_run_plans.update().where(*self._plan_key(job, period))
-                         .values(finished_at=self.clock.now(), totals=totals_json(totals)))
+            return self._finish(conn, job, chunked, period, params, totals)
+
+    def _plan(self, conn: Connection, job: Job, chunked: Chunked, period: Period) -> Plan | None:
+        """Write the run's plan and chunks; ``None`` if another process has planned it."""
+        planned = conn.execute(
+            dialect_insert(conn)(job_run_plans)
+            .values(job=job.name, period=period.key, planned=0, params="{}", started_at=self.clock.now(),
+                    totals="{}")
+            .on_conflict_do_nothing(index_elements=["job", "period"])
+            .returning(job_run_plans.c.job)
+        ).scalar_one_or_none()
+        if planned is None:
+            return None
+        plan = chunked.plan(conn, period, self.chunk_size)
+        if plan.chunks:
+            conn.execute(job_run_chunks.insert(), [
+                {"job": job.name, "period": period.key, "chunk": c.number, "lo": c.lo, "hi": c.hi, "totals": "{}"}
+                for c in plan.chunks])
+        conn.execute(job_run_plans.update().where(*self._plan_key(job, period))
+                     .values(planned=len(plan.chunks), params=json.dumps(plan.params)))
+        log.info("job_planned", job=job.name, period=period.key, chunks=len(plan.chunks))
+        return plan
+
+    def _finish(self, conn: Connection, job: Job, chunked: Chunked, period: Period, params: dict[str, str],
+                totals: dict[str, Decimal]) -> RunRecord:
+        """Record the run (the job's ``finish``, ``job_runs``, the plan), in ``conn``'s transaction,
+        which has claimed the period."""
+        result = chunked.finish(conn, period, params, totals)
+        conn.execute(job_runs.update().where(job_runs.c.job == job.name, job_runs.c.period == period.key)
+                     .values(result=result, finished_at=self.clock.now()))
+        conn.execute(job_run_plans.update().where(*self._plan_key(job, period))
+                     .values(finished_at=self.clock.now(), totals=totals_json(totals)))
         log.info("job_ran", job=job.name, period=period.key, result=result)
         return RunRecord(job.name, period.key, period.end, result)
 
@@ -320,14 +341,20 @@ class JobRunner:
             ).order_by(c.chunk).limit(1).with_for_update(skip_locked=True)).first()
             if row is None:
                 return None
-            totals = chunked.chunk(conn, period, params, Chunk(row.chunk, row.lo, row.hi))
-            conn.execute(job_run_chunks.update().where(c.job == job.name, c.period == period.key,
-                                                       c.chunk == row.chunk)
-                         .values(done_at=self.clock.now(), totals=totals_json(totals)))
-        CHUNKS_DONE.labels(job.name).inc()
+            self._do_chunk(conn, job, chunked, period, params, Chunk(row.chunk, row.lo, row.hi))
         CHUNK_SECONDS.labels(job.name).observe(time.perf_counter() - started)
-        log.info("job_chunk_done", job=job.name, period=period.key, chunk=row.chunk)
         return int(row.chunk)
+
+    def _do_chunk(self, conn: Connection, job: Job, chunked: Chunked, period: Period, params: dict[str, str],
+                  part: Chunk) -> dict[str, Decimal]:
+        """One chunk, marked done with its totals in ``conn``'s transaction (which has claimed it)."""
+        totals = chunked.chunk(conn, period, params, part)
+        c = job_run_chunks.c
+        conn.execute(job_run_chunks.update().where(c.job == job.name, c.period == period.key, c.chunk == part.number)
+                     .values(done_at=self.clock.now(), totals=totals_json(totals)))
+        CHUNKS_DONE.labels(job.name).inc()
+        log.info("job_chunk_done", job=job.name, period=period.key, chunk=part.number)
+        return totals
 
     def runs(self, *, limit: int = 20, job: str | None = None, open_only: bool = False) -> list[RunProgress]:
         """Chunked runs, newest first (those in progress first), with chunks planned and done."""
