@@ -93,19 +93,21 @@ def interest_run(*, ledger: Ledger, usd: UsdPrices) -> Chunked:
     def plan(conn: Connection, period: Period, size: int) -> Plan:
         day = dt.date.fromisoformat(period.key)
         params: Params = {}
-        paying = []
+        paying: list[str] = []
+        values: dict[str, Any] = {}
         for product in load_products(conn):
             rate = rate_on(conn, product, day)
             params[f"rate:{_key(product)}"] = "" if rate is None else to_plain(rate)
             if rate is not None and rate > 0:
                 price = usd.price_at(conn, product.ccy, period.end)
                 params[f"price:{_key(product)}"] = "" if price is None else to_plain(price)
-                paying.append(f"(a.acct_type = {staking_type(product.provider_no)} "
-                              f"AND a.ccy = '{product.ccy}')")  # both from the products table: a number, a code
+                n = len(paying)
+                paying.append(f"(a.acct_type = %(type{n})s AND a.ccy = %(ccy{n})s)")
+                values.update({f"type{n}": staking_type(product.provider_no), f"ccy{n}": product.ccy})
         chunks = []
         if paying:
             chunks = uid_chunks(conn, f"SELECT DISTINCT a.uid FROM {ledger_accounts.name} a "
-                                      f"WHERE a.uid IS NOT NULL AND ({' OR '.join(paying)})", {}, size)
+                                      f"WHERE a.uid IS NOT NULL AND ({' OR '.join(paying)})", values, size)
         params["chunks"] = str(len(chunks))
         return Plan(params, chunks)
 
