@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import ColumnElement, Connection
 
 from stakehouse.db.dialect import driver_params, driver_sql
 from stakehouse.jobs.schedule import Period
@@ -53,6 +53,11 @@ class Chunk:
         parts = [f"{column} >= %(chunk_lo)s" if self.lo is not None else "",
                  f"{column} < %(chunk_hi)s" if self.hi is not None else ""]
         return " AND ".join(p for p in parts if p) or "TRUE"
+
+    def bounds(self, column: ColumnElement[str]) -> list[ColumnElement[bool]]:
+        """The same condition as :meth:`where`, for a SQLAlchemy uid column (empty: unbounded)."""
+        lower = [column >= self.lo] if self.lo is not None else []
+        return lower + ([column < self.hi] if self.hi is not None else [])
 
     def params(self) -> dict[str, str | None]:
         return {"chunk_lo": self.lo, "chunk_hi": self.hi}

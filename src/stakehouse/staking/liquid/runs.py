@@ -261,11 +261,7 @@ def _totals(conn: Connection, product: str, day: str, part: Chunk) -> dict[str, 
         func.count().label("holders"), money_sum(conn, r.eligible).label("eligible"),
         money_sum(conn, r.gross).label("gross"), money_sum(conn, r.net).label("net"),
         money_sum(conn, r.fee).label("fee"),
-    ).where(r.product == product, r.day == day)
-    if part.lo is not None:
-        query = query.where(r.uid >= part.lo)
-    if part.hi is not None:
-        query = query.where(r.uid < part.hi)
+    ).where(r.product == product, r.day == day, *part.bounds(r.uid))
     row = conn.execute(query).one()._mapping
     return {"holders": int(row["holders"]),
             **{k: Decimal(row[k]) if row[k] is not None else ZERO for k in ("eligible", "gross", "net", "fee")}}

@@ -59,8 +59,7 @@ def _holdings(conn: Connection, product: ProviderProduct, start: dt.datetime, pa
     before it."""
     a, p, j = ledger_accounts.c, postings.c, journal_entries.c
     acct_type = staking_type(product.provider_no)
-    in_chunk = [a.uid >= part.lo] if part.lo is not None else []
-    in_chunk += [a.uid < part.hi] if part.hi is not None else []
+    in_chunk = part.bounds(a.uid)
     moves: dict[int, dict[int, list[Any]]] = {}
     query = (select(p.account_id, p.entry_id, p.created_at, p.amount)
              .join(ledger_accounts, a.id == p.account_id).join(journal_entries, j.id == p.entry_id)
