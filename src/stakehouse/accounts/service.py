@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import Connection, Table, func, or_, select, update
 
 from stakehouse.accounts import rules
 from stakehouse.clock import Clock
@@ -435,17 +435,16 @@ class AccountService:
             conn.execute(update(api_keys).where(api_keys.c.id == key.id).values(last_used_at=now))
 
     def expire_idle_keys(self, conn: Connection, at: dt.datetime) -> int:
-        """Revoke live-environment keys with trade or withdraw, no bound IP, unused for 14 days."""
-        cutoff = at - KEY_EXPIRY
-        rows = conn.execute(
-            select(api_keys.c.id, api_keys.c.perms, api_keys.c.created_at, api_keys.c.last_used_at)
-            .join(users, users.c.uid == api_keys.c.uid)
-            .where(users.c.env == "live", api_keys.c.revoked_at.is_(None), api_keys.c.ips == "")
-        ).all()
-        expired = [r.id for r in rows
-                   if ("trade" in r.perms or "withdraw" in r.perms) and (r.last_used_at or r.created_at) <= cutoff]
+        """Revoke live-environment keys with trade or withdraw, no bound IP, unused for 14 days: one
+        ``UPDATE`` however many keys there are (``perms`` is the canonical comma list)."""
+        k = api_keys.c
+        expired = conn.execute(
+            update(api_keys).where(
+                k.revoked_at.is_(None), k.ips == "",
+                or_(k.perms.contains("trade"), k.perms.contains("withdraw")),
+                func.coalesce(k.last_used_at, k.created_at) <= at - KEY_EXPIRY,
+                k.uid.in_(select(users.c.uid).where(users.c.env == "live")),
+            ).values(revoked_at=at, revoke_reason="expired")).rowcount
         if expired:
             self.forget_cached_keys()
-            conn.execute(update(api_keys).where(api_keys.c.id.in_(expired)).values(
-                revoked_at=at, revoke_reason="expired"))
-        return len(expired)
+        return int(expired)
