@@ -8,6 +8,8 @@ operator's tools call the services by.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -20,7 +22,7 @@ from stakehouse.assets.prices import UsdPrices
 from stakehouse.assets.reference import ReferenceData
 from stakehouse.assets.service import AssetService
 from stakehouse.broker.service import BrokerService
-from stakehouse.clock import Clock, SystemClock
+from stakehouse.clock import Clock, ProductionClock, wall_time
 from stakehouse.config import Settings
 from stakehouse.container import Container
 from stakehouse.db.dialect import dialect_insert
@@ -49,18 +51,24 @@ PRODUCTS = (accounts, assets, funding, broker, liquid, provider, trading, rebate
 
 
 class Services(Container):
-    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+    def __init__(self, settings: Settings, *, migrate: bool = True,
+                 wall: Callable[[], dt.datetime] = wall_time) -> None:
+        """``wall``: the host's clock that production time comes from (tests give a skewed one)."""
         db = Database(settings.database_url)
         if migrate:
             upgrade(db)
         sandbox, recorded = _resolve_mode(db, settings.sandbox)
         settings = settings.model_copy(update={"sandbox": sandbox})
         sandbox_clock: SandboxClock | None = None
-        clock: Clock = SystemClock()
+        clock: Clock
         if settings.sandbox:
             sandbox_clock = SandboxClock(db)
             sandbox_clock.ensure()
             clock = sandbox_clock
+        else:
+            production = ProductionClock(wall)
+            db.on_stamp_floor = production.raise_floor  # no write stamped inside a period already run
+            clock = production
         super().__init__(settings, db, clock, sandbox_clock, SecretBox(resolve_server_key(settings)))
         for product in PRODUCTS:
             product.install(self)

@@ -17,6 +17,7 @@ asynchronous connection, so the loop serves other requests while a statement is 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,10 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
+#: ``meta`` key of the **stamp floor**: the end of the last period a run behind the exclusive
+#: barrier has closed (ISO text; written by the job runner, read by every other write transaction
+#: for the production clock: see ``clock.ProductionClock``).
+STAMP_FLOOR_KEY = "stamp_floor"
 #: The advisory lock key of the ledger barrier (see :meth:`Database.write`).
 LEDGER_BARRIER = 727173
 
@@ -242,6 +247,11 @@ class Database:
             self._autocommit_engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=300,
                                                     isolation_level="AUTOCOMMIT")
             self.hot = _PgHotReader(url)
+        #: Called with the stamp floor by every non-exclusive write transaction, after the barrier
+        #: (the production clock's ``raise_floor``); ``None``: not read (the sandbox's clock is one
+        #: row of the database already).
+        self.on_stamp_floor: Callable[[dt.datetime], None] | None = None
+        self._floor_text = ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -263,12 +273,23 @@ class Database:
         of a moment) takes it exclusively, so it waits for the writes in flight and holds back new
         ones until it commits. Use cases read the time *inside* the transaction, after the
         barrier, so nothing is ever stamped before a run that cannot see it. On SQLite the write
-        lock (``BEGIN IMMEDIATE``) is that barrier already."""
+        lock (``BEGIN IMMEDIATE``) is that barrier already.
+
+        Past the barrier, a non-exclusive write reads the stamp floor for the clock (when
+        ``on_stamp_floor`` is set): in its own statement, whose snapshot is taken after the lock was
+        granted, so it sees the floor of every run that held the barrier before it."""
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
                 conn.exec_driver_sql(f"SELECT {lock}({LEDGER_BARRIER})")
+            if self.on_stamp_floor is not None and not exclusive:
+                self._read_floor(conn, self.on_stamp_floor)
             yield conn
+
+    def _read_floor(self, conn: Connection, report: Callable[[dt.datetime], None]) -> None:
+        text = conn.exec_driver_sql(f"SELECT value FROM meta WHERE key = '{STAMP_FLOOR_KEY}'").scalar_one_or_none()
+        if text:
+            report(dt.datetime.fromisoformat(text))
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

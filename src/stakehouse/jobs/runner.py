@@ -33,7 +33,7 @@ from sqlalchemy import Connection, func, select
 
 from stakehouse.clock import Clock
 from stakehouse.db.dialect import dialect_insert
-from stakehouse.db.engine import Database, unavailable
+from stakehouse.db.engine import STAMP_FLOOR_KEY, Database, unavailable
 from stakehouse.db.tables import job_run_chunks, job_run_plans, job_runs, meta
 from stakehouse.jobs.chunks import Chunk, Chunked, Plan, add_totals, totals_from_json, totals_json
 from stakehouse.jobs.schedule import Period, Schedule
@@ -49,6 +49,17 @@ CHUNK_RETRIES = Counter("stakehouse_job_chunk_retries_total",
                         "connection) and done again", ["job"])
 #: How often one chunk is tried when the database rolls it back for reasons of its own.
 CHUNK_ATTEMPTS = 5
+
+
+def raise_stamp_floor(conn: Connection, end: dt.datetime) -> None:
+    """In the transaction of a run behind the exclusive barrier: no write may be stamped before
+    ``end`` from now on (``clock.ProductionClock``; runs of several jobs reach the same ends in
+    time order, so the floor only rises)."""
+    current = conn.execute(select(meta.c.value).where(meta.c.key == STAMP_FLOOR_KEY)).scalar_one_or_none()
+    if current is None:
+        conn.execute(meta.insert().values(key=STAMP_FLOOR_KEY, value=end.isoformat()))
+    elif dt.datetime.fromisoformat(current) < end:
+        conn.execute(meta.update().where(meta.c.key == STAMP_FLOOR_KEY).values(value=end.isoformat()))
 
 
 class ChunksPending(RuntimeError):
@@ -201,6 +212,8 @@ class JobRunner:
         with self.db.write(exclusive=job.exclusive) as conn:
             if not self._claim(conn, job, period):
                 return None
+            if job.exclusive:
+                raise_stamp_floor(conn, period.end)
             result = job.run(conn, period)
             conn.execute(
                 job_runs.update()
@@ -220,6 +233,8 @@ class JobRunner:
             if self._ran(conn, job, period):
                 return None
             plan = self._plan(conn, job, chunked, period)
+            if plan is not None and job.exclusive:
+                raise_stamp_floor(conn, period.end)
             if plan is not None and len(plan.chunks) <= 1:
                 if not self._claim(conn, job, period):  # cannot happen: the plan's row is this run's
                     raise ChunksPending(f"{job.name} {period.key}: claimed by another process")
