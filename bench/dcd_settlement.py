@@ -598,6 +598,10 @@ def sqlite_template() -> Iterator[str]:
         yield f"sqlite:///{tmp}/bench.db"
 
 
+#: Users paid per transaction by the real settlement (``--chunk-size``).
+CHUNK_SIZE = 50_000
+
+
 def settle(services: Any, products: list[Product], exp: dt.datetime, *, sketch: bool = False,
            analyze_between: bool = False, memory: PeakMemory | None = None,
            profile: cProfile.Profile | None = None) -> tuple[float, float]:
@@ -607,7 +611,8 @@ def settle(services: Any, products: list[Product], exp: dt.datetime, *, sketch: 
     from stakehouse.dcd.runs import DcdSettlement
     from stakehouse.ledger.journal import Ledger
 
-    job = set_based_settlement(services) if sketch else DcdSettlement(services.db, services.prices, Ledger())
+    job = set_based_settlement(services) if sketch else DcdSettlement(services.db, services.prices, Ledger(),
+                                                                       CHUNK_SIZE)
     sett = exp + dt.timedelta(hours=2)
     with memory if memory is not None else contextlib.nullcontext():
         if profile is not None:
@@ -730,8 +735,8 @@ def check_settled(services: Any, products: list[Product], broker: str, expected:
                 select(func.count(), money_sum(conn, postings.c.amount))
                 .select_from(postings.join(journal_entries, journal_entries.c.id == postings.c.entry_id)
                              .join(ledger_accounts, ledger_accounts.c.id == postings.c.account_id))
-                .where(journal_entries.c.idempotency_key == f"dcd:settle:{k}", ledger_accounts.c.uid.is_not(None),
-                       ledger_accounts.c.uid != broker)).one()
+                .where(journal_entries.c.type == "dcd_settle", journal_entries.c.ref == k,  # its chunks' entries
+                       ledger_accounts.c.uid.is_not(None), ledger_accounts.c.uid != broker)).one()
             if (users_n, Decimal(users_sum)) != (len(expected.uids[k]), expected.amount[k]):
                 raise AssertionError(f"{k}: {users_n} user postings summing {users_sum}, expected "
                                      f"{len(expected.uids[k])} summing {expected.amount[k]}")
@@ -916,9 +921,13 @@ def main() -> int:
     p.add_argument("--no-sketch", dest="sketch", action="store_false",
                    help="do not measure the set-based pay proposed (SetBasedSettlement)")
     p.add_argument("--profile", action="store_true", help="profile one more settlement (cProfile)")
+    p.add_argument("--chunk-size", type=int, default=50_000,
+                   help="users paid per transaction (the setting job_chunk_size; default 50000)")
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: this process runs one backend:orders:users case
     args = p.parse_args()
     if args.case:
+        global CHUNK_SIZE
+        CHUNK_SIZE = args.chunk_size
         return child(args.case, args)
 
     small = args.orders // 10 if args.small_orders is None else args.small_orders
@@ -937,7 +946,8 @@ def main() -> int:
         for n in sizes:
             print(f"{backend} {n} orders: running ...", flush=True)
             cmd = [sys.executable, __file__, "--case", f"{backend}:{n}:{args.users}", "--pg-url", args.pg_url,
-                   "--repeat", str(args.repeat), "--sett-price", args.sett_price] + \
+                   "--repeat", str(args.repeat), "--sett-price", args.sett_price,
+                   "--chunk-size", str(args.chunk_size)] + \
                 ["--profile"] * args.profile + ["--no-sketch"] * (not args.sketch)
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)

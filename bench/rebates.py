@@ -286,14 +286,14 @@ def run_once(services: Any, period: Any, subs: int, raw_sum: Decimal, expected: 
              memory: PeakMemory | None = None, profile: cProfile.Profile | None = None) -> tuple[float, str, str]:
     """``nd_rebate_run`` of the day in a transaction that is rolled back; checked before the rollback."""
     from stakehouse.ledger.journal import Ledger
-    from stakehouse.rebates.runs import nd_rebate_run
+    from stakehouse.rebates.runs import describe, nd_rebate_run
 
     with transaction(services) as conn:
         with memory if memory is not None else contextlib.nullcontext():
             if profile is not None:
                 profile.enable()
             started = time.perf_counter()
-            result = nd_rebate_run(conn, period, ledger=Ledger())
+            result = describe(nd_rebate_run(conn, period, ledger=Ledger()))
             seconds = time.perf_counter() - started
             if profile is not None:
                 profile.disable()

@@ -12,8 +12,9 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import ccxt
+from sqlalchemy import select
 
-from stakehouse.db.tables import dcd_orders, dcd_quotes
+from stakehouse.db.tables import dcd_orders, dcd_quotes, journal_entries
 from tests.api.test_broker_api import make_broker, name, ok, okx, reply, sub_key
 from tests.stack import Creds, Stack
 
@@ -143,7 +144,7 @@ def test_quotes_race_their_ttl(fresh_stack: Callable[..., Stack]) -> None:
 
 
 def test_many_orders_settle_in_one_advance(fresh_stack: Callable[..., Stack]) -> None:
-    stack = fresh_stack()
+    stack = fresh_stack(job_chunk_size=3)  # a product's payment in chunks of 3 users: 4 users, 2 chunks
     setup(stack)
     call, put = products(stack, "C")[0], products(stack, "P")[0]
     broker = make_broker(stack)
@@ -167,6 +168,11 @@ def test_many_orders_settle_in_one_advance(fresh_stack: Callable[..., Stack]) ->
             assert (D(o["settAmt"]), o["settCcy"]) == expected[o["ordId"]]
     with stack.services.db.read() as conn:
         assert len(conn.execute(dcd_orders.select()).all()) == 8
+        keys = conn.execute(select(journal_entries.c.ref, journal_entries.c.idempotency_key)
+                            .where(journal_entries.c.type == "dcd_settle")).all()
+        last = max(u.uid for u in users)
+    assert sorted(k for _, k in keys) == sorted(
+        f"dcd:settle:{p['productId']}{suffix}" for p in (call, put) for suffix in ("", f":{last}"))
     stack.audit_ok()
 
 

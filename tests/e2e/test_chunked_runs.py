@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import httpx
@@ -27,6 +27,7 @@ import psycopg
 from prometheus_client import REGISTRY
 
 from stakehouse.db.engine import libpq_conninfo
+from stakehouse.staking.liquid.service import HistoryQuery
 from stakehouse.wiring import Services
 from tests.e2e.test_staking_crash import _advance_ignoring_errors, waiting_on_locks
 from tests.service.test_cli import cli
@@ -56,6 +57,14 @@ def paid(svc: Services, people: list[tuple[str, Decimal]]) -> list[tuple[Decimal
             for uid, amount in people]
 
 
+def third(amount: Decimal) -> Decimal:
+    return (amount / 3).quantize(Decimal("0.00000001"), ROUND_DOWN)
+
+
+def uid_balances(svc: Services, uid: str) -> dict[str, Decimal]:
+    return {b.ccy: b.available for b in svc.assets.balances(uid, 6)}
+
+
 def reward_entries(svc: Services, day: str) -> int:
     with svc.db.read() as conn:
         return int(conn.exec_driver_sql(
@@ -67,15 +76,27 @@ def test_a_chunked_run_pays_what_one_transaction_pays(backend: str, make_db: Cal
     chunked = start_stack(make_db(backend), job_chunk_size=4, job_connections=2)
     single = start_stack(make_db(backend), job_chunk_size=1000)
     try:
-        results = []
+        results, settled = [], []
         for stack in (chunked, single):
             svc = stack.services
             people = holders(svc)
+            # every holder also queues a redemption of a third on day 0, delivered by day 1's settlement
+            svc.staking.update_product("ETH", {"fast_redemption_enabled": False, "unbonding_days": "1"})
+            for uid, amount in people:
+                assert svc.staking.redeem(uid, "ETH", third(amount)).status == "pending"
             svc.advance_clock(by=dt.timedelta(days=3))
             results.append(paid(svc, people))
+            settled.append([(uid_balances(svc, uid), [(o.status, o.amt) for o in svc.staking.history(
+                uid, "ETH", HistoryQuery(type="redeem"))]) for uid, _ in people])
             stack.audit_ok()
-        assert results[0] == results[1]
+        assert results[0] == results[1] and settled[0] == settled[1]
         assert all(len(rows) == 2 and rows[0][1] > 0 for _, rows in results[0])  # days 1 and 2 paid everyone
+        assert [s[1] for s in settled[0]] == [[("success", third(a))] for a in AMOUNTS]  # every one delivered
+        assert all(s[0]["ETH"] == 10 - a + third(a) for s, a in zip(settled[0], AMOUNTS, strict=True))
+        settlement = [r for r in chunked.call("GET", "/admin/jobs/runs?job=staking_settlement:ETH&limit=10")
+                      if r["totals"]["parts"] != "0"]
+        assert [(r["chunksPlanned"], r["chunksDone"], r["totals"]["parts"]) for r in settlement] == [(4, 4, "14")]
+        assert Decimal(settlement[0]["totals"]["delivered"]) == sum(map(third, AMOUNTS), Decimal(0))
 
         svc = chunked.services
         runs = {r["period"]: r for r in chunked.call("GET", f"/admin/jobs/runs?job={JOB}&limit=10")}

@@ -1,7 +1,7 @@
 """A month of sandbox trading, on SQLite and PostgreSQL: sub-accounts of two ND brokers of two
 levels (ratios 0.4 and 0.5, one with a markup) and two users tagging an FD broker's code trade
-every day; each day's run is checked against rebates computed here from that day's fills (records,
-payouts to brokers and FD users), the audit after each day; then the month's detail files (ND
+every day; each day's run (in chunks of one broker) is checked against rebates computed here from
+that day's fills (records, payouts to brokers and FD users), the audit after each day; then the month's detail files (ND
 through ccxt, FD through python-okx) add up to what was paid, and ``if-rebate`` answers."""
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def funding_usdt(stack: Stack, c: Creds) -> Decimal:
 
 
 def test_a_month_of_nd_and_fd_rebates(fresh_stack: Callable[..., Stack]) -> None:
-    stack = fresh_stack(key_expiry_enabled=False)  # keys idle for a month stay valid
+    # keys idle for a month stay valid; each day's run in chunks of one broker, on two connections
+    stack = fresh_stack(key_expiry_enabled=False, job_chunk_size=1, job_connections=2)
     stack.call("POST", "/admin/clock/freeze")
     stack.call("PUT", "/admin/rebates/ratios/2", json={"ratio": "0.5"})
     low, high = make_broker(stack, funds={"USDT": "1"}), make_broker(stack, funds={"USDT": "1"}, level=2)
@@ -79,6 +80,11 @@ def test_a_month_of_nd_and_fd_rebates(fresh_stack: Callable[..., Stack]) -> None
         if n == 0:  # the markup is in force from the first day after it was set
             assert all(D(f["markupUsdt"]) == 0 for f in day_nd[low.uid])
     assert all(D(f["markupUsdt"]) > 0 for f in nd_fills[low.uid][2:])
+    runs = [r for r in stack.call("GET", "/admin/jobs/runs", params={"job": "nd_rebates", "limit": 100})
+            if r["totals"]["nd_records"] != "0"]
+    assert len(runs) == DAYS and {(r["chunksPlanned"], r["chunksDone"]) for r in runs} == {(3, 3)}, runs
+    assert sum(D(r["totals"]["nd_income"]) for r in runs) == paid[low.uid] + paid[high.uid]
+    assert sum(D(r["totals"]["fd_to_users"]) for r in runs) == paid[users[0].uid] + paid[users[1].uid]
 
     # the month's files: their rows add up to what was paid
     end = (dt.datetime.strptime(first_day, "%Y%m%d") + dt.timedelta(days=DAYS)).strftime("%Y%m%d")

@@ -97,7 +97,7 @@ def services(url: str) -> Iterator[Services]:
 
 @pytest.fixture
 def chunked(url: str) -> Iterator[Services]:
-    """The interest run in chunks of one staker each, on two connections (PostgreSQL)."""
+    """The daily runs in chunks of one staker each, on two connections (PostgreSQL)."""
     s = open_services(url, START, job_chunk_size=1, job_connections=2)
     yield s
     s.close()
@@ -579,6 +579,15 @@ def test_queued_unstake_is_paid_fifo_in_capped_parts(services: Services) -> None
         assert request.status == "done"
     assert w.ps.account_balances(u1)[0].pending_unstake == 0
     assert services.audit().ok
+
+
+def test_queued_unstakes_paid_in_chunks_as_in_one_transaction(chunked: Services) -> None:
+    """The settlement run in chunks of one staker (two connections on PostgreSQL) pays what the
+    test above expects; the days that pay both stakers took two chunks."""
+    test_queued_unstake_is_paid_fifo_in_capped_parts(chunked)
+    runs = [r for r in chunked.runner.runs(job="provider_settlement", limit=100) if r.planned > 1]
+    assert [(r.finished, r.done, r.planned) for r in runs] == [(True, 2, 2)] * 2
+    assert sorted(sum(r.totals.values(), ZERO) for r in runs) == [Decimal(3), Decimal(5)]
 
 
 def test_queued_unstake_without_cap_or_unbonding_pays_at_the_days_end(services: Services) -> None:

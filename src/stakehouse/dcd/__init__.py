@@ -34,7 +34,7 @@ def install(c: Container) -> None:
     prices = c.get(PriceService)
     c.provide(DcdService(c.db, c.clock, c.settings, c.get(AccountService), prices, c.ledger))
     c.runner.add_source(DcdListing(c.db, c.clock, prices, dt.timedelta(minutes=c.settings.dcd_stop_trading_minutes)))
-    c.runner.add_source(DcdSettlement(c.db, prices, c.ledger))
+    c.runner.add_source(DcdSettlement(c.db, prices, c.ledger, c.settings.job_chunk_size))
     if c.settings.sandbox:
         c.seeds.append(seed_sandbox_series)
     c.checks.extend(CHECKS)

@@ -7,9 +7,11 @@ and payment at ``settTime``, exactly once, in due-time order with every other jo
 - ``dcd_settlement``: at a product's ``expTime`` its live orders become ``pending_settled`` with
   the settlement price (the index's close of the minute that ended at ``expTime``): a conditional
   update. At ``settTime`` (under the product's row lock) each pending order's payout (§1) and the
-  broker's markup are computed and written, and one journal entry per product pays them all
-  (``dcd:settle:<productId>``: the users' funding accounts through ``post_credits``, the brokers'
-  markups, all from ``s:dcd_book``).
+  broker's markup are computed and written, and one journal entry pays them (the users' funding
+  accounts through ``post_credits``, the brokers' markups, all from ``s:dcd_book``): one entry per
+  product (``dcd:settle:<productId>``) up to ``job_chunk_size`` users, beyond that one per chunk
+  of that many users in uid order, each its own transaction (``dcd:settle:<productId>:<first
+  uid>`` after the first), so that a product's transaction stays bounded however many bought it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from stakehouse.assets.reference import all_currencies
 from stakehouse.clock import Clock
@@ -27,6 +29,7 @@ from stakehouse.db.dialect import dialect_insert, driver_params, driver_sql, for
 from stakehouse.db.engine import Database
 from stakehouse.db.tables import dcd_orders, dcd_products, dcd_series, dcd_state
 from stakehouse.dcd import rules
+from stakehouse.jobs.chunks import Chunk
 from stakehouse.ledger.journal import Credits, Ledger
 from stakehouse.ledger.rules import FUNDING, AccountRef, Leg
 from stakehouse.money import ZERO, round_down
@@ -108,10 +111,12 @@ class DcdSettlement:
 
     name = "dcd_settlement"
 
-    def __init__(self, db: Database, prices: PriceService, ledger: Ledger) -> None:
+    def __init__(self, db: Database, prices: PriceService, ledger: Ledger, chunk_size: int = 50_000) -> None:
         self.db = db
         self.prices = prices
         self.ledger = ledger
+        #: How many users' orders one payment transaction settles at most.
+        self.chunk_size = max(1, chunk_size)
 
     def next_due(self) -> dt.datetime | None:
         c = dcd_orders.c
@@ -152,16 +157,34 @@ class DcdSettlement:
         return int(n)
 
     def pay(self, product_id: str, sett_time: dt.datetime) -> int:
-        """Pay the product's pending orders at ``sett_time``: one journal entry."""
+        """Pay the product's pending orders at ``sett_time``, in chunks of ``chunk_size`` users, a
+        transaction and a journal entry each; the number of orders paid."""
+        done = 0
+        while n := self._pay_chunk(product_id, sett_time):
+            done += n
+        return done
+
+    def _pay_chunk(self, product_id: str, sett_time: dt.datetime) -> int:
+        """Pay the pending orders of the product's first ``chunk_size`` users not paid yet (in uid
+        order): one journal entry, keyed ``dcd:settle:<productId>`` for the first chunk and
+        ``dcd:settle:<productId>:<its first uid>`` for the next; 0 when none is left. A chunk rolled
+        back is the same chunk when done again: the pending orders decide it."""
         c = dcd_orders.c
         with self.db.write() as conn:
             p = conn.execute(for_update(conn, select(dcd_products).where(dcd_products.c.product_id == product_id))
                              ).one()
+            pending = (c.product_id == product_id, c.state == "pending_settled")
+            lo = conn.execute(select(func.min(c.uid)).where(*pending)).scalar_one_or_none()
+            if lo is None:
+                return 0  # none left, or another worker paid them
+            hi = conn.execute(select(c.uid).where(*pending).group_by(c.uid).order_by(c.uid).offset(self.chunk_size)
+                              .limit(1)).scalar_one_or_none()
+            part = Chunk(0, None, hi)
+            first = conn.execute(select(c.ord_id).where(c.product_id == product_id, c.state == "settled").limit(1)
+                                 ).first() is None
             orders = conn.execute(select(c.ord_id, c.uid, c.broker_uid, c.notional, c.abs_yield, c.markup_yield,
-                                         c.sett_price).where(c.product_id == product_id, c.state == "pending_settled")
+                                         c.sett_price).where(*pending, *part.bounds(c.uid))
                                   .order_by(c.ord_id)).all()
-            if not orders:
-                return 0  # another worker paid them
             scales = {ccy: cur.scale for ccy, cur in all_currencies(conn).items()}
             updates = []
             markups: dict[str, Decimal] = {}
@@ -190,18 +213,18 @@ class DcdSettlement:
             conn.exec_driver_sql(
                 driver_sql(conn, f"INSERT INTO {CREDITS_TMP} (uid, amount) SELECT uid, "
                                  f"{'decsum' if sqlite else 'sum'}(sett_amt) FROM {dcd_orders.name} WHERE product_id = "
-                                 "%(d_product)s AND state = 'pending_settled' GROUP BY uid"),
-                driver_params(conn, {"d_product": product_id}))
+                                 f"%(d_product)s AND state = 'pending_settled' AND {part.where('uid')} GROUP BY uid"),
+                driver_params(conn, {"d_product": product_id, **part.params()}))
             credits = Credits(select=f"SELECT uid, amount FROM {CREDITS_TMP}", params={}, acct_type=FUNDING,
                               ccy=paid_ccy)
             counter = [Leg(AccountRef.system(BOOK, paid_ccy), -total)]
             for broker_uid, amount in sorted(markups.items()):
                 counter += [Leg(AccountRef.system(BOOK, p.notional_ccy), -amount),
                             Leg(AccountRef.user(broker_uid, FUNDING, p.notional_ccy), amount)]
-            posted = self.ledger.post_credits(conn, type="dcd_settle", ref=product_id,
-                                              idempotency_key=f"dcd:settle:{product_id}", at=sett_time,
-                                              credits=credits, counter_legs=counter)
-            n = conn.execute(dcd_orders.update().where(c.product_id == product_id, c.state == "pending_settled")
+            key = f"dcd:settle:{product_id}" if first else f"dcd:settle:{product_id}:{lo}"
+            posted = self.ledger.post_credits(conn, type="dcd_settle", ref=product_id, idempotency_key=key,
+                                              at=sett_time, credits=credits, counter_legs=counter)
+            n = conn.execute(dcd_orders.update().where(*pending, *part.bounds(c.uid))
                              .values(state="settled", settled_at=sett_time, updated_at=sett_time,
                                      settle_entry_id=posted.entry_id)).rowcount
             conn.exec_driver_sql(f"DROP TABLE {CREDITS_TMP}")

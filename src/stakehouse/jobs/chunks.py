@@ -66,6 +66,10 @@ class Chunk:
         return (self.lo is None or uid >= self.lo) and (self.hi is None or uid < self.hi)
 
 
+#: The chunk of every uid (a run done whole).
+EVERY = Chunk(0, None, None)
+
+
 @dataclass(frozen=True)
 class Plan:
     params: Params
@@ -114,5 +118,5 @@ def totals_from_json(text: str) -> Totals:
     return {k: Decimal(v) for k, v in json.loads(text or "{}").items()}
 
 
-__all__ = ["Chunk", "Chunked", "Params", "Plan", "Totals", "add_totals", "totals_from_json", "totals_json",
+__all__ = ["EVERY", "Chunk", "Chunked", "Params", "Plan", "Totals", "add_totals", "totals_from_json", "totals_json",
            "uid_chunks"]

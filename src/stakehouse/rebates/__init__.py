@@ -6,7 +6,6 @@ ratios, caps, VIP fee-rate mode and FD brokers."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 
 from stakehouse.accounts.service import AccountService
 from stakehouse.container import Container
@@ -28,6 +27,6 @@ def install(c: Container) -> None:
     c.provide(RebateService(c.db, c.clock, accounts))
     c.provide(FdBrokerService(c.db, c.clock, accounts))
     c.provide(RebateFileService(c.db, c.clock, store))
-    c.jobs.add(Job("nd_rebates", Daily(HONG_KONG), functools.partial(rebate_run, ledger=c.ledger), exclusive=True))
+    c.jobs.add(Job("nd_rebates", Daily(HONG_KONG), rebate_run(ledger=c.ledger), exclusive=True))
     c.runner.add_source(RebateFiles(c.db, store, dt.timedelta(seconds=c.settings.rebate_file_delay_seconds)))
     c.checks.extend([*CHECKS, *(check(store) for check in FILE_CHECKS)])

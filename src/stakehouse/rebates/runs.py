@@ -1,6 +1,11 @@
 """The daily rebate run (job ``nd_rebates``): at 00:00 HKT of day D+1, the fills of HKT day D
 become rebate records and payouts, exactly once (the job runner's claim on the period).
 
+The run is chunked by **broker** (``jobs/chunks.py``): the plan splits the uids of the day's ND
+brokers and of every FD broker into ranges, each chunk records and pays the brokers of its range
+in a transaction of its own. A broker's day (its records, its payout) is always in one chunk, so
+a detail file or an ``if-rebate`` read sees all of it or none of it.
+
 - **ND** (spec §5): one record per sub-account of an ND broker, and one payout per broker in USDT
   (``nd_rebate:<broker uid>:<D>``). Set-based: one grouped statement computes every
   sub-account's day (each fill's ``ratio * netFee + markupFee`` rounded down in SQL, exactly as
@@ -38,6 +43,7 @@ from stakehouse.db.tables import (
     users,
 )
 from stakehouse.db.types import Money
+from stakehouse.jobs.chunks import EVERY, Chunk, Chunked, Params, Plan, Totals, add_totals, uid_chunks
 from stakehouse.jobs.schedule import Period
 from stakehouse.ledger.audit import money_sum
 from stakehouse.ledger.journal import Credits, Ledger
@@ -64,10 +70,10 @@ def nd_ratio_column() -> ColumnElement[Decimal]:
     return func.coalesce(nd_rebate_ratios.c.ratio, literal(rules.DEFAULT_RATIO, Money), type_=Money)
 
 
-def nd_day_select(conn: Connection, start: dt.datetime, end: dt.datetime) -> Any:
-    """Per (broker, sub-account) of the fills in ``[start, end)``: the sum of the fills' rebates
-    before caps (``raw``), of ``netFee`` and ``markupFee``, and the ratio used. The benchmark's bare
-    statement is this one."""
+def nd_day_select(conn: Connection, start: dt.datetime, end: dt.datetime, part: Chunk = EVERY) -> Any:
+    """Per (broker, sub-account) of the fills in ``[start, end)`` (of the brokers whose uids are in
+    ``part``): the sum of the fills' rebates before caps (``raw``), of ``netFee`` and
+    ``markupFee``, and the ratio used. The benchmark's bare statement is this one."""
     ratio = nd_ratio_column()
     f = fills.c
     return (select(f.broker_uid, f.uid, money_sum(conn, nd_fill_rebate_sql(conn, ratio, f.net_fee_usdt,
@@ -76,7 +82,7 @@ def nd_day_select(conn: Connection, start: dt.datetime, end: dt.datetime) -> Any
                    ratio.label("ratio"))
             .select_from(fills.join(brokers, brokers.c.uid == f.broker_uid)
                          .outerjoin(nd_rebate_ratios, nd_rebate_ratios.c.level == brokers.c.level))
-            .where(f.broker_uid.is_not(None), f.ts >= start, f.ts < end)
+            .where(f.broker_uid.is_not(None), f.ts >= start, f.ts < end, *part.bounds(f.broker_uid))
             .group_by(f.broker_uid, f.uid, ratio).order_by(f.broker_uid, f.uid))
 
 
@@ -141,21 +147,57 @@ def _nd_month_sums(conn: Connection, day: dt.date, uids: set[str]) -> dict[str, 
                c.day < day.strftime("%Y%m%d")).group_by(c.uid))}
 
 
-def rebate_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
-    """Job ``nd_rebates``: the ND and FD rebates of HKT day ``period``."""
-    nd = nd_rebate_run(conn, period, ledger=ledger)
-    fd = fd_rebate_run(conn, period, ledger=ledger)
-    return "; ".join(x for x in (nd, fd) if x) or "no fills"
+#: The brokers a day's run may pay: the ND brokers with fills that day, every FD broker.
+_BROKER_UIDS = (f"SELECT f.broker_uid AS uid FROM {fills.name} f WHERE f.broker_uid IS NOT NULL "
+                f"AND f.ts >= %(start)s AND f.ts < %(end)s UNION SELECT b.uid FROM {fd_brokers.name} b")
+#: Totals every run reports.
+REBATE_TOTALS = ("nd_brokers", "nd_records", "nd_income", "fd_payouts", "fd_records", "fd_to_brokers",
+                 "fd_to_users")
 
 
-def nd_rebate_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
-    """ND records and payouts of HKT day ``period`` (its fills: ``period.start <= ts < period.end``)."""
+def rebate_run(*, ledger: Ledger) -> Chunked:
+    """Job ``nd_rebates``: the ND and FD rebates of HKT day ``period``, in chunks of brokers (a
+    broker's day, its records and its payouts, are always in one chunk: one transaction)."""
+
+    def plan(conn: Connection, period: Period, size: int) -> Plan:
+        chunks = uid_chunks(conn, _BROKER_UIDS, {"start": period.start, "end": period.end}, size)
+        return Plan({"chunks": str(len(chunks))}, chunks)
+
+    def chunk(conn: Connection, period: Period, params: Params, part: Chunk) -> Totals:
+        return nd_rebate_run(conn, period, ledger=ledger, part=part) | fd_rebate_run(
+            conn, period, ledger=ledger, part=part)
+
+    def finish(conn: Connection, period: Period, params: Params, totals: Totals) -> str:
+        return describe(totals) + (f" ({params['chunks']} chunks)" if int(params["chunks"]) > 1 else "")
+
+    return Chunked(plan, chunk, finish, REBATE_TOTALS)
+
+
+def _count(n: Decimal, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def describe(totals: Totals) -> str:
+    """The run's line in ``job_runs``."""
+    done = []
+    if totals.get("nd_records"):
+        done.append(f"ND {_count(totals['nd_brokers'], 'broker')}, {totals['nd_records']} sub-accounts, "
+                    f"{to_plain(totals['nd_income'])} USDT")
+    if totals.get("fd_records"):
+        done.append(f"FD {_count(totals['fd_payouts'], 'payout')}, {totals['fd_records']} users, "
+                    f"{to_plain(totals['fd_to_brokers'])}+{to_plain(totals['fd_to_users'])} USDT")
+    return "; ".join(done) or "no fills"
+
+
+def nd_rebate_run(conn: Connection, period: Period, *, ledger: Ledger, part: Chunk = EVERY) -> Totals:
+    """ND records and payouts of HKT day ``period`` (its fills: ``period.start <= ts < period.end``)
+    for the ND brokers in ``part``: (brokers paid, records, income)."""
     day = dt.date.fromisoformat(period.key)
     key = day.strftime("%Y%m%d")
     rebate_date = (day + dt.timedelta(days=1)).strftime("%Y%m%d")
-    rows = conn.execute(nd_day_select(conn, period.start, period.end)).all()
+    rows = conn.execute(nd_day_select(conn, period.start, period.end, part)).all()
     if not rows:
-        return ""
+        return {"nd_brokers": ZERO, "nd_records": ZERO, "nd_income": ZERO}
     vip_mode = set(conn.execute(select(nd_vip_fee_mode.c.uid)).scalars())
     caps = _caps_by_uid(conn)
     month = _nd_month_sums(conn, day, {r.uid for r in rows} & set(caps))
@@ -166,9 +208,10 @@ def nd_rebate_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
         by_broker.setdefault(r.broker_uid, []).append(dict(
             broker_uid=r.broker_uid, uid=r.uid, day=key, rebate_date=rebate_date, rebate_time=period.end,
             income=income, net_fee=r.net_fee, markup_fee=r.markup, ratio=r.ratio))
-    done = []
+    paid = ZERO
     for broker_uid, records in by_broker.items():
         total = sum((r["income"] for r in records), ZERO)
+        paid += total
         entry_id = None
         if total > 0:
             entry_id = ledger.post(conn, type="nd_rebate", ref=f"{broker_uid}:{period.key}",
@@ -179,11 +222,11 @@ def nd_rebate_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
         for i in range(0, len(records), INSERT_BATCH):
             conn.execute(nd_rebate_records.insert(), [r | {"entry_id": entry_id}
                                                       for r in records[i:i + INSERT_BATCH]])
-        done.append(f"ND {broker_uid} {len(records)} sub-accounts {to_plain(total)} USDT")
-    return "; ".join(done)
+    return {"nd_brokers": Decimal(len(by_broker)), "nd_records": Decimal(len(rows)), "nd_income": paid}
 
 
-def fd_fills(conn: Connection, start: dt.datetime, end: dt.datetime, broker_uid: str | None = None) -> Any:
+def fd_fills(conn: Connection, start: dt.datetime, end: dt.datetime, broker_uid: str | None = None,
+             part: Chunk = EVERY) -> Any:
     """The tagged fills in ``[start, end)`` each FD broker earns from, with the broker type they
     count for, ordered by (broker, type, user, time): the order's ``tag`` is the broker's code,
     the user is neither the broker nor one of its sub-accounts, and the order was authenticated the
@@ -202,19 +245,21 @@ def fd_fills(conn: Connection, start: dt.datetime, end: dt.datetime, broker_uid:
                                        .where(oauth_clients.c.broker_uid == b.uid))))))
     if broker_uid is not None:
         q = q.where(b.uid == broker_uid)
-    return q.order_by(b.uid, o.auth, f.uid, f.ts, f.trade_id)
+    return q.where(*part.bounds(b.uid)).order_by(b.uid, o.auth, f.uid, f.ts, f.trade_id)
 
 
-def fd_rebate_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
-    """FD records and payouts of HKT day ``period``."""
+def fd_rebate_run(conn: Connection, period: Period, *, ledger: Ledger, part: Chunk = EVERY) -> Totals:
+    """FD records and payouts of HKT day ``period`` for the FD brokers in ``part``: (payouts,
+    records, the brokers' shares, the users' shares)."""
     day = dt.date.fromisoformat(period.key)
     key = day.strftime("%Y%m%d")
-    brokers_by_uid = {r.uid: r for r in conn.execute(select(fd_brokers))}
+    brokers_by_uid = {r.uid: r for r in conn.execute(select(fd_brokers).where(*part.bounds(fd_brokers.c.uid)))}
+    totals = {"fd_payouts": ZERO, "fd_records": ZERO, "fd_to_brokers": ZERO, "fd_to_users": ZERO}
     if not brokers_by_uid:
-        return ""
+        return totals
     caps = _caps_by_uid(conn)
     pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    rows = conn.execute(fd_fills(conn, period.start, period.end))
+    rows = conn.execute(fd_fills(conn, period.start, period.end, part=part))
     for (broker_uid, broker_type, uid), grouped in itertools.groupby(rows, lambda r: (r.fd_uid, r.broker_type, r.uid)):
         group = list(grouped)
         broker = brokers_by_uid[broker_uid]
@@ -234,7 +279,6 @@ def fd_rebate_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
             affiliated=affiliated is not None, ratio=broker.ratio, client_ratio=broker.client_ratio,
             net_fee=sum((g.net_fee_usdt for g in group), ZERO), broker_rebate=sum((b for b, _ in shares), ZERO),
             user_rebate=sum((u for _, u in shares), ZERO), entry_id=None))
-    done = []
     for (broker_uid, broker_type), records in sorted(pending.items()):
         for i in range(0, len(records), INSERT_BATCH):
             conn.execute(fd_rebate_records.insert(), records[i:i + INSERT_BATCH])
@@ -256,6 +300,6 @@ def fd_rebate_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
                                          at=period.end, credits=credits, counter_legs=counter)
             conn.execute(fd_rebate_records.update().where(c.broker_uid == broker_uid, c.broker_type == broker_type,
                                                           c.day == key).values(entry_id=posted.entry_id))
-        done.append(f"FD {broker_uid} {broker_type} {len(records)} users {to_plain(to_broker)}+{to_plain(to_users)} "
-                    "USDT")
-    return "; ".join(done)
+        add_totals(totals, {"fd_payouts": Decimal(1), "fd_records": Decimal(len(records)),
+                            "fd_to_brokers": to_broker, "fd_to_users": to_users})
+    return totals

@@ -3,8 +3,6 @@ runs, the audit."""
 
 from __future__ import annotations
 
-import functools
-
 from stakehouse.accounts.service import AccountService
 from stakehouse.container import Container
 from stakehouse.jobs.runner import Job
@@ -26,7 +24,6 @@ def install(c: Container) -> None:
         c.jobs.add(Job(reward_job(product), calendar, reward_run(ledger=c.ledger, product=product), exclusive=True))
     for product in names:
         c.jobs.add(Job(f"staking_settlement:{product}", calendar,
-                       functools.partial(settlement_run, ledger=c.ledger, calendar=calendar, product=product),
-                       exclusive=True))
+                       settlement_run(ledger=c.ledger, calendar=calendar, product=product), exclusive=True))
     c.checks.extend(CHECKS)
     c.seeds.append(seed_products)

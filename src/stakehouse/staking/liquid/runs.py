@@ -16,7 +16,9 @@ its holders in a transaction of its own, **one balanced journal entry per chunk*
 ``staking:reward:{product}:{day}:{chunk}``), on as many connections as the job runner has, any
 worker joining in; ``staking_reward_runs`` is written when the last chunk is done. A crash loses
 the chunks in flight only, which are done again from scratch; none is paid twice (rules 5.4).
-The settlement run is one transaction of the job runner: a crash leaves nothing of it.
+The settlement run is chunked too: its plan is the FIFO pass over the queue (one pass, in request
+order, behind the barrier: the cap is shared by the whole queue), its chunks deliver the parts due
+to the holders of a uid range, a journal entry per part as before.
 
 Each chunk is set-based. On PostgreSQL it is a few SQL statements whatever the number of
 holders; on SQLite (money is text there, so arithmetic must not happen in SQL) one pass in uid
@@ -294,13 +296,36 @@ def _post_rewards(conn: Connection, ledger: Ledger, cfg: ProductConfig, period: 
 # -- settlement --------------------------------------------------------------------------
 
 
-def settlement_run(conn: Connection, period: Period, *, ledger: Ledger, calendar: Daily, product: str) -> str:
-    """End of T-day ``period`` for ``product``: schedule from the queue, then deliver what is due."""
-    cfg = products.load_product(conn, product)
-    day = dt.date.fromisoformat(period.key)
-    scheduled = _schedule(conn, cfg, calendar, day, period)
-    delivered = _deliver(conn, ledger, cfg, day, period)
-    return f"scheduled {to_plain(scheduled)}, delivered {to_plain(delivered)} {cfg.staked_ccy}"
+#: The uids with a redemption part of the product due by a day and not delivered.
+_DUE_UIDS = (f"SELECT DISTINCT o.uid FROM {redemption_parts.name} p "
+             f"JOIN {staking_orders.name} o ON o.ord_id = p.ord_id "
+             "WHERE p.product = %(product)s AND p.deliver_day <= %(day)s AND p.delivered_at IS NULL")
+#: Totals every settlement run reports.
+SETTLEMENT_TOTALS = ("parts", "delivered")
+
+
+def settlement_run(*, ledger: Ledger, calendar: Daily, product: str) -> Chunked:
+    """End of T-day D for ``product``: schedule D's cap from the FIFO queue (the plan: one pass over
+    the queue, behind the barrier), then deliver the parts due, in chunks of their holders' uids."""
+
+    def plan(conn: Connection, period: Period, size: int) -> Plan:
+        cfg = products.load_product(conn, product)
+        day = dt.date.fromisoformat(period.key)
+        scheduled = _schedule(conn, cfg, calendar, day, period)
+        chunks = uid_chunks(conn, _DUE_UIDS, {"product": product, "day": period.key}, size)
+        return Plan({"scheduled": to_plain(scheduled), "chunks": str(len(chunks))}, chunks)
+
+    def chunk(conn: Connection, period: Period, params: Params, part: Chunk) -> Totals:
+        cfg = products.load_product(conn, product)
+        parts, delivered = _deliver(conn, ledger, cfg, dt.date.fromisoformat(period.key), period, part)
+        return {"parts": Decimal(parts), "delivered": delivered}
+
+    def finish(conn: Connection, period: Period, params: Params, totals: Totals) -> str:
+        cfg = products.load_product(conn, product)
+        return (f"scheduled {params['scheduled']}, delivered {to_plain(totals['delivered'])} {cfg.staked_ccy}"
+                + (f", {params['chunks']} chunks" if int(params["chunks"]) > 1 else ""))
+
+    return Chunked(plan, chunk, finish, SETTLEMENT_TOTALS)
 
 
 def _schedule(conn: Connection, cfg: ProductConfig, calendar: Daily, day: dt.date, period: Period) -> Decimal:
@@ -330,29 +355,32 @@ def _schedule(conn: Connection, cfg: ProductConfig, calendar: Daily, day: dt.dat
     return total
 
 
-def _deliver(conn: Connection, ledger: Ledger, cfg: ProductConfig, day: dt.date, period: Period) -> Decimal:
-    """Burn the locked tokens of every due part and pay out the staked asset."""
-    p = redemption_parts.c
-    due = conn.execute(select(redemption_parts, staking_orders.c.uid, staking_orders.c.redeeming_amt)
-                       .join(staking_orders, staking_orders.c.ord_id == p.ord_id)
-                       .where(p.product == cfg.product, p.deliver_day <= day.isoformat(), p.delivered_at.is_(None))
+def _deliver(conn: Connection, ledger: Ledger, cfg: ProductConfig, day: dt.date, period: Period, part: Chunk
+             ) -> tuple[int, Decimal]:
+    """Burn the locked tokens of every due part of the chunk's holders and pay out the staked
+    asset; (parts delivered, total)."""
+    p, o = redemption_parts.c, staking_orders.c
+    due = conn.execute(select(redemption_parts, o.uid)
+                       .join(staking_orders, o.ord_id == p.ord_id)
+                       .where(p.product == cfg.product, p.deliver_day <= day.isoformat(), p.delivered_at.is_(None),
+                              *part.bounds(o.uid))
                        .order_by(p.id)).all()
     total = ZERO
-    for part in due:
-        token = AccountRef.user(part.uid, FUNDING, cfg.token_ccy)
+    for due_part in due:
+        token = AccountRef.user(due_part.uid, FUNDING, cfg.token_ccy)
         posted = ledger.post(
-            conn, type="staking_redeem_delivery", ref=str(part.ord_id), at=period.end, uid=part.uid,
-            idempotency_key=f"staking:deliver:{part.id}", legs=[
-                Leg(token, -part.amount, LOCKED), Leg(issuance(cfg), part.amount),
-                Leg(staked(cfg), -part.amount), Leg(AccountRef.user(part.uid, FUNDING, cfg.staked_ccy), part.amount)])
-        conn.execute(redemption_parts.update().where(p.id == part.id).values(delivered_at=period.end,
-                                                                            entry_id=posted.entry_id))
-        order = conn.execute(select(staking_orders.c.redeeming_amt).where(
-            staking_orders.c.ord_id == part.ord_id)).scalar_one()
-        left = order - part.amount
+            conn, type="staking_redeem_delivery", ref=str(due_part.ord_id), at=period.end, uid=due_part.uid,
+            idempotency_key=f"staking:deliver:{due_part.id}", legs=[
+                Leg(token, -due_part.amount, LOCKED), Leg(issuance(cfg), due_part.amount),
+                Leg(staked(cfg), -due_part.amount),
+                Leg(AccountRef.user(due_part.uid, FUNDING, cfg.staked_ccy), due_part.amount)])
+        conn.execute(redemption_parts.update().where(p.id == due_part.id).values(delivered_at=period.end,
+                                                                                entry_id=posted.entry_id))
+        order = conn.execute(select(o.redeeming_amt).where(o.ord_id == due_part.ord_id)).scalar_one()
+        left = order - due_part.amount
         values: dict[str, Any] = {"redeeming_amt": left}
         if left == 0:
             values.update(status="success", completed_time=period.end)
-        conn.execute(staking_orders.update().where(staking_orders.c.ord_id == part.ord_id).values(**values))
-        total += part.amount
-    return total
+        conn.execute(staking_orders.update().where(o.ord_id == due_part.ord_id).values(**values))
+        total += due_part.amount
+    return len(due), total

@@ -4,7 +4,6 @@ stake and unstake, the daily interest and settlement runs, the audit."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets.prices import UsdPrices
@@ -21,6 +20,5 @@ def install(c: Container) -> None:
     usd = c.get(UsdPrices)
     c.provide(ProviderStakingService(c.db, c.clock, c.ledger, c.get(AccountService), calendar, usd))
     c.jobs.add(Job(INTEREST_JOB, calendar, interest_run(ledger=c.ledger, usd=usd), exclusive=True))
-    c.jobs.add(Job("provider_settlement", calendar, functools.partial(settlement_run, ledger=c.ledger),
-                   exclusive=True))
+    c.jobs.add(Job("provider_settlement", calendar, settlement_run(ledger=c.ledger), exclusive=True))
     c.checks.extend(CHECKS)

@@ -18,7 +18,9 @@ chunk, in a transaction of its own, writes its stakers' events and posts **one e
 per chunk** (idempotency key ``provider:interest:{provider}:{ccy}:{day}:{chunk}``); the finish
 writes each product's ``provider_accrual_runs`` row with the chunks' exact totals. Within a
 chunk the holders of a product are streamed in account order and their moves of the day read
-once; the work is linear in stakers. The settlement run is one transaction.
+once; the work is linear in stakers. The settlement run is chunked too: its plan is every
+product's FIFO pass (behind the barrier), its chunks pay the parts due to the stakers of a uid
+range.
 """
 
 from __future__ import annotations
@@ -198,16 +200,39 @@ def _post(conn: Connection, ledger: Ledger, product: ProviderProduct, period: Pe
 # -- settlement of queued unstakes --------------------------------------------------------------
 
 
-def settlement_run(conn: Connection, period: Period, *, ledger: Ledger) -> str:
-    day = dt.date.fromisoformat(period.key)
-    done = []
-    for product in load_products(conn):
-        scheduled = _schedule(conn, product, day, period)
-        paid = _pay(conn, ledger, product, day, period)
-        if scheduled or paid:
-            done.append(f"{product.ccy}@{product.provider_id[:8]} scheduled {to_plain(scheduled)}, "
-                        f"paid {to_plain(paid)}")
-    return "; ".join(done) or "nothing queued"
+#: The uids with a redemption part of any product due by a day and not paid.
+_DUE_UIDS = (f"SELECT DISTINCT e.uid FROM {provider_redemption_parts.name} p "
+             f"JOIN {provider_events.name} e ON e.id = p.redeem_id "
+             "WHERE p.deliver_day <= %(day)s AND p.payment_id IS NULL")
+
+
+def settlement_run(*, ledger: Ledger) -> Chunked:
+    """End of an accrual day: every queued product's FIFO pass up to its cap (the plan, behind the
+    barrier), then the parts due paid, in chunks of their stakers' uids."""
+
+    def plan(conn: Connection, period: Period, size: int) -> Plan:
+        day = dt.date.fromisoformat(period.key)
+        params: Params = {f"scheduled:{_key(product)}": to_plain(_schedule(conn, product, day, period))
+                          for product in load_products(conn)}
+        chunks = uid_chunks(conn, _DUE_UIDS, {"day": period.key}, size)
+        return Plan({**params, "chunks": str(len(chunks))}, chunks)
+
+    def chunk(conn: Connection, period: Period, params: Params, part: Chunk) -> Totals:
+        day = dt.date.fromisoformat(period.key)
+        return {f"paid:{_key(product)}": _pay(conn, ledger, product, day, period, part)
+                for product in load_products(conn)}
+
+    def finish(conn: Connection, period: Period, params: Params, totals: Totals) -> str:
+        done = []
+        for product in load_products(conn):
+            scheduled = Decimal(params.get(f"scheduled:{_key(product)}", "0"))
+            paid = totals.get(f"paid:{_key(product)}", ZERO)
+            if scheduled or paid:
+                done.append(f"{product.ccy}@{product.provider_id[:8]} scheduled {to_plain(scheduled)}, "
+                            f"paid {to_plain(paid)}")
+        return "; ".join(done) or "nothing queued"
+
+    return Chunked(plan, chunk, finish)
 
 
 def _schedule(conn: Connection, product: ProviderProduct, day: dt.date, period: Period) -> Decimal:
@@ -228,12 +253,13 @@ def _schedule(conn: Connection, product: ProviderProduct, day: dt.date, period: 
     return total
 
 
-def _pay(conn: Connection, ledger: Ledger, product: ProviderProduct, day: dt.date, period: Period) -> Decimal:
+def _pay(conn: Connection, ledger: Ledger, product: ProviderProduct, day: dt.date, period: Period, chunk: Chunk
+         ) -> Decimal:
     p, e = provider_redemption_parts.c, provider_events.c
     due = conn.execute(select(provider_redemption_parts, e.uid, e.amount.label("requested"), e.paid)
                        .join(provider_events, e.id == p.redeem_id)
                        .where(p.provider_no == product.provider_no, p.ccy == product.ccy,
-                              p.deliver_day <= day.isoformat(), p.payment_id.is_(None))
+                              p.deliver_day <= day.isoformat(), p.payment_id.is_(None), *chunk.bounds(e.uid))
                        .order_by(p.id)).all()
     total = ZERO
     paid_so_far: dict[int, Decimal] = {}
