@@ -4,16 +4,21 @@ Pure Python and :class:`~decimal.Decimal`; it imports nothing of ``stakehouse``.
 re-derived from the rule book (``/work/shared/spec/staking-rules.md``) and from what the operations
 did, so that a mistake shared by the service and its rules module would still show:
 
+Two liquid products, each with its own settings, queue, rates and allowance: ETH -> BETH
+(unbonding 5 days) and SOL -> OKSOL (unbonding 3 days).
+
 * amounts: exact, at most the currency's or product's decimals, else refused (rules 2);
-* purchase: ``amt >= 0.01`` ETH, enough ETH available in funding; ETH funding -> BETH funding 1:1 (rules 3);
-* redeem: ``amt >= 0.00000001``, enough *free* BETH in funding; fast when it fits whole into what is
-  left of today's 100 ETH allowance, else queued (tokens locked) (rules 4.1, 4.2);
-* the end of T-day D (00:00 of D+1 in Europe/Istanbul): the reward run for D, then the settlement
-  run for D: schedule FIFO up to the daily cap, deliver the parts due ``unbonding_days`` later
-  (rules 4.3, 5.3); cancel only while nothing of the request is scheduled (rules 4.4);
-* rewards: eligible(D) = the minimum free BETH (funding + trading) over D, rate(D) the last rate
-  published on or before D, gross/net/fee rounded down to 8 decimals, net minted into funding
-  (rules 5.1, 5.2).
+* purchase: ``amt >= 0.01`` of the staked asset, enough of it available in funding; it becomes the
+  token in funding 1:1 (rules 3);
+* redeem: ``amt >= 0.00000001``, enough *free* token in funding; fast when it fits whole into what
+  is left of today's allowance of that product, else queued (tokens locked) (rules 4.1, 4.2);
+* the end of T-day D (00:00 of D+1 in Europe/Istanbul): every product's reward run for D, then
+  every product's settlement run for D: schedule FIFO up to the daily cap, deliver the parts due
+  ``unbonding_days`` later (rules 4.3, 5.3); cancel only while nothing of the request is
+  scheduled (rules 4.4);
+* rewards: eligible(D) = the minimum free token (funding + trading) over D, rate(D) the last rate
+  of the product published on or before D, gross/net/fee rounded down to 8 decimals, net minted
+  into funding (rules 5.1, 5.2).
 
 Users are known by the order they were created (index 0, 1, ...): the service makes the uids.
 """
@@ -31,14 +36,12 @@ TRADING = 18
 AVAILABLE = "available"
 LOCKED = "locked"
 
-#: Decimals of each currency (the reference data's scales: ETH 18, USDT 6, BETH 8).
-SCALES = {"ETH": 18, "USDT": 6, "BETH": 8}
+#: Decimals of each currency (the reference data's scales).
+SCALES = {"ETH": 18, "USDT": 6, "BETH": 8, "SOL": 9, "OKSOL": 8}
 BUSINESS_TZ = ZoneInfo("Europe/Istanbul")
 PRECISION = 8
 MIN_PURCHASE = Decimal("0.01")
 MIN_REDEEM = Decimal("0.00000001")
-FAST_LIMIT = Decimal(100)
-UNBONDING_DAYS = 5
 DAYS_PER_YEAR = 365
 #: Rates are published with at most 8 decimals, between 0 and 10.
 RATE_DECIMALS = 8
@@ -66,6 +69,19 @@ def day_end(day: dt.date) -> dt.datetime:
 
 
 @dataclasses.dataclass(frozen=True)
+class Product:
+    """A liquid product's fixed facts and the settings the simulation chose for it."""
+
+    name: str
+    staked: str
+    token: str
+    unbonding_days: int
+    fee_rate: Decimal = ZERO
+    cap: Decimal | None = None
+    fast_limit: Decimal = Decimal(100)
+
+
+@dataclasses.dataclass(frozen=True)
 class RewardRow:
     eligible: Decimal
     gross: Decimal
@@ -78,6 +94,7 @@ class Redemption:
     """A queued (standard) redemption: the service's order id is only a handle for cancelling."""
 
     user: int
+    product: str
     ord_id: str
     amt: Decimal
     request_time: dt.datetime
@@ -100,11 +117,14 @@ class Part:
 
 @dataclasses.dataclass
 class UserModel:
+    #: the products' tokens
+    tokens: tuple[str, ...]
     #: (account type, currency, bucket) -> amount; missing = 0
     bal: dict[tuple[int, str, str], Decimal] = dataclasses.field(default_factory=dict)
-    #: the lowest free BETH (funding + trading, available) so far in the current T-day
-    day_low: Decimal = ZERO
-    rewards: dict[dt.date, RewardRow] = dataclasses.field(default_factory=dict)
+    #: per token, the lowest free amount (funding + trading, available) so far in the current T-day
+    day_low: dict[str, Decimal] = dataclasses.field(default_factory=dict)
+    #: per product, its reward rows by day
+    rewards: dict[str, dict[dt.date, RewardRow]] = dataclasses.field(default_factory=dict)
 
     def get(self, acct: int, ccy: str, bucket: str = AVAILABLE) -> Decimal:
         return self.bal.get((acct, ccy, bucket), ZERO)
@@ -112,12 +132,13 @@ class UserModel:
     def add(self, acct: int, ccy: str, amount: Decimal, bucket: str = AVAILABLE) -> None:
         self.bal[(acct, ccy, bucket)] = self.get(acct, ccy, bucket) + amount
 
-    def free_token(self) -> Decimal:
-        return self.get(FUNDING, "BETH") + self.get(TRADING, "BETH")
+    def free_token(self, token: str) -> Decimal:
+        return self.get(FUNDING, token) + self.get(TRADING, token)
 
     def note_token_change(self) -> None:
-        """After each journal entry that moved free BETH: the day's minimum."""
-        self.day_low = min(self.day_low, self.free_token())
+        """After each journal entry that moved free tokens: the day's minimums."""
+        for token in self.tokens:
+            self.day_low[token] = min(self.day_low.get(token, ZERO), self.free_token(token))
 
     def expected_balances(self, acct: int) -> dict[str, tuple[Decimal, Decimal]]:
         """ccy -> (available, locked), zero rows left out."""
@@ -133,15 +154,12 @@ class UserModel:
 class Model:
     """What every user should hold, and the reward rows every day should have produced."""
 
-    def __init__(self, start: dt.datetime, *, fee_rate: Decimal = ZERO, cap: Decimal | None = None,
-                 fast_limit: Decimal = FAST_LIMIT) -> None:
+    def __init__(self, start: dt.datetime, products: list[Product]) -> None:
         self.now = start
-        self.fast_limit = fast_limit
-        self.fee_rate = fee_rate
-        self.cap = cap
+        self.products = {p.name: p for p in products}
         self.users: list[UserModel] = []
-        self.rates: dict[dt.date, Decimal] = {}
-        self.fast_used: dict[tuple[int, dt.date], Decimal] = {}
+        self.rates: dict[str, dict[dt.date, Decimal]] = {p.name: {} for p in products}
+        self.fast_used: dict[tuple[str, int, dt.date], Decimal] = {}
         self.queue: list[Redemption] = []
         self.parts: list[Part] = []
 
@@ -150,9 +168,10 @@ class Model:
     def today(self) -> dt.date:
         return t_day(self.now)
 
-    def rate_for(self, day: dt.date) -> Decimal | None:
-        earlier = [d for d in self.rates if d <= day]
-        return self.rates[max(earlier)] if earlier else None
+    def rate_for(self, product: str, day: dt.date) -> Decimal | None:
+        rates = self.rates[product]
+        earlier = [d for d in rates if d <= day]
+        return rates[max(earlier)] if earlier else None
 
     def boundaries(self, until: dt.datetime) -> list[dt.date]:
         """The T-days whose end falls in (now, until]."""
@@ -165,57 +184,61 @@ class Model:
         return out
 
     def advance_to(self, until: dt.datetime) -> None:
-        """Move to ``until``: at each T-day's end, its reward run then its settlement run."""
+        """Move to ``until``: at each T-day's end, every product's reward run, then every
+        product's settlement run (the jobs' registration order)."""
         assert until >= self.now
         for day in self.boundaries(until):
-            self._reward_run(day)
-            self._settlement_run(day)
+            for product in self.products.values():
+                self._reward_run(product, day)
+            for product in self.products.values():
+                self._settlement_run(product, day)
         self.now = until
 
-    def _reward_run(self, day: dt.date) -> None:
-        rate = self.rate_for(day)
+    def _reward_run(self, product: Product, day: dt.date) -> None:
+        rate = self.rate_for(product.name, day)
+        token = product.token
         for user in self.users:
-            eligible = max(user.day_low, ZERO)
-            user.day_low = user.free_token()  # the opening balance of the next day
+            eligible = max(user.day_low.get(token, ZERO), ZERO)
+            user.day_low[token] = user.free_token(token)  # the opening balance of the next day
             if rate is None or eligible <= 0:
                 continue
             gross = round_down(eligible * rate / DAYS_PER_YEAR, PRECISION)
             if gross <= 0:
                 continue
-            net = round_down(gross * (1 - self.fee_rate), PRECISION)
-            user.rewards[day] = RewardRow(eligible, gross, net, gross - net)
-            user.add(FUNDING, "BETH", net)  # a posting of the next day: only raises, no new low
+            net = round_down(gross * (1 - product.fee_rate), PRECISION)
+            user.rewards.setdefault(product.name, {})[day] = RewardRow(eligible, gross, net, gross - net)
+            user.add(FUNDING, token, net)  # a posting of the next day: only raises, no new low
 
-    def _settlement_run(self, day: dt.date) -> None:
+    def _settlement_run(self, product: Product, day: dt.date) -> None:
         end = day_end(day)
-        left = self.cap
+        left = product.cap
         for red in self.queue:
             rest = red.amt - red.scheduled
-            if red.cancelled or rest <= 0 or red.request_time >= end:
+            if red.product != product.name or red.cancelled or rest <= 0 or red.request_time >= end:
                 continue
             if left is not None and left <= 0:
                 break
             take = rest if left is None else min(rest, left)
             red.scheduled += take
-            self.parts.append(Part(red, take, day + dt.timedelta(days=UNBONDING_DAYS)))
+            self.parts.append(Part(red, take, day + dt.timedelta(days=product.unbonding_days)))
             if left is not None:
                 left -= take
                 if take < rest:
                     break
         for part in self.parts:
-            if not part.delivered and part.deliver_day <= day:
+            red = part.redemption
+            if red.product == product.name and not part.delivered and part.deliver_day <= day:
                 part.delivered = True
-                red = part.redemption
                 red.delivered += part.amount
                 user = self.users[red.user]
-                user.add(FUNDING, "BETH", -part.amount, LOCKED)
-                user.add(FUNDING, "ETH", part.amount)
+                user.add(FUNDING, product.token, -part.amount, LOCKED)
+                user.add(FUNDING, product.staked, part.amount)
         self.queue = [r for r in self.queue if r.pending]
 
     # -- operations: each returns whether the service must accept it, and applies it if so ------
 
     def create_user(self) -> int:
-        self.users.append(UserModel())
+        self.users.append(UserModel(tuple(p.token for p in self.products.values())))
         return len(self.users) - 1
 
     def deposit(self, i: int, ccy: str, amt: Decimal) -> bool:
@@ -230,38 +253,38 @@ class Model:
             return False
         user.add(frm, ccy, -amt)
         user.add(to, ccy, amt)
-        user.note_token_change()  # a BETH transfer leaves the free total unchanged
+        user.note_token_change()  # a token transfer leaves the free total unchanged
         return True
 
-    def purchase(self, i: int, amt: Decimal) -> bool:
-        user = self.users[i]
-        if amt <= 0 or not fits(amt, PRECISION) or amt < MIN_PURCHASE or user.get(FUNDING, "ETH") < amt:
+    def purchase(self, i: int, product: str, amt: Decimal) -> bool:
+        user, p = self.users[i], self.products[product]
+        if amt <= 0 or not fits(amt, PRECISION) or amt < MIN_PURCHASE or user.get(FUNDING, p.staked) < amt:
             return False
-        user.add(FUNDING, "ETH", -amt)
-        user.add(FUNDING, "BETH", amt)
+        user.add(FUNDING, p.staked, -amt)
+        user.add(FUNDING, p.token, amt)
         user.note_token_change()
         return True
 
-    def redeem_kind(self, i: int, amt: Decimal) -> str | None:
+    def redeem_kind(self, i: int, product: str, amt: Decimal) -> str | None:
         """``"fast"``, ``"standard"``, or ``None`` (refused)."""
-        user = self.users[i]
-        if amt <= 0 or not fits(amt, PRECISION) or amt < MIN_REDEEM or user.get(FUNDING, "BETH") < amt:
+        user, p = self.users[i], self.products[product]
+        if amt <= 0 or not fits(amt, PRECISION) or amt < MIN_REDEEM or user.get(FUNDING, p.token) < amt:
             return None
-        used = self.fast_used.get((i, self.today()), ZERO)
-        return "fast" if amt <= max(self.fast_limit - used, ZERO) else "standard"
+        used = self.fast_used.get((product, i, self.today()), ZERO)
+        return "fast" if amt <= max(p.fast_limit - used, ZERO) else "standard"
 
-    def redeem(self, i: int, amt: Decimal, ord_id: str) -> str | None:
-        kind = self.redeem_kind(i, amt)
-        user = self.users[i]
+    def redeem(self, i: int, product: str, amt: Decimal, ord_id: str) -> str | None:
+        kind = self.redeem_kind(i, product, amt)
+        user, p = self.users[i], self.products[product]
         if kind == "fast":
-            key = (i, self.today())
+            key = (product, i, self.today())
             self.fast_used[key] = self.fast_used.get(key, ZERO) + amt
-            user.add(FUNDING, "BETH", -amt)
-            user.add(FUNDING, "ETH", amt)
+            user.add(FUNDING, p.token, -amt)
+            user.add(FUNDING, p.staked, amt)
         elif kind == "standard":
-            user.add(FUNDING, "BETH", -amt)
-            user.add(FUNDING, "BETH", amt, LOCKED)
-            self.queue.append(Redemption(i, ord_id, amt, self.now))
+            user.add(FUNDING, p.token, -amt)
+            user.add(FUNDING, p.token, amt, LOCKED)
+            self.queue.append(Redemption(i, product, ord_id, amt, self.now))
         if kind is not None:
             user.note_token_change()
         return kind
@@ -273,15 +296,15 @@ class Model:
         if not self.cancellable(red):
             return False
         red.cancelled = True
-        user = self.users[red.user]
-        user.add(FUNDING, "BETH", -red.amt, LOCKED)
-        user.add(FUNDING, "BETH", red.amt)
+        user, token = self.users[red.user], self.products[red.product].token
+        user.add(FUNDING, token, -red.amt, LOCKED)
+        user.add(FUNDING, token, red.amt)
         user.note_token_change()
         self.queue = [r for r in self.queue if r.pending]
         return True
 
-    def publish_rate(self, rate: Decimal) -> bool:
+    def publish_rate(self, product: str, rate: Decimal) -> bool:
         if rate < 0 or rate > MAX_RATE or not fits(rate, RATE_DECIMALS):
             return False
-        self.rates[self.today()] = rate
+        self.rates[product][self.today()] = rate
         return True

@@ -1,7 +1,7 @@
 """The seeded generator and driver of the deterministic simulation (issue 19, scope 6).
 
-One ``random.Random(seed)`` decides everything: the installation's settings (fee rate, daily
-redemption cap), the users, every operation and its amount, how far the clock moves, and where the
+One ``random.Random(seed)`` decides everything: the installation's settings (each liquid product's
+fee rate, daily redemption cap and fast allowance), the users, every operation and its amount, how far the clock moves, and where the
 process "crashes". Operations go through :class:`stakehouse.wiring.Services` (the service layer is
 the public interface here) on a SQLite file; after every step the audit, the users' balances and
 their reward rows are compared with :class:`tests.sim.model.Model`.
@@ -11,10 +11,11 @@ Crashes, without mocks or hooks in the code:
 * **restart** between steps: ``Services.close()`` and a new ``Services`` on the same file (all
   in-process state is lost; the sandbox clock must come back from the database, frozen);
 * **inside a run**: an SQLite trigger makes the database refuse one write of the daily runs (a
-  chunk marked done, a reward run's plan or finish, the settlement run's last statement); the
-  transaction rolls back whole and the error comes out of ``advance_clock``. The trigger is dropped,
-  the process restarts, ``advance_clock(by=0)`` resumes what is due, then the clock goes on to
-  where the step wanted it: nothing may be paid twice or skipped;
+  chunk of the reward or the settlement run marked done, a reward run's plan or finish, the
+  settlement run's last statement); the transaction rolls back whole and the error comes out of
+  ``advance_clock``. The trigger is dropped, the process restarts, ``advance_clock(by=0)`` resumes
+  what is due, then the clock goes on to where the step wanted it: nothing may be paid twice or
+  skipped;
 * **inside an operation**: a trigger refuses the operation's postings; nothing of it may remain.
 
 No wall time is read: the database is created with its sandbox clock frozen at ``START``, and only
@@ -44,11 +45,13 @@ from stakehouse.db.tables import clock_state
 from stakehouse.errors import DomainError
 from stakehouse.security import new_server_key
 from stakehouse.wiring import Services
-from tests.sim.model import FUNDING, TRADING, ZERO, Model, Redemption, RewardRow
+from tests.sim.model import FUNDING, TRADING, ZERO, Model, Product, Redemption, RewardRow
 
 T = TypeVar("T")
 START = dt.datetime(2031, 1, 6, 9, 0, tzinfo=dt.UTC)
-PRODUCT = "ETH"
+#: The liquid products: (name, staked asset, token, unbonding days, the default fast allowance).
+PRODUCTS = (("ETH", "ETH", "BETH", 5, Decimal(100)), ("SOL", "SOL", "OKSOL", 3, Decimal(240)))
+NAMES = tuple(name for name, *_ in PRODUCTS)
 TRIGGER = "sim_crash"
 #: Probabilities per step.
 RESTART_P = 0.015
@@ -57,14 +60,16 @@ RUN_CRASH_P = 0.25
 #: (kind, weight) of the operations.
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
        ("publish_rate", 5), ("advance", 14))
-#: Where a run is made to fail: (label, trigger body).
+#: Where a run of product {p} is made to fail: (label, trigger body).
 RUN_CRASHES = (
-    ("reward chunk {k} done", "BEFORE UPDATE ON job_run_chunks WHEN NEW.job = 'staking_rewards:ETH' "
-                              "AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
-    ("reward run planned", "BEFORE UPDATE ON job_run_plans WHEN NEW.job = 'staking_rewards:ETH' "
-                           "AND NEW.finished_at IS NULL"),
-    ("reward run finish", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'staking_rewards:ETH'"),
-    ("settlement run", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'staking_settlement:ETH'"),
+    ("{p} reward chunk {k} done", "BEFORE UPDATE ON job_run_chunks WHEN NEW.job = 'staking_rewards:{p}' "
+                                  "AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
+    ("{p} reward run planned", "BEFORE UPDATE ON job_run_plans WHEN NEW.job = 'staking_rewards:{p}' "
+                               "AND NEW.finished_at IS NULL"),
+    ("{p} reward run finish", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'staking_rewards:{p}'"),
+    ("{p} settlement run", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'staking_settlement:{p}'"),
+    ("{p} settlement chunk {k} done", "BEFORE UPDATE ON job_run_chunks WHEN NEW.job = 'staking_settlement:{p}' "
+                                      "AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
 )
 
 
@@ -115,17 +120,21 @@ class World:
         self.step = 0
         self.svc = self._open()
         assert self.svc.sandbox_clock is not None
-        fee = self.rng.choice([ZERO, ZERO, Decimal("0.1"), Decimal("0.25")])
-        cap = self.rng.choice([None, None, Decimal(15), Decimal(60)])
-        fast = self.rng.choice([Decimal(100), Decimal(20), Decimal(5), ZERO])
-        self.svc.staking.update_product(PRODUCT, {
-            "service_fee_rate": str(fee), "fast_redemption_daily_limit": str(fast),
-            "daily_redemption_cap": None if cap is None else str(cap)})
+        products = []
+        for name, staked, token, unbonding, default_fast in PRODUCTS:
+            fee = self.rng.choice([ZERO, ZERO, Decimal("0.1"), Decimal("0.25")])
+            cap = self.rng.choice([None, None, Decimal(15), Decimal(60)])
+            fast = self.rng.choice([default_fast, Decimal(20), Decimal(5), ZERO])
+            self.svc.staking.update_product(name, {
+                "service_fee_rate": str(fee), "fast_redemption_daily_limit": str(fast),
+                "daily_redemption_cap": None if cap is None else str(cap)})
+            products.append(Product(name, staked, token, unbonding, fee, cap, fast))
         # DCD is not modelled and its daily listing is most of an idle day's cost: the operator turns it off.
         for row in self.svc.dcd.series():
             self.svc.dcd.set_series(row["ccy"], row["alt_ccy"], {"enabled": False})
-        self.model = Model(START, fee_rate=fee, cap=cap, fast_limit=fast)
-        self.note(f"start {START.isoformat()} fee_rate={fee} cap={cap} fast={fast} users<={self.max_users}")
+        self.model = Model(START, products)
+        self.note(f"start {START.isoformat()} users<={self.max_users} " + "; ".join(
+            f"{p.name}: fee_rate={p.fee_rate} cap={p.cap} fast={p.fast_limit}" for p in products))
         self.uids: list[str] = []
         #: every redemption the service accepted: (user, order id, the model's queued request or None if fast)
         self.redemptions: list[tuple[int, str, Redemption | None]] = []
@@ -189,12 +198,14 @@ class World:
             if got != want:
                 raise self.fail(f"user #{i} ({uid}) account {acct}: service {got}, model {want}")
         if rewards:
-            rows = {dt.date.fromisoformat(r["day"]): RewardRow(r["eligible"], r["gross"], r["net"], r["fee"])
-                    for r in self.svc.staking.rewards_of(uid, PRODUCT)}
-            if rows != user.rewards:
-                diff = {d: (rows.get(d), user.rewards.get(d)) for d in sorted(set(rows) | set(user.rewards))
-                        if rows.get(d) != user.rewards.get(d)}
-                raise self.fail(f"user #{i} ({uid}) rewards differ (day: service, model): {diff}")
+            for product in NAMES:
+                rows = {dt.date.fromisoformat(r["day"]): RewardRow(r["eligible"], r["gross"], r["net"], r["fee"])
+                        for r in self.svc.staking.rewards_of(uid, product)}
+                model_rows = user.rewards.get(product, {})
+                if rows != model_rows:
+                    diff = {d: (rows.get(d), model_rows.get(d)) for d in sorted(set(rows) | set(model_rows))
+                            if rows.get(d) != model_rows.get(d)}
+                    raise self.fail(f"user #{i} ({uid}) {product} rewards differ (day: service, model): {diff}")
 
     # -- amounts ----------------------------------------------------------------------------
 
@@ -254,7 +265,7 @@ class World:
         return self.rng.randrange(len(self.uids))
 
     def op_create_user(self) -> list[int]:
-        user = self.svc.accounts.create_user(kyc_level=2, accept_terms=(PRODUCT,))
+        user = self.svc.accounts.create_user(kyc_level=2, accept_terms=NAMES)
         self.uids.append(user.uid)
         i = self.model.create_user()
         self.note(f"create user #{i} {user.uid}")
@@ -262,9 +273,9 @@ class World:
 
     def op_deposit(self) -> list[int]:
         i = self.pick_user()
-        ccy = "ETH" if self.rng.random() < 0.75 else "USDT"
-        places = 18 if ccy == "ETH" else 6
-        amt = Decimal(self.rng.randint(1, 8000)) / 100 if ccy == "ETH" else Decimal(self.rng.randint(1, 10**7)) / 100
+        ccy = self.rng.choices(["ETH", "SOL", "USDT"], [45, 35, 20])[0]
+        places = {"ETH": 18, "SOL": 9, "USDT": 6}[ccy]
+        amt = Decimal(self.rng.randint(1, 8000)) / 100 if ccy != "USDT" else Decimal(self.rng.randint(1, 10**7)) / 100
         r = self.rng.random()
         if r < 0.1:
             amt += Decimal(self.rng.randint(1, 999)).scaleb(-places)  # all the decimals there are
@@ -285,36 +296,39 @@ class World:
 
     def op_transfer(self) -> list[int]:
         i = self.pick_user()
-        ccy = self.rng.choice(["ETH", "USDT", "BETH", "BETH"])
+        ccy = self.rng.choice(["ETH", "SOL", "USDT", "BETH", "BETH", "OKSOL", "OKSOL"])
         frm, to = (FUNDING, TRADING) if self.rng.random() < 0.55 else (TRADING, FUNDING)
-        places = {"ETH": 18, "USDT": 6, "BETH": 8}[ccy]
+        places = {"ETH": 18, "SOL": 9, "USDT": 6, "BETH": 8, "OKSOL": 8}[ccy]
         amt, how = self.amount_from(self.model.users[i].get(frm, ccy), places)
         ok = False if self._crash_pending() else self.model.transfer(i, ccy, amt, frm, to)
         self.attempt("transfer", ok, f"transfer #{i} {amt} {ccy} {frm}->{to} ({how})",
                      lambda: self.svc.assets.transfer(self.uids[i], TransferRequest(ccy, amt, frm, to)))
         return [i]
 
+    def pick_product(self) -> Product:
+        return self.model.products[self.rng.choice(NAMES)]
+
     def op_purchase(self) -> list[int]:
-        i = self.pick_user()
-        amt, how = self.amount_from(self.model.users[i].get(FUNDING, "ETH"), 8, Decimal("0.01"))
-        ok = False if self._crash_pending() else self.model.purchase(i, amt)
-        self.attempt("purchase", ok, f"purchase #{i} {amt} ETH ({how})",
-                     lambda: self.svc.staking.purchase(self.uids[i], PRODUCT, amt))
+        i, p = self.pick_user(), self.pick_product()
+        amt, how = self.amount_from(self.model.users[i].get(FUNDING, p.staked), 8, Decimal("0.01"))
+        ok = False if self._crash_pending() else self.model.purchase(i, p.name, amt)
+        self.attempt("purchase", ok, f"purchase #{i} {amt} {p.staked} ({how})",
+                     lambda: self.svc.staking.purchase(self.uids[i], p.name, amt))
         return [i]
 
     def op_redeem(self) -> list[int]:
-        i = self.pick_user()
-        amt, how = self.amount_from(self.model.users[i].get(FUNDING, "BETH"), 8, Decimal("0.00000001"))
+        i, p = self.pick_user(), self.pick_product()
+        amt, how = self.amount_from(self.model.users[i].get(FUNDING, p.token), 8, Decimal("0.00000001"))
         crash = self._crash_pending()
-        kind = None if crash else self.model.redeem_kind(i, amt)
-        order = self.attempt("redeem", kind is not None, f"redeem #{i} {amt} BETH ({how}, model: {kind})",
-                             lambda: self.svc.staking.redeem(self.uids[i], PRODUCT, amt))
+        kind = None if crash else self.model.redeem_kind(i, p.name, amt)
+        order = self.attempt("redeem", kind is not None, f"redeem #{i} {amt} {p.token} ({how}, model: {kind})",
+                             lambda: self.svc.staking.redeem(self.uids[i], p.name, amt))
         if order is not None:
             fast = order.fast
             ord_id = order.ord_id
             if fast != (kind == "fast"):
-                raise self.fail(f"redeem of {amt}: service fast={fast}, model {kind}")
-            self.model.redeem(i, amt, ord_id)
+                raise self.fail(f"redeem of {amt} {p.token}: service fast={fast}, model {kind}")
+            self.model.redeem(i, p.name, amt, ord_id)
             self.redemptions.append((i, ord_id, self.model.queue[-1] if kind == "standard" else None))
         return [i]
 
@@ -323,21 +337,23 @@ class World:
             return []
         i, ord_id, red = self.rng.choice(self.redemptions)
         ok = red is not None and self.model.cancellable(red) and not self._crash_pending()
-        done = self.attempt("cancel", ok, f"cancel #{i} order {ord_id}",
-                            lambda: self.svc.staking.cancel(self.uids[i], PRODUCT, ord_id))
+        product = red.product if red is not None else self.rng.choice(NAMES)  # a fast one: either product's
+        done = self.attempt("cancel", ok, f"cancel #{i} {product} order {ord_id}",
+                            lambda: self.svc.staking.cancel(self.uids[i], product, ord_id))
         if done is not None:
             assert red is not None
             self.model.cancel(red)
         return [i]
 
     def op_publish_rate(self) -> list[int]:
+        product = self.rng.choice(NAMES)
         rate = Decimal(self.rng.randint(0, 20_000_000)) / 10**8
         if self.rng.random() < 0.1:
             rate += Decimal("0.000000001")
-        ok = self.model.publish_rate(rate)
-        self.note(f"publish rate {rate} for {self.model.today()} (model: {'ok' if ok else 'refused'})")
+        ok = self.model.publish_rate(product, rate)
+        self.note(f"publish {product} rate {rate} for {self.model.today()} (model: {'ok' if ok else 'refused'})")
         try:
-            self.svc.staking.publish_rate(PRODUCT, self.model.today(), rate)
+            self.svc.staking.publish_rate(product, self.model.today(), rate)
         except DomainError as exc:
             if ok:
                 raise self.fail(f"publish_rate refused, the model accepts it: {exc}") from exc
@@ -355,9 +371,10 @@ class World:
         label = ""
         if crash:
             label, body = self.rng.choice(RUN_CRASHES)
-            k = self.rng.randint(0, 3)
-            label = label.format(k=k)
-            self.sql(f"CREATE TRIGGER {TRIGGER} {body.format(k=k)} BEGIN SELECT RAISE(ABORT, 'sim crash'); END")
+            k, product = self.rng.randint(0, 3), self.rng.choice(NAMES)
+            label = label.format(k=k, p=product)
+            self.sql(f"CREATE TRIGGER {TRIGGER} {body.format(k=k, p=product)} "
+                     "BEGIN SELECT RAISE(ABORT, 'sim crash'); END")
         self.note(f"advance {hours}h{minutes:02d} to {target.isoformat()}" + (f", crash at {label}" if crash else ""))
         try:
             self.svc.advance_clock(to=target)
