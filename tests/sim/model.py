@@ -20,6 +20,17 @@ Two liquid products, each with its own settings, queue, rates and allowance: ETH
   of the product published on or before D, gross/net/fee rounded down to 8 decimals, net minted
   into funding (rules 5.1, 5.2).
 
+And provider staking (rules 9, the Gemini-style products), one provider offering ETH (unstakes
+queued through a FIFO queue with a daily cap and unbonding days) and SOL (unstakes paid at once):
+
+* stake: more than 0, at most the product's precision, at least its minimum, enough in funding;
+  unstake: more than 0, at most 18 decimals, enough free in the staking balance;
+* at each accrual day's end (20:00 UTC), the interest run: eligible = the lowest free staking
+  balance over the day, the interest credited at the day's very start (the previous run) counted
+  as held from it; interest = eligible x rate_bps / 10000 / 365 rounded down to the precision,
+  credited into the staking balance (it compounds); then the settlement run of the queued
+  product, as the liquid one (its parts paid to funding).
+
 Users are known by the order they were created (index 0, 1, ...): the service makes the uids.
 """
 
@@ -27,7 +38,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
+import math
 from decimal import ROUND_DOWN, Decimal
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 ZERO = Decimal(0)
@@ -62,6 +76,19 @@ def t_day(moment: dt.datetime) -> dt.date:
     return moment.astimezone(BUSINESS_TZ).date()
 
 
+#: Provider staking's accrual days end at 20:00 UTC.
+ACCRUAL_END = dt.time(20, 0)
+#: Unstaked amounts may have up to the storage's 18 decimals (also below a lowered precision).
+UNSTAKE_DECIMALS = 18
+MAX_RATE_BPS = Decimal(100_000)
+
+
+def accrual_end_after(t: dt.datetime) -> dt.datetime:
+    """The first accrual-day end (20:00 UTC) strictly after ``t``."""
+    end = dt.datetime.combine(t.astimezone(dt.UTC).date(), ACCRUAL_END, dt.UTC)
+    return end if end > t else end + dt.timedelta(days=1)
+
+
 def day_end(day: dt.date) -> dt.datetime:
     """00:00 of the next T-day, in UTC."""
     nxt = day + dt.timedelta(days=1)
@@ -79,6 +106,38 @@ class Product:
     fee_rate: Decimal = ZERO
     cap: Decimal | None = None
     fast_limit: Decimal = Decimal(100)
+
+
+@dataclasses.dataclass(frozen=True)
+class StakingProduct:
+    """A provider product's settings, as the simulation chose them."""
+
+    ccy: str
+    precision: int
+    queued: bool
+    cap: Decimal | None
+    unbonding_days: int
+    min_stake: Decimal
+
+
+@dataclasses.dataclass
+class Unstake:
+    """A queued unstake: locked in the staking balance until its parts are paid."""
+
+    user: int
+    ccy: str
+    amount: Decimal
+    at: dt.datetime
+    scheduled: Decimal = ZERO
+    paid: Decimal = ZERO
+
+
+@dataclasses.dataclass
+class UnstakePart:
+    unstake: Unstake
+    deliver_day: dt.date
+    amount: Decimal
+    paid: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +213,7 @@ class UserModel:
 class Model:
     """What every user should hold, and the reward rows every day should have produced."""
 
-    def __init__(self, start: dt.datetime, products: list[Product]) -> None:
+    def __init__(self, start: dt.datetime, products: list[Product], staking: list[StakingProduct]) -> None:
         self.now = start
         self.products = {p.name: p for p in products}
         self.users: list[UserModel] = []
@@ -162,6 +221,14 @@ class Model:
         self.fast_used: dict[tuple[str, int, dt.date], Decimal] = {}
         self.queue: list[Redemption] = []
         self.parts: list[Part] = []
+        # provider staking
+        self.staking = {p.ccy: p for p in staking}
+        self.staking_rates: dict[str, dict[dt.date, Decimal]] = {p.ccy: {} for p in staking}
+        self._seq = itertools.count()
+        #: (user, ccy) -> the free staking balance's moves: (time, order, change, is interest)
+        self.moves: dict[tuple[int, str], list[tuple[dt.datetime, int, Decimal, bool]]] = {}
+        self.unstakes: list[Unstake] = []
+        self.unstake_parts: list[UnstakePart] = []
 
     # -- time ----------------------------------------------------------------------------------
 
@@ -192,7 +259,62 @@ class Model:
                 self._reward_run(product, day)
             for product in self.products.values():
                 self._settlement_run(product, day)
+        # Provider staking's runs touch other balances than the liquid ones (and add to funding
+        # only), so doing them after the liquid ones gives the same balances as time order.
+        end = accrual_end_after(self.now)
+        while end <= until:
+            self._interest_run(end)
+            self._unstake_settlement(end)
+            end += dt.timedelta(days=1)
         self.now = until
+
+    def staking_rate_for(self, ccy: str, day: dt.date) -> Decimal | None:
+        rates = self.staking_rates[ccy]
+        earlier = [d for d in rates if d <= day]
+        return rates[max(earlier)] if earlier else None
+
+    def _interest_run(self, end: dt.datetime) -> None:
+        start, day = end - dt.timedelta(days=1), end.date()
+        for (_user, ccy), moves in self.moves.items():
+            rate = self.staking_rate_for(ccy, day)
+            if rate is None or rate <= 0:
+                continue
+            ordered = sorted(moves)
+            # held at the start: everything before it, and the previous day's interest credited at it
+            balance = sum((d for at, _, d, interest in ordered if at < start or (interest and at == start)), ZERO)
+            low = balance
+            for at, _, d, interest in ordered:
+                if start <= at < end and not (interest and at == start):
+                    balance += d
+                    low = min(low, balance)
+            exact = Fraction(max(low, ZERO)) * Fraction(rate) / 10_000 / DAYS_PER_YEAR
+            precision = self.staking[ccy].precision
+            paid = Decimal(math.floor(exact * 10**precision)).scaleb(-precision)
+            if paid > 0:
+                moves.append((end, next(self._seq), paid, True))
+
+    def _unstake_settlement(self, end: dt.datetime) -> None:
+        day = end.date()
+        for ccy, product in self.staking.items():
+            if not product.queued:
+                continue
+            left = product.cap
+            for r in [r for r in self.unstakes if r.ccy == ccy and r.at < end and r.scheduled < r.amount]:
+                if left is not None and left <= 0:
+                    break
+                rest = r.amount - r.scheduled
+                take = rest if left is None else min(rest, left)
+                self.unstake_parts.append(UnstakePart(r, day + dt.timedelta(days=product.unbonding_days), take))
+                r.scheduled += take
+                if left is not None:
+                    left -= take
+                if take < rest:
+                    break
+            for part in self.unstake_parts:
+                if part.unstake.ccy == ccy and not part.paid and part.deliver_day <= day:
+                    part.paid = True
+                    part.unstake.paid += part.amount
+                    self.users[part.unstake.user].add(FUNDING, ccy, part.amount)
 
     def _reward_run(self, product: Product, day: dt.date) -> None:
         rate = self.rate_for(product.name, day)
@@ -307,4 +429,42 @@ class Model:
         if rate < 0 or rate > MAX_RATE or not fits(rate, RATE_DECIMALS):
             return False
         self.rates[product][self.today()] = rate
+        return True
+
+    # -- provider staking ------------------------------------------------------------------------
+
+    def staking_available(self, i: int, ccy: str) -> Decimal:
+        return sum((m[2] for m in self.moves.get((i, ccy), [])), ZERO)
+
+    def staking_locked(self, i: int, ccy: str) -> Decimal:
+        return sum((r.amount - r.paid for r in self.unstakes if r.user == i and r.ccy == ccy), ZERO)
+
+    def staking_balances(self, i: int) -> dict[str, tuple[Decimal, Decimal]]:
+        """ccy -> (free, being paid out) of every product the user has staked in."""
+        return {ccy: (self.staking_available(i, ccy), self.staking_locked(i, ccy))
+                for (u, ccy) in self.moves if u == i}
+
+    def stake(self, i: int, ccy: str, amt: Decimal) -> bool:
+        user, product = self.users[i], self.staking[ccy]
+        if amt <= 0 or not fits(amt, product.precision) or amt < product.min_stake or user.get(FUNDING, ccy) < amt:
+            return False
+        user.add(FUNDING, ccy, -amt)
+        self.moves.setdefault((i, ccy), []).append((self.now, next(self._seq), amt, False))
+        return True
+
+    def unstake(self, i: int, ccy: str, amt: Decimal) -> bool:
+        if amt <= 0 or not fits(amt, UNSTAKE_DECIMALS) or self.staking_available(i, ccy) < amt:
+            return False
+        self.moves.setdefault((i, ccy), []).append((self.now, next(self._seq), -amt, False))
+        if self.staking[ccy].queued:
+            self.unstakes.append(Unstake(i, ccy, amt, self.now))
+        else:
+            self.users[i].add(FUNDING, ccy, amt)
+        return True
+
+    def publish_staking_rate(self, ccy: str, bps: Decimal) -> bool:
+        """For the current accrual day (whose end is after now: its run has not been planned)."""
+        if bps < 0 or bps > MAX_RATE_BPS or not fits(bps, RATE_DECIMALS):
+            return False
+        self.staking_rates[ccy][accrual_end_after(self.now).date()] = bps
         return True

@@ -1,8 +1,9 @@
 """The deterministic simulation inside the suite (issue 19, scope 6; TigerBeetle's VOPR is the model).
 
 Each seed is a whole simulated installation on a SQLite file of its own: users, deposits, transfers,
-purchases, redemptions and cancels of both liquid products (ETH and SOL; valid and invalid amounts),
-published rates and 30 days of clock moves with every daily run, restarts between steps and crashes inside runs and
+purchases, redemptions and cancels of both liquid products (ETH and SOL), stakes and unstakes of
+two provider products (one queued, one instant), valid and invalid amounts, published rates and 30
+days of clock moves with every daily run, restarts between steps and crashes inside runs and
 operations, checked after every step against the audit and the independent model
 (``tests/sim/model.py``). The seeds are split into batches so that ``pytest -n 2`` spreads them.
 

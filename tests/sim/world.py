@@ -1,10 +1,12 @@
 """The seeded generator and driver of the deterministic simulation (issue 19, scope 6).
 
 One ``random.Random(seed)`` decides everything: the installation's settings (each liquid product's
-fee rate, daily redemption cap and fast allowance), the users, every operation and its amount, how far the clock moves, and where the
-process "crashes". Operations go through :class:`stakehouse.wiring.Services` (the service layer is
-the public interface here) on a SQLite file; after every step the audit, the users' balances and
-their reward rows are compared with :class:`tests.sim.model.Model`.
+fee rate, daily redemption cap and fast allowance; the provider products' precision, minimum,
+cap and unbonding days), the users, every operation and its amount, how far the clock moves, and
+where the process "crashes". Operations go through :class:`stakehouse.wiring.Services` (the
+service layer is the public interface here) on a SQLite file; after every step the audit, the
+users' balances (funding, trading, provider staking) and their reward rows are compared with
+:class:`tests.sim.model.Model`.
 
 Crashes, without mocks or hooks in the code:
 
@@ -45,7 +47,17 @@ from stakehouse.db.tables import clock_state
 from stakehouse.errors import DomainError
 from stakehouse.security import new_server_key
 from stakehouse.wiring import Services
-from tests.sim.model import FUNDING, TRADING, ZERO, Model, Product, Redemption, RewardRow
+from tests.sim.model import (
+    FUNDING,
+    TRADING,
+    ZERO,
+    Model,
+    Product,
+    Redemption,
+    RewardRow,
+    StakingProduct,
+    accrual_end_after,
+)
 
 T = TypeVar("T")
 START = dt.datetime(2031, 1, 6, 9, 0, tzinfo=dt.UTC)
@@ -59,7 +71,7 @@ OP_CRASH_P = 0.03
 RUN_CRASH_P = 0.25
 #: (kind, weight) of the operations.
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
-       ("publish_rate", 5), ("advance", 14))
+       ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("advance", 16))
 #: Where a run of product {p} is made to fail: (label, trigger body).
 RUN_CRASHES = (
     ("{p} reward chunk {k} done", "BEFORE UPDATE ON job_run_chunks WHEN NEW.job = 'staking_rewards:{p}' "
@@ -70,6 +82,10 @@ RUN_CRASHES = (
     ("{p} settlement run", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'staking_settlement:{p}'"),
     ("{p} settlement chunk {k} done", "BEFORE UPDATE ON job_run_chunks WHEN NEW.job = 'staking_settlement:{p}' "
                                       "AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
+    ("provider interest chunk {k} done", "BEFORE UPDATE ON job_run_chunks WHEN NEW.job = 'provider_interest' "
+                                         "AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
+    ("provider interest finish", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'provider_interest'"),
+    ("provider settlement run", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'provider_settlement'"),
 )
 
 
@@ -132,9 +148,24 @@ class World:
         # DCD is not modelled and its daily listing is most of an idle day's cost: the operator turns it off.
         for row in self.svc.dcd.series():
             self.svc.dcd.set_series(row["ccy"], row["alt_ccy"], {"enabled": False})
-        self.model = Model(START, products)
+        self.provider = self.svc.provider_staking.create_provider("sim").provider_id
+        staking = []
+        for ccy, queued in (("ETH", True), ("SOL", False)):
+            product = StakingProduct(
+                ccy, precision=self.rng.choice([8, 8, 9, 6]), queued=queued,
+                cap=self.rng.choice([None, Decimal(10), Decimal(40)]) if queued else None,
+                unbonding_days=self.rng.randint(0, 3) if queued else 0,
+                min_stake=self.rng.choice([ZERO, Decimal("0.1")]))
+            self.svc.provider_staking.set_product(self.provider, ccy, {
+                "precision": product.precision, "unstake_mode": "queued" if queued else "instant",
+                "daily_redemption_cap": None if product.cap is None else str(product.cap),
+                "unbonding_days": product.unbonding_days, "min_stake": str(product.min_stake)})
+            staking.append(product)
+        self.model = Model(START, products, staking)
         self.note(f"start {START.isoformat()} users<={self.max_users} " + "; ".join(
-            f"{p.name}: fee_rate={p.fee_rate} cap={p.cap} fast={p.fast_limit}" for p in products))
+            f"{p.name}: fee_rate={p.fee_rate} cap={p.cap} fast={p.fast_limit}" for p in products) + "; " + "; ".join(
+            f"staking {p.ccy}: precision={p.precision} queued={p.queued} cap={p.cap} unbonding={p.unbonding_days} "
+            f"min={p.min_stake}" for p in staking))
         self.uids: list[str] = []
         #: every redemption the service accepted: (user, order id, the model's queued request or None if fast)
         self.redemptions: list[tuple[int, str, Redemption | None]] = []
@@ -197,6 +228,9 @@ class World:
             want = user.expected_balances(acct)
             if got != want:
                 raise self.fail(f"user #{i} ({uid}) account {acct}: service {got}, model {want}")
+        staked = {b.ccy: (b.available, b.pending_unstake) for b in self.svc.provider_staking.account_balances(uid)}
+        if staked != self.model.staking_balances(i):
+            raise self.fail(f"user #{i} ({uid}) staking: service {staked}, model {self.model.staking_balances(i)}")
         if rewards:
             for product in NAMES:
                 rows = {dt.date.fromisoformat(r["day"]): RewardRow(r["eligible"], r["gross"], r["net"], r["fee"])
@@ -360,6 +394,43 @@ class World:
         else:
             if not ok:
                 raise self.fail("publish_rate accepted, the model refuses it")
+        return []
+
+    def op_stake(self) -> list[int]:
+        i, ccy = self.pick_user(), self.rng.choice(["ETH", "SOL"])
+        product = self.model.staking[ccy]
+        amt, how = self.amount_from(self.model.users[i].get(FUNDING, ccy), product.precision, product.min_stake)
+        ok = False if self._crash_pending() else self.model.stake(i, ccy, amt)
+        self.attempt("stake", ok, f"stake #{i} {amt} {ccy} ({how})",
+                     lambda: self.svc.provider_staking.stake(self.uids[i], self.provider, ccy, amt))
+        return [i]
+
+    def op_unstake(self) -> list[int]:
+        i, ccy = self.pick_user(), self.rng.choice(["ETH", "SOL"])
+        amt, how = self.amount_from(self.model.staking_available(i, ccy), self.rng.choice([8, 9, 18]))
+        ok = False if self._crash_pending() else self.model.unstake(i, ccy, amt)
+        self.attempt("unstake", ok, f"unstake #{i} {amt} {ccy} ({how})",
+                     lambda: self.svc.provider_staking.unstake(self.uids[i], self.provider, ccy, amt))
+        return [i]
+
+    def op_publish_staking_rate(self) -> list[int]:
+        ccy = self.rng.choice(["ETH", "SOL"])
+        bps = Decimal(self.rng.randint(0, 200_000_000)) / 10**5  # 0..2000 bps, 5 decimals
+        if self.rng.random() < 0.1:
+            bps = self.rng.choice([bps + Decimal("1e-9"), Decimal(100_001), Decimal(-1)])
+        ok = self.model.publish_staking_rate(ccy, bps)
+        day = accrual_end_after(self.model.now).date()
+        if self.svc.provider_staking.today() != day:
+            raise self.fail(f"the provider's accrual day is {self.svc.provider_staking.today()}, the model's {day}")
+        self.note(f"publish staking {ccy} rate {bps} bps for {day} (model: {'ok' if ok else 'refused'})")
+        try:
+            self.svc.provider_staking.publish_rate(self.provider, ccy, day, bps)
+        except DomainError as exc:
+            if ok:
+                raise self.fail(f"provider publish_rate refused, the model accepts it: {exc}") from exc
+        else:
+            if not ok:
+                raise self.fail("provider publish_rate accepted, the model refuses it")
         return []
 
     def op_advance(self) -> None:
