@@ -1,17 +1,21 @@
 """The deterministic simulation's long mode (issue 19, scope 6): any number of seeds, in worker processes.
 
-Each seed runs ``tests.sim.world.run_seed`` on a SQLite file of its own (see ``tests/sim/world.py``):
+Each seed runs ``tests.sim.world.run_seed`` on a SQLite file of its own, or with ``--backend postgres`` on a
+PostgreSQL database of its own (created on the server of ``--pg-url``, dropped after; see ``tests/sim/world.py``):
 seeded operations from every modelled product, restarts and crashes inside runs, checked after every
 step against the audit and the independent model. Failing seeds are printed with the command that
 reproduces one; the exit status is 1 if any seed failed.
 
     .venv/bin/python bench/simulate.py --seeds 10000 --days 30 --jobs 2 [--first 0]
     .venv/bin/python bench/simulate.py --seed 1234            # one seed, its whole failure report
+    STAKEHOUSE_TEST_PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \
+      .venv/bin/python bench/simulate.py --backend postgres --seeds 20
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -21,19 +25,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.sim, from the project root
 
 from tests.sim.world import SimulationFailure, quiet_logs, run_seed
+from tests.support.external import create_database, drop_database
 
 
-def one(seed: int, days: int, full_check_every: int) -> tuple[int, float, int, str]:
-    """(seed, CPU seconds, steps, failure text or "")."""
+def one(seed: int, days: int, full_check_every: int, pg_url: str) -> tuple[int, float, int, str]:
+    """(seed, CPU seconds, steps, failure text or ""). ``pg_url``: on a database of that server."""
     quiet_logs()
     started = time.process_time()
+    name = f"sim_{seed}_{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="sim-") as directory:
         try:
-            stats = run_seed(seed, Path(directory), days=days, full_check_every=full_check_every)
+            url = create_database(pg_url, name) if pg_url else ""
+            stats = run_seed(seed, Path(directory), url=url, days=days, full_check_every=full_check_every)
         except SimulationFailure as exc:
             return seed, time.process_time() - started, 0, str(exc)
         except Exception as exc:
             return seed, time.process_time() - started, 0, f"seed {seed}: {type(exc).__name__}: {exc}"
+        finally:
+            if pg_url:
+                drop_database(pg_url, name)
     return seed, time.process_time() - started, stats.steps, ""
 
 
@@ -47,7 +57,13 @@ def main() -> int:
     ap.add_argument("--full-check-every", type=int, default=10,
                     help="check every user and every reward row after each N-th operation (default 10; "
                          "the audit runs after every step, all users after every clock move)")
+    ap.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--pg-url", default=os.environ.get("STAKEHOUSE_TEST_PG_URL", ""),
+                    help="a PostgreSQL server for --backend postgres (default $STAKEHOUSE_TEST_PG_URL)")
     args = ap.parse_args()
+    if args.backend == "postgres" and not args.pg_url:
+        ap.error("--backend postgres needs --pg-url or STAKEHOUSE_TEST_PG_URL")
+    pg_url = args.pg_url if args.backend == "postgres" else ""
     seeds = [args.seed] if args.seed is not None else list(range(args.first, args.first + args.seeds))
     started = time.monotonic()
     failures: list[tuple[int, str]] = []
@@ -56,7 +72,7 @@ def main() -> int:
     done = 0
     with ProcessPoolExecutor(max(1, min(args.jobs, len(seeds)))) as pool:
         for seed, seconds, n, failure in pool.map(one, seeds, [args.days] * len(seeds),
-                                                  [args.full_check_every] * len(seeds)):
+                                                  [args.full_check_every] * len(seeds), [pg_url] * len(seeds)):
             done += 1
             cpu += seconds
             steps += n
@@ -68,12 +84,13 @@ def main() -> int:
                 print(f"{done}/{len(seeds)} seeds, {len(failures)} failed, {wall:.0f} s wall, "
                       f"{cpu / done:.2f} s CPU per seed", flush=True)
     wall = time.monotonic() - started
-    print(f"seeds {len(seeds)} x {args.days} days: {steps} steps, {wall:.1f} s wall, {cpu:.1f} s CPU "
+    print(f"seeds {len(seeds)} x {args.days} days ({args.backend}): {steps} steps, {wall:.1f} s wall, {cpu:.1f} s CPU "
           f"({len(seeds) * args.days / cpu:.1f} seed-days per CPU second, "
           f"{len(seeds) * args.days / wall:.1f} per wall second), violations: {len(failures)}")
     if failures:
         print("failing seeds: " + " ".join(str(s) for s, _ in failures))
-        print(f"reproduce one: .venv/bin/python bench/simulate.py --seed {failures[0][0]} --days {args.days}")
+        print(f"reproduce one: .venv/bin/python bench/simulate.py --seed {failures[0][0]} --days {args.days} "
+              f"--backend {args.backend}")
         return 1
     return 0
 

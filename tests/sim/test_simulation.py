@@ -7,15 +7,16 @@ days of clock moves with every daily run, restarts between steps and crashes ins
 operations, checked after every step against the audit and the independent model
 (``tests/sim/model.py``). The seeds are split into batches so that ``pytest -n 2`` spreads them.
 
-``STAKEHOUSE_SIM_SEEDS`` sets how many seeds run here (default :data:`DEFAULT_SEEDS`, chosen to fit the
-suite's time budget), ``STAKEHOUSE_SIM_FIRST`` the first seed; ``bench/simulate.py`` runs any number.
-A failure names the seed and the command that reproduces it exactly.
+``STAKEHOUSE_SIM_SEEDS`` sets how many seeds run here on SQLite (default :data:`DEFAULT_SEEDS`,
+chosen to fit the suite's time budget), ``STAKEHOUSE_SIM_FIRST`` the first seed; one more seed runs
+on PostgreSQL. ``bench/simulate.py`` runs any number, on either database. A failure names the seed
+and the command that reproduces it exactly.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,11 @@ def test_simulation(seeds: list[int], tmp_path: Path, quiet: None) -> None:
     for seed in seeds:
         stats = run_seed(seed, tmp_path, days=DAYS)
         assert stats.steps > DAYS  # the clock moved about a day per few steps; every step was checked
+
+
+def test_simulation_on_postgres(make_db: Callable[[str], str], tmp_path: Path, quiet: None) -> None:
+    """One seed on PostgreSQL (``STAKEHOUSE_SIM_PG_SEED``, default the first seed): its runs' chunks
+    on two connections at once, its crash triggers in PL/pgSQL."""
+    seed = int(os.environ.get("STAKEHOUSE_SIM_PG_SEED", _seeds()[0] if _seeds() else 0))
+    stats = run_seed(seed, tmp_path, url=make_db("postgres"), days=DAYS)
+    assert stats.steps > DAYS

@@ -4,20 +4,21 @@ One ``random.Random(seed)`` decides everything: the installation's settings (eac
 fee rate, daily redemption cap and fast allowance; the provider products' precision, minimum,
 cap and unbonding days), the users, every operation and its amount, how far the clock moves, and
 where the process "crashes". Operations go through :class:`stakehouse.wiring.Services` (the
-service layer is the public interface here) on a SQLite file; after every step the audit, the
-users' balances (funding, trading, provider staking) and their reward rows are compared with
+service layer is the public interface here) on a SQLite file or a PostgreSQL database (where the
+runs' chunks go on two connections at once); after every step the audit, the users' balances
+(funding, trading, provider staking) and their reward rows are compared with
 :class:`tests.sim.model.Model`.
 
 Crashes, without mocks or hooks in the code:
 
-* **restart** between steps: ``Services.close()`` and a new ``Services`` on the same file (all
+* **restart** between steps: ``Services.close()`` and a new ``Services`` on the same database (all
   in-process state is lost; the sandbox clock must come back from the database, frozen);
-* **inside a run**: an SQLite trigger makes the database refuse one write of the daily runs (a
-  chunk of the reward or the settlement run marked done, a reward run's plan or finish, the
-  settlement run's last statement); the transaction rolls back whole and the error comes out of
-  ``advance_clock``. The trigger is dropped, the process restarts, ``advance_clock(by=0)`` resumes
-  what is due, then the clock goes on to where the step wanted it: nothing may be paid twice or
-  skipped;
+* **inside a run**: a trigger makes the database refuse one write of the daily runs (a chunk of
+  a liquid reward or settlement run or of the provider interest run marked done, a reward run's
+  plan or finish, a settlement or interest run's last statement); the transaction rolls back whole
+  and the error comes out of ``advance_clock``. The trigger is dropped, the process restarts,
+  ``advance_clock(by=0)`` resumes what is due, then the clock goes on to where the step wanted it:
+  nothing may be paid twice or skipped;
 * **inside an operation**: a trigger refuses the operation's postings; nothing of it may remain.
 
 No wall time is read: the database is created with its sandbox clock frozen at ``START``, and only
@@ -37,11 +38,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
 import structlog
+from sqlalchemy import make_url
 
 from stakehouse.assets.service import TransferRequest
 from stakehouse.config import Settings
-from stakehouse.db.engine import Database
+from stakehouse.db.engine import Database, libpq_conninfo
 from stakehouse.db.migrate import upgrade
 from stakehouse.db.tables import clock_state
 from stakehouse.errors import DomainError
@@ -72,20 +75,19 @@ RUN_CRASH_P = 0.25
 #: (kind, weight) of the operations.
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
        ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("advance", 16))
-#: Where a run of product {p} is made to fail: (label, trigger body).
+#: Where a run (of product {p}) is made to fail: (label, the table whose UPDATE is refused, when).
 RUN_CRASHES = (
-    ("{p} reward chunk {k} done", "BEFORE UPDATE ON job_run_chunks WHEN NEW.job = 'staking_rewards:{p}' "
-                                  "AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
-    ("{p} reward run planned", "BEFORE UPDATE ON job_run_plans WHEN NEW.job = 'staking_rewards:{p}' "
-                               "AND NEW.finished_at IS NULL"),
-    ("{p} reward run finish", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'staking_rewards:{p}'"),
-    ("{p} settlement run", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'staking_settlement:{p}'"),
-    ("{p} settlement chunk {k} done", "BEFORE UPDATE ON job_run_chunks WHEN NEW.job = 'staking_settlement:{p}' "
-                                      "AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
-    ("provider interest chunk {k} done", "BEFORE UPDATE ON job_run_chunks WHEN NEW.job = 'provider_interest' "
-                                         "AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
-    ("provider interest finish", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'provider_interest'"),
-    ("provider settlement run", "BEFORE UPDATE ON job_runs WHEN NEW.job = 'provider_settlement'"),
+    ("{p} reward chunk {k} done", "job_run_chunks",
+     "NEW.job = 'staking_rewards:{p}' AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
+    ("{p} reward run planned", "job_run_plans", "NEW.job = 'staking_rewards:{p}' AND NEW.finished_at IS NULL"),
+    ("{p} reward run finish", "job_runs", "NEW.job = 'staking_rewards:{p}'"),
+    ("{p} settlement run", "job_runs", "NEW.job = 'staking_settlement:{p}'"),
+    ("{p} settlement chunk {k} done", "job_run_chunks",
+     "NEW.job = 'staking_settlement:{p}' AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
+    ("provider interest chunk {k} done", "job_run_chunks",
+     "NEW.job = 'provider_interest' AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
+    ("provider interest finish", "job_runs", "NEW.job = 'provider_interest'"),
+    ("provider settlement run", "job_runs", "NEW.job = 'provider_settlement'"),
 )
 
 
@@ -98,14 +100,17 @@ def quiet_logs() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
 
 
-def create_database(path: Path, start: dt.datetime) -> str:
-    """A new sandbox database whose clock is frozen at ``start`` before any service reads it."""
-    url = f"sqlite:///{path}"
+def create_database(url: str, start: dt.datetime) -> str:
+    """An empty database made a sandbox one whose clock is frozen at ``start`` before any service
+    reads it; on PostgreSQL, with the function the crash triggers call."""
     db = Database(url)
     try:
         upgrade(db)
         with db.write() as conn:
             conn.execute(clock_state.insert().values(id=1, base_time=start, base_wall=start, running=False))
+            if not db.is_sqlite:
+                conn.exec_driver_sql(f"CREATE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS "
+                                     "$$ BEGIN RAISE EXCEPTION 'sim crash'; END $$")
     finally:
         db.dispose()
     return url
@@ -121,13 +126,15 @@ class Stats:
 
 
 class World:
-    def __init__(self, seed: int, directory: Path, *, days: int = 30, users: tuple[int, int] = (8, 15),
+    def __init__(self, seed: int, directory: Path, *, url: str = "", days: int = 30, users: tuple[int, int] = (8, 15),
                  full_check_every: int = 10) -> None:
+        """On a SQLite file in ``directory``, or on the empty database at ``url`` (PostgreSQL)."""
         self.seed = seed
         self.days = days
         self.rng = random.Random(seed)
-        self.path = directory / f"sim-{seed}.db"
-        self.url = create_database(self.path, START)
+        self.url = create_database(url or f"sqlite:///{directory / f'sim-{seed}.db'}", START)
+        self.sqlite = self.url.startswith("sqlite")
+        self.armed = ""  # the table of the crash trigger in place
         self.server_key = new_server_key()  # encrypts API secrets only; nothing here depends on it
         self.max_users = self.rng.randint(*users)
         self.full_check_every = full_check_every
@@ -175,8 +182,9 @@ class World:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _open(self) -> Services:
+        # chunks of 3 users, on 2 connections at once on PostgreSQL
         return Services(Settings(database_url=self.url, sandbox=True, server_key=self.server_key, admin_token="t",
-                                 log_level="WARNING", job_chunk_size=3))
+                                 log_level="WARNING", job_chunk_size=3, job_connections=2))
 
     def note(self, text: str) -> None:
         self.log.append(f"[{self.step}] {text}")
@@ -185,17 +193,37 @@ class World:
         ops = "\n  ".join(self.log)
         return SimulationFailure(
             f"seed {self.seed}, step {self.step} ({self.model.now.isoformat()}): {message}\n"
-            f"reproduce: .venv/bin/python bench/simulate.py --seed {self.seed} --days {self.days}\n"
+            f"reproduce: .venv/bin/python bench/simulate.py --seed {self.seed} --days {self.days}"
+            f"{'' if self.sqlite else ' --backend postgres'}\n"
             f"last operations:\n  {ops}")
 
     def sql(self, statement: str) -> None:
-        """Run one statement on the database file from outside the services (a trigger)."""
-        conn = sqlite3.connect(self.path, timeout=30)
-        try:
-            conn.execute(statement)
-            conn.commit()
-        finally:
-            conn.close()
+        """Run one statement on the database from outside the services (a trigger)."""
+        if self.sqlite:
+            conn = sqlite3.connect(make_url(self.url).database or "", timeout=30)
+            try:
+                conn.execute(statement)
+                conn.commit()
+            finally:
+                conn.close()
+        else:
+            with psycopg.connect(libpq_conninfo(self.url), autocommit=True) as pg:
+                pg.execute(statement.encode())
+
+    def arm(self, table: str, event: str, condition: str = "") -> None:
+        """From now on the database refuses ``event`` (INSERT, UPDATE) on ``table`` where
+        ``condition`` holds: the transaction doing it rolls back, and its error comes out."""
+        if self.sqlite:
+            self.sql(f"CREATE TRIGGER {TRIGGER} BEFORE {event} ON {table}" + (f" WHEN {condition}" if condition else "")
+                     + " BEGIN SELECT RAISE(ABORT, 'sim crash'); END")
+        else:
+            self.sql(f"CREATE TRIGGER {TRIGGER} BEFORE {event} ON {table} FOR EACH ROW"
+                     + (f" WHEN ({condition})" if condition else "") + f" EXECUTE FUNCTION {TRIGGER}()")
+        self.armed = table
+
+    def disarm(self) -> None:
+        self.sql(f"DROP TRIGGER {TRIGGER}" + ("" if self.sqlite else f" ON {self.armed}"))
+        self.armed = ""
 
     def restart(self, reason: str) -> None:
         self.svc.close()
@@ -268,7 +296,7 @@ class World:
         result, or ``None`` if it was refused (which must be what the model expected)."""
         crash = self.rng.random() < OP_CRASH_P
         if crash:
-            self.sql(f"CREATE TRIGGER {TRIGGER} BEFORE INSERT ON postings BEGIN SELECT RAISE(ABORT, 'sim crash'); END")
+            self.arm("postings", "INSERT")
         try:
             result: T | None = fn()
         except DomainError as exc:
@@ -288,7 +316,7 @@ class World:
             if crash and expect_ok:
                 raise self.fail(f"{kind} succeeded although its postings were refused")
         if crash:
-            self.sql(f"DROP TRIGGER {TRIGGER}")
+            self.disarm()
             self.stats.add("op_crash")
             self.restart("after a refused posting")
             self.check_clock()
@@ -441,18 +469,17 @@ class World:
         crash = crosses and self.rng.random() < RUN_CRASH_P
         label = ""
         if crash:
-            label, body = self.rng.choice(RUN_CRASHES)
+            label, table, condition = self.rng.choice(RUN_CRASHES)
             k, product = self.rng.randint(0, 3), self.rng.choice(NAMES)
             label = label.format(k=k, p=product)
-            self.sql(f"CREATE TRIGGER {TRIGGER} {body.format(k=k, p=product)} "
-                     "BEGIN SELECT RAISE(ABORT, 'sim crash'); END")
+            self.arm(table, "UPDATE", condition.format(k=k, p=product))
         self.note(f"advance {hours}h{minutes:02d} to {target.isoformat()}" + (f", crash at {label}" if crash else ""))
         try:
             self.svc.advance_clock(to=target)
         except Exception as exc:
             if not crash:
                 raise self.fail(f"advance_clock raised {type(exc).__name__}: {exc}") from exc
-            self.sql(f"DROP TRIGGER {TRIGGER}")
+            self.disarm()
             self.stats.add("run_crash")
             self.note(f"crashed ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})")
             report = self.svc.audit()  # a run in progress is allowed, a broken book is not
@@ -467,7 +494,7 @@ class World:
                 self.svc.advance_clock(to=target)
         else:
             if crash:
-                self.sql(f"DROP TRIGGER {TRIGGER}")
+                self.disarm()
                 self.note("(the crash point was not reached)")
         self.model.advance_to(target)
         self.check_clock()
@@ -510,9 +537,10 @@ class World:
 UNBOND_TAIL = 6
 
 
-def run_seed(seed: int, directory: Path, *, days: int = 30, full_check_every: int = 10) -> Stats:
-    """One seed from start to end; raises :class:`SimulationFailure` on the first violation."""
-    world = World(seed, directory, days=days, full_check_every=full_check_every)
+def run_seed(seed: int, directory: Path, *, url: str = "", days: int = 30, full_check_every: int = 10) -> Stats:
+    """One seed from start to end (on SQLite in ``directory``, or on the empty PostgreSQL database
+    at ``url``); raises :class:`SimulationFailure` on the first violation."""
+    world = World(seed, directory, url=url, days=days, full_check_every=full_check_every)
     try:
         return world.run()
     finally:
