@@ -155,6 +155,10 @@ class World:
         # DCD is not modelled and its daily listing is most of an idle day's cost: the operator turns it off.
         for row in self.svc.dcd.series():
             self.svc.dcd.set_series(row["ccy"], row["alt_ccy"], {"enabled": False})
+        # Nor are prices (they only label provider stakes and interest in USD): the index walks are held
+        # still, as an operator setting prices by hand does, so no minute of them is walked.
+        for path in self.svc.prices.paths():
+            self.svc.prices.set_path(path.inst_id, walk=False)
         self.provider = self.svc.provider_staking.create_provider("sim").provider_id
         staking = []
         for ccy, queued in (("ETH", True), ("SOL", False)):
