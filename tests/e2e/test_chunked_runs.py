@@ -8,6 +8,8 @@
   progress; after a restart only the missing chunk is done and nobody is paid twice.
 - PostgreSQL: the connection of a chunk in flight is terminated (``pg_terminate_backend``, as a
   failover does): the chunk is rolled back and done again on a new connection.
+- ``stakehouse worker --metrics-port``: the job worker, which does the chunks in production, serves
+  their metrics.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import datetime as dt
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,12 +30,14 @@ import httpx
 import psycopg
 from prometheus_client import REGISTRY
 
+from stakehouse.config import Settings
 from stakehouse.db.engine import libpq_conninfo
+from stakehouse.security import new_server_key
 from stakehouse.staking.liquid.service import HistoryQuery
 from stakehouse.wiring import Services
 from tests.e2e.test_staking_crash import _advance_ignoring_errors, waiting_on_locks
 from tests.service.test_cli import cli
-from tests.stack import ADMIN_TOKEN, Stack, start_server_process, start_stack
+from tests.stack import ADMIN_TOKEN, Stack, free_port, start_server_process, start_stack
 
 JOB = "staking_rewards:ETH"
 #: 14 holders in chunks of 4: chunks of 4, 4, 4 and 2.
@@ -258,3 +264,36 @@ def test_a_chunk_whose_connection_is_terminated_is_done_again(make_db: Callable[
     assert REGISTRY.get_sample_value("stakehouse_job_chunk_retries_total", {"job": JOB}) == retries + 1
     _assert_paid_once(stack, people, day)
     stack.stop()
+
+
+def test_the_job_worker_serves_the_chunks_metrics(make_db: Callable[[str], str]) -> None:
+    """``stakehouse worker --metrics-port``: the process that does the chunks serves their metrics
+    (in production no API process runs a chunk)."""
+    db = make_db("sqlite")
+    svc = Services(Settings(database_url=db, sandbox=True, server_key=new_server_key(), admin_token="t",
+                            log_level="WARNING", job_poll_seconds=3600))
+    try:
+        holders(svc)  # 14 holders: the day's reward run is 4 chunks of 4
+        assert svc.sandbox_clock is not None
+        svc.sandbox_clock.set_to(svc.clock.now() + dt.timedelta(days=1))  # due, not run: the worker runs it
+        key = svc.settings.server_key
+    finally:
+        svc.close()
+    port = free_port()
+    env = {**os.environ, "STAKEHOUSE_SERVER_KEY": key, "STAKEHOUSE_JOB_CHUNK_SIZE": "4",
+           "STAKEHOUSE_JOB_POLL_SECONDS": "0.2", "STAKEHOUSE_LOG_LEVEL": "WARNING"}
+    worker = subprocess.Popen([sys.executable, "-m", "stakehouse.cli", "worker", "--db", db, "--metrics-port",
+                               str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline, text = time.monotonic() + 60, ""
+        while 'stakehouse_job_chunks_done_total{job="staking_rewards:ETH"} 4.0' not in text:
+            assert time.monotonic() < deadline and worker.poll() is None, (text[-2000:], worker.poll())
+            time.sleep(0.2)
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except httpx.TransportError:
+                continue
+        assert 'stakehouse_job_chunk_seconds_count{job="staking_rewards:ETH"} 4.0' in text
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)

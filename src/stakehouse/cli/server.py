@@ -56,13 +56,26 @@ def serve(
                 workers=workers, log_level="warning", access_log=False)
 
 
-def worker(db: DbOpt = None, once: Annotated[bool, typer.Option(help="Run what is due, then exit.")] = False) -> None:
+def worker(
+    db: DbOpt = None,
+    once: Annotated[bool, typer.Option(help="Run what is due, then exit.")] = False,
+    metrics_port: Annotated[int, typer.Option(
+        min=0, max=65535, help="Serve Prometheus metrics (the chunked runs' progress) on this port; 0: none.")] = 0,
+    metrics_host: Annotated[str, typer.Option(help="The address the metrics listen on.")] = "127.0.0.1",
+) -> None:
     """Run periodic jobs (production): every due period of every job, exactly once."""
     services = services_for(db)
     if once:
         print_json([r.__dict__ for r in services.runner.run_due()])
         return
     from stakehouse.asgi import job_loop
+
+    if metrics_port:
+        # The chunks of the daily runs are done here, so their metrics live in this process:
+        # stakehouse_job_chunks_done_total, stakehouse_job_chunk_seconds, ..._chunk_retries_total.
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
 
     stop = threading.Event()
     services.runner.run_due()
