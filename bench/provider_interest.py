@@ -52,29 +52,32 @@ import datetime as dt
 import json
 import os
 import secrets
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from balances import postgres_backend, sqlite_backend  # bench/ is on the path: these scripts run from it
-from reward_run import PeakMemory
+from reward_run import (
+    SAT,
+    UID_BASE,
+    Case,
+    PeakMemory,
+    Run,
+    child,
+    common_arguments,
+    growth,
+    holder_units,
+    run_cases,
+    sizes_and_backends,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CCY = "ETH"
 PRECISION = 8  # the product's precision; balances are generated with 8 decimals too
-UID_BASE = 10**15  # uids are 16-digit strings like the service's
-SAT = 10**8  # amounts are generated in units of 1e-8
 #: The frozen business time (a Tuesday noon UTC, as the service tests): accrual day 2026-03-10.
 START = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
-
-
-def holder_units(i: int) -> int:
-    """Staker ``i``'s staking balance in units of 1e-8: 1 to 101 ETH, scattered, 8 decimals."""
-    return SAT + (i * 2654435761) % (100 * SAT)
 
 
 # SQL versions of holder_units (must stay in step with it).
@@ -172,29 +175,6 @@ def bulk_load(services: Any, provider_no: int, n: int, opened_at: dt.datetime) -
 # -- measurements ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    seconds: float
-    rss_mb: float
-    traced_mb: float | None
-    result: str
-
-
-@dataclass
-class Case:
-    backend: str
-    holders: int
-    load_s: float = 0.0
-    floor_s: float = 0.0
-    writes_s: float | None = None
-    day1: Run | None = None
-    day2: Run | None = None
-    verified: str = ""
-    audit: str = ""
-    explain: str = ""
-    error: str = ""
-
-
 def _stakers(acct_type: int) -> str:
     return f"FROM ledger_accounts a WHERE a.acct_type = {acct_type} AND a.ccy = '{CCY}' AND a.uid IS NOT NULL"
 
@@ -289,14 +269,15 @@ class HoldingsCapture:
     """Keeps the statements (and their parameters) of ``_holdings``'s read of the day's moves as they are sent
     (a SQLAlchemy ``before_cursor_execute`` listener: a string test per statement, nothing else)."""
 
-    MARK = "FROM postings JOIN ledger_accounts"
+    #: The statement's mark on SQLite (a join) and on PostgreSQL (account by account).
+    MARKS = ("FROM postings JOIN ledger_accounts", "JOIN LATERAL (SELECT postings.entry_id")
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.seen: list[tuple[str, dict[str, Any]]] = []
 
     def _hear(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        if self.MARK in statement and isinstance(parameters, dict):
+        if any(mark in statement for mark in self.MARKS) and isinstance(parameters, dict):
             self.seen.append((statement, dict(parameters)))
 
     def __enter__(self) -> HoldingsCapture:
@@ -393,16 +374,6 @@ def run_case(backend: str, n: int, args: argparse.Namespace) -> Case:
 # -- driver ----------------------------------------------------------------------------------------
 
 
-def child(spec: str, args: argparse.Namespace) -> int:
-    backend, n = spec.split(":")
-    try:
-        case = run_case(backend, int(n), args)
-    except Exception as exc:  # reported by the parent
-        case = Case(backend, int(n), error=f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300])
-    print("RESULT " + json.dumps(asdict(case)), flush=True)
-    return 0
-
-
 def fmt_table(cases: list[Case]) -> str:
     head = (f"{'backend':<9} {'stakers':>9} {'load s':>7} {'floor s':>8} {'writes s':>9} {'day 1 s':>8} "
             f"{'day 2 s':>8} {'us/staker d1/d2':>16} {'run/writes':>11} {'peak MB d1/d2':>14}")
@@ -420,84 +391,22 @@ def fmt_table(cases: list[Case]) -> str:
             mem += f" (py {c.day1.traced_mb:.0f}/{c.day2.traced_mb:.0f}; traced: times inflated)"
         lines.append(f"{c.backend:<9} {c.holders:>9} {c.load_s:>7.1f} {c.floor_s:>8.3f} {writes:>9} {d1:>8.2f} "
                      f"{d2:>8.2f} {per:>16} {wratio:>11} {mem:>14}")
-    for backend in dict.fromkeys(c.backend for c in cases):
-        done = sorted((c for c in cases if c.backend == backend and c.day1 and c.day2 and not c.error),
-                      key=lambda c: c.holders)
-        if len(done) >= 2:
-            lo, hi = done[0], done[-1]
-            assert lo.day1 and lo.day2 and hi.day1 and hi.day2
-            grow = hi.holders / lo.holders
-            writes = (f", writes x{hi.writes_s / lo.writes_s:.1f}" if hi.writes_s and lo.writes_s else "")
-            lines.append(f"{backend}: x{grow:g} stakers -> day 1 x{hi.day1.seconds / lo.day1.seconds:.1f}, "
-                         f"day 2 x{hi.day2.seconds / lo.day2.seconds:.1f}, floor x{hi.floor_s / lo.floor_s:.1f}"
-                         f"{writes} (linear = x{grow:g})")
-    return "\n".join(lines)
+    return "\n".join(lines + growth(cases, "stakers", writes=True))
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--holders", default="100000,1000000", help="comma-separated sizes (default 100000,1000000)")
-    p.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
-    p.add_argument("--pg-url", default=os.environ.get("STAKEHOUSE_TEST_PG_URL", ""),
-                   help="PostgreSQL URL of an existing database to create the bench database from "
-                        "(default: $STAKEHOUSE_TEST_PG_URL)")
+    common_arguments(p, "stakers")
     p.add_argument("--rate-bps", default="400", help="published rate in basis points a year (default 400)")
-    p.add_argument("--floor-repeat", type=int, default=3, help="floor runs, the fastest counts (default 3)")
-    p.add_argument("--audit", action="store_true", help="run the full audit after the runs (slow, not timed)")
-    p.add_argument("--no-write-floor", dest="write_floor", action="store_false",
-                   help="skip the bare-writes reference (same rows written by plain SQL, rolled back)")
-    p.add_argument("--tracemalloc", action="store_true",
-                   help="also trace Python allocations during the runs (slows them: timings are then inflated)")
     p.add_argument("--explain", action="store_true",
                    help="PostgreSQL: print EXPLAIN (ANALYZE, BUFFERS) of one chunk's read of the day's moves")
-    p.add_argument("--connections", type=int, default=2, help="connections doing a run's chunks (default 2)")
-    p.add_argument("--chunk-size", type=int, default=50_000, help="stakers per chunk (default 50000)")
-    p.add_argument("--case", help=argparse.SUPPRESS)  # internal: this process runs one backend:holders case
     args = p.parse_args()
     if args.case:
-        return child(args.case, args)
-
-    sizes = [int(s.replace("_", "")) for s in args.holders.split(",") if s.strip()]
-    backends = []
-    for b in (b.strip() for b in args.backends.split(",") if b.strip()):
-        b = "postgres" if b in ("pg", "postgresql") else b
-        if b not in ("sqlite", "postgres"):
-            p.error(f"unknown backend {b!r}")
-        if b == "postgres" and not args.pg_url:
-            print("postgres: skipped (no --pg-url and STAKEHOUSE_TEST_PG_URL is not set)", flush=True)
-            continue
-        backends.append(b)
+        return child(args.case, args, run_case)
+    sizes, backends = sizes_and_backends(p, args)
     print(f"cpus={os.cpu_count()} rate_bps={args.rate_bps} stakers={sizes} backends={backends} "
           f"connections={args.connections} chunk_size={args.chunk_size}", flush=True)
-    load1 = os.getloadavg()[0]
-    if load1 > 0.5:
-        print(f"warning: 1-minute load average is {load1:.2f} before starting; timings will be noisy", flush=True)
-    cases: list[Case] = []
-    for backend in backends:
-        for n in sizes:
-            print(f"{backend} {n}: running ...", flush=True)
-            cmd = [sys.executable, __file__, "--case", f"{backend}:{n}", "--pg-url", args.pg_url,
-                   "--rate-bps", args.rate_bps, "--floor-repeat", str(args.floor_repeat),
-                   "--connections", str(args.connections), "--chunk-size", str(args.chunk_size)]
-            cmd += ["--audit"] * args.audit + ["--tracemalloc"] * args.tracemalloc + ["--explain"] * args.explain
-            cmd += [] if args.write_floor else ["--no-write-floor"]
-            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-            line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if line is None:
-                case = Case(backend, n, error=(out.stderr.strip().splitlines() or ["no result"])[-1][:300])
-            else:
-                raw = json.loads(line[len("RESULT "):])
-                for day in ("day1", "day2"):
-                    raw[day] = Run(**raw[day]) if raw[day] else None
-                case = Case(**raw)
-            if case.error:
-                print(f"  failed: {case.error}", flush=True)
-            else:
-                assert case.day1 is not None and case.day2 is not None
-                print(f"  load {case.load_s:.1f}s, floor {case.floor_s:.3f}s, day 1 {case.day1.seconds:.2f}s "
-                      f"({case.day1.result}), day 2 {case.day2.seconds:.2f}s; verified {case.verified}"
-                      + (f"; audit {case.audit}" if case.audit else ""), flush=True)
-            cases.append(case)
+    cases = run_cases(__file__, args, sizes, backends, ["--rate-bps", args.rate_bps] + ["--explain"] * args.explain)
     print()
     print(fmt_table(cases))
     for c in cases:

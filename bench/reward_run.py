@@ -45,6 +45,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -198,6 +199,8 @@ class Case:
     verified: str = ""
     audit: str = ""
     error: str = ""
+    #: bench/provider_interest.py --explain: the plan of one chunk's read
+    explain: str = ""
 
 
 def floor_sql(pg: bool) -> str:
@@ -355,14 +358,100 @@ def run_case(backend: str, n: int, args: argparse.Namespace) -> Case:
 # -- driver ----------------------------------------------------------------------------------------
 
 
-def child(spec: str, args: argparse.Namespace) -> int:
+def child(spec: str, args: argparse.Namespace, run: Callable[[str, int, argparse.Namespace], Case] | None = None
+          ) -> int:
+    """In a case's own process: run it (``run``, default this script's ``run_case``), print its result."""
     backend, n = spec.split(":")
     try:
-        case = run_case(backend, int(n), args)
+        case = (run or run_case)(backend, int(n), args)
     except Exception as exc:  # reported by the parent
         case = Case(backend, int(n), error=f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300])
     print("RESULT " + json.dumps(asdict(case)), flush=True)
     return 0
+
+
+def common_arguments(p: argparse.ArgumentParser, who: str) -> None:
+    """The options every daily-run benchmark shares (``who``: holders, stakers)."""
+    p.add_argument("--holders", default="100000,1000000", help="comma-separated sizes (default 100000,1000000)")
+    p.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
+    p.add_argument("--pg-url", default=os.environ.get("STAKEHOUSE_TEST_PG_URL", ""),
+                   help="PostgreSQL URL of an existing database to create the bench database from "
+                        "(default: $STAKEHOUSE_TEST_PG_URL)")
+    p.add_argument("--floor-repeat", type=int, default=3, help="floor runs, the fastest counts (default 3)")
+    p.add_argument("--audit", action="store_true", help="run the full audit after the runs (slow, not timed)")
+    p.add_argument("--no-write-floor", dest="write_floor", action="store_false",
+                   help="skip the bare-writes reference (same rows written by plain SQL, rolled back)")
+    p.add_argument("--tracemalloc", action="store_true",
+                   help="also trace Python allocations during the runs (slows them: timings are then inflated)")
+    p.add_argument("--connections", type=int, default=2, help="connections doing a run's chunks (default 2)")
+    p.add_argument("--chunk-size", type=int, default=50_000, help=f"{who} per chunk (default 50000)")
+    p.add_argument("--case", help=argparse.SUPPRESS)  # internal: this process runs one backend:holders case
+
+
+def sizes_and_backends(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[int], list[str]]:
+    sizes = [int(s.replace("_", "")) for s in args.holders.split(",") if s.strip()]
+    backends = []
+    for b in (b.strip() for b in args.backends.split(",") if b.strip()):
+        b = "postgres" if b in ("pg", "postgresql") else b
+        if b not in ("sqlite", "postgres"):
+            p.error(f"unknown backend {b!r}")
+        if b == "postgres" and not args.pg_url:
+            print("postgres: skipped (no --pg-url and STAKEHOUSE_TEST_PG_URL is not set)", flush=True)
+            continue
+        backends.append(b)
+    return sizes, backends
+
+
+def run_cases(script: str, args: argparse.Namespace, sizes: list[int], backends: list[str], extra: list[str]
+              ) -> list[Case]:
+    """Every (backend, size) case in a child process of ``script`` (the shared options, then ``extra``)."""
+    load1 = os.getloadavg()[0]
+    if load1 > 0.5:
+        print(f"warning: 1-minute load average is {load1:.2f} before starting; timings will be noisy", flush=True)
+    cases: list[Case] = []
+    for backend in backends:
+        for n in sizes:
+            print(f"{backend} {n}: running ...", flush=True)
+            cmd = [sys.executable, script, "--case", f"{backend}:{n}", "--pg-url", args.pg_url,
+                   "--floor-repeat", str(args.floor_repeat), "--connections", str(args.connections),
+                   "--chunk-size", str(args.chunk_size), *extra]
+            cmd += ["--audit"] * args.audit + ["--tracemalloc"] * args.tracemalloc
+            cmd += [] if args.write_floor else ["--no-write-floor"]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if line is None:
+                case = Case(backend, n, error=(out.stderr.strip().splitlines() or ["no result"])[-1][:300])
+            else:
+                raw = json.loads(line[len("RESULT "):])
+                for day in ("day1", "day2"):
+                    raw[day] = Run(**raw[day]) if raw[day] else None
+                case = Case(**raw)
+            if case.error:
+                print(f"  failed: {case.error}", flush=True)
+            else:
+                assert case.day1 is not None and case.day2 is not None
+                print(f"  load {case.load_s:.1f}s, floor {case.floor_s:.3f}s, day 1 {case.day1.seconds:.2f}s "
+                      f"({case.day1.result}), day 2 {case.day2.seconds:.2f}s; verified {case.verified}"
+                      + (f"; audit {case.audit}" if case.audit else ""), flush=True)
+            cases.append(case)
+    return cases
+
+
+def growth(cases: list[Case], who: str, *, writes: bool = False) -> list[str]:
+    """Per backend, how the smallest and the largest case compare (linear = the size's ratio)."""
+    lines = []
+    for backend in dict.fromkeys(c.backend for c in cases):
+        done = sorted((c for c in cases if c.backend == backend and c.day1 and c.day2 and not c.error),
+                      key=lambda c: c.holders)
+        if len(done) >= 2:
+            lo, hi = done[0], done[-1]
+            assert lo.day1 and lo.day2 and hi.day1 and hi.day2
+            grow = hi.holders / lo.holders
+            w = f", writes x{hi.writes_s / lo.writes_s:.1f}" if writes and hi.writes_s and lo.writes_s else ""
+            lines.append(f"{backend}: x{grow:g} {who} -> day 1 x{hi.day1.seconds / lo.day1.seconds:.1f}, "
+                         f"day 2 x{hi.day2.seconds / lo.day2.seconds:.1f}, floor x{hi.floor_s / lo.floor_s:.1f}"
+                         f"{w} (linear = x{grow:g})")
+    return lines
 
 
 def fmt_table(cases: list[Case]) -> str:
@@ -389,87 +478,26 @@ def fmt_table(cases: list[Case]) -> str:
             goal = f"<={PG_GOAL:g}x writes {'met' if max(d1, d2) <= PG_GOAL * c.writes_s else 'NOT met'}"
         lines.append(f"{c.backend:<9} {c.holders:>9} {c.load_s:>7.1f} {c.floor_s:>8.3f} {writes:>9} {d1:>8.2f} "
                      f"{d2:>8.2f} {ratio:>10} {wratio:>11} {mem:>14}  {goal}")
-    for backend in dict.fromkeys(c.backend for c in cases):
-        done = sorted((c for c in cases if c.backend == backend and c.day1 and c.day2 and not c.error),
-                      key=lambda c: c.holders)
-        if len(done) >= 2:
-            lo, hi = done[0], done[-1]
-            assert lo.day1 and lo.day2 and hi.day1 and hi.day2
-            grow = hi.holders / lo.holders
-            lines.append(f"{backend}: x{grow:g} holders -> day 1 x{hi.day1.seconds / lo.day1.seconds:.1f}, "
-                         f"day 2 x{hi.day2.seconds / lo.day2.seconds:.1f}, floor x{hi.floor_s / lo.floor_s:.1f} "
-                         f"(linear = x{grow:g})")
-    return "\n".join(lines)
+    return "\n".join(lines + growth(cases, "holders"))
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--holders", default="100000,1000000", help="comma-separated sizes (default 100000,1000000)")
-    p.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
-    p.add_argument("--pg-url", default=os.environ.get("STAKEHOUSE_TEST_PG_URL", ""),
-                   help="PostgreSQL URL of an existing database to create the bench database from "
-                        "(default: $STAKEHOUSE_TEST_PG_URL)")
+    common_arguments(p, "holders")
     p.add_argument("--rate", default="0.0365", help="published APY (default 0.0365)")
     p.add_argument("--fee-rate", default="0.1", help="the product's service fee rate (default 0.1)")
-    p.add_argument("--floor-repeat", type=int, default=3, help="floor runs, the fastest counts (default 3)")
-    p.add_argument("--audit", action="store_true", help="run the full audit after the runs (slow, not timed)")
-    p.add_argument("--no-write-floor", dest="write_floor", action="store_false",
-                   help="skip the bare-writes reference (same rows written by plain SQL, rolled back)")
-    p.add_argument("--tracemalloc", action="store_true",
-                   help="also trace Python allocations during the runs (slows them: timings are then inflated)")
     p.add_argument("--what-if-no-posting-fks", action="store_true",
                    help="PostgreSQL: drop the two foreign keys of postings after the load (a proposal, measured)")
-    p.add_argument("--connections", type=int, default=2, help="connections doing a run's chunks (default 2)")
-    p.add_argument("--chunk-size", type=int, default=50_000, help="holders per chunk (default 50000)")
-    p.add_argument("--case", help=argparse.SUPPRESS)  # internal: this process runs one backend:holders case
     args = p.parse_args()
     if args.case:
         return child(args.case, args)
-
-    sizes = [int(s.replace("_", "")) for s in args.holders.split(",") if s.strip()]
-    backends = []
-    for b in (b.strip() for b in args.backends.split(",") if b.strip()):
-        b = "postgres" if b in ("pg", "postgresql") else b
-        if b not in ("sqlite", "postgres"):
-            p.error(f"unknown backend {b!r}")
-        if b == "postgres" and not args.pg_url:
-            print("postgres: skipped (no --pg-url and STAKEHOUSE_TEST_PG_URL is not set)", flush=True)
-            continue
-        backends.append(b)
+    sizes, backends = sizes_and_backends(p, args)
     print(f"cpus={os.cpu_count()} rate={args.rate} fee_rate={args.fee_rate} holders={sizes} "
           f"backends={backends} connections={args.connections} chunk_size={args.chunk_size}"
           + (" WHAT-IF: postings without foreign keys" if args.what_if_no_posting_fks else ""),
           flush=True)
-    load1 = os.getloadavg()[0]
-    if load1 > 0.5:
-        print(f"warning: 1-minute load average is {load1:.2f} before starting; timings will be noisy", flush=True)
-    cases: list[Case] = []
-    for backend in backends:
-        for n in sizes:
-            print(f"{backend} {n}: running ...", flush=True)
-            cmd = [sys.executable, __file__, "--case", f"{backend}:{n}", "--pg-url", args.pg_url,
-                   "--rate", args.rate, "--fee-rate", args.fee_rate, "--floor-repeat", str(args.floor_repeat),
-                   "--connections", str(args.connections), "--chunk-size", str(args.chunk_size)]
-            cmd += ["--audit"] * args.audit + ["--tracemalloc"] * args.tracemalloc
-            cmd += [] if args.write_floor else ["--no-write-floor"]
-            cmd += ["--what-if-no-posting-fks"] * args.what_if_no_posting_fks
-            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-            line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if line is None:
-                case = Case(backend, n, error=(out.stderr.strip().splitlines() or ["no result"])[-1][:300])
-            else:
-                raw = json.loads(line[len("RESULT "):])
-                for day in ("day1", "day2"):
-                    raw[day] = Run(**raw[day]) if raw[day] else None
-                case = Case(**raw)
-            if case.error:
-                print(f"  failed: {case.error}", flush=True)
-            else:
-                assert case.day1 is not None and case.day2 is not None
-                print(f"  load {case.load_s:.1f}s, floor {case.floor_s:.3f}s, day 1 {case.day1.seconds:.2f}s "
-                      f"({case.day1.result}), day 2 {case.day2.seconds:.2f}s; verified {case.verified}"
-                      + (f"; audit {case.audit}" if case.audit else ""), flush=True)
-            cases.append(case)
+    cases = run_cases(__file__, args, sizes, backends, ["--rate", args.rate, "--fee-rate", args.fee_rate]
+                      + ["--what-if-no-posting-fks"] * args.what_if_no_posting_fks)
     print()
     print(fmt_table(cases))
     return 0 if all(not c.error for c in cases) else 1
