@@ -251,7 +251,6 @@ class Database:
         #: (the production clock's ``raise_floor``); ``None``: not read (the sandbox's clock is one
         #: row of the database already).
         self.on_stamp_floor: Callable[[dt.datetime], None] | None = None
-        self._floor_text = ""
 
     @property
     def is_sqlite(self) -> bool:
