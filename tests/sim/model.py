@@ -11,7 +11,8 @@ Two liquid products, each with its own settings, queue, rates and allowance: ETH
 * purchase: ``amt >= 0.01`` of the staked asset, enough of it available in funding; it becomes the
   token in funding 1:1 (rules 3);
 * redeem: ``amt >= 0.00000001``, enough *free* token in funding; fast when it fits whole into what
-  is left of today's allowance of that product, else queued (tokens locked) (rules 4.1, 4.2);
+  is left of today's allowance of that product for the user's group (a master and its
+  sub-accounts share one), else queued (tokens locked) (rules 4.1, 4.2);
 * the end of T-day D (00:00 of D+1 in Europe/Istanbul): every product's reward run for D, then
   every product's settlement run for D: schedule FIFO up to the daily cap, deliver the parts due
   ``unbonding_days`` later (rules 4.3, 5.3); cancel only while nothing of the request is
@@ -178,6 +179,9 @@ class Part:
 class UserModel:
     #: the products' tokens
     tokens: tuple[str, ...]
+    #: the master of the user's group (its own index for a master): the group shares the daily fast
+    #: redemption allowance (rules 4.1)
+    group: int
     #: (account type, currency, bucket) -> amount; missing = 0
     bal: dict[tuple[int, str, str], Decimal] = dataclasses.field(default_factory=dict)
     #: per token, the lowest free amount (funding + trading, available) so far in the current T-day
@@ -218,6 +222,7 @@ class Model:
         self.products = {p.name: p for p in products}
         self.users: list[UserModel] = []
         self.rates: dict[str, dict[dt.date, Decimal]] = {p.name: {} for p in products}
+        #: (product, group, T-day) -> fast redemptions drawn
         self.fast_used: dict[tuple[str, int, dt.date], Decimal] = {}
         self.queue: list[Redemption] = []
         self.parts: list[Part] = []
@@ -359,9 +364,11 @@ class Model:
 
     # -- operations: each returns whether the service must accept it, and applies it if so ------
 
-    def create_user(self) -> int:
-        self.users.append(UserModel(tuple(p.token for p in self.products.values())))
-        return len(self.users) - 1
+    def create_user(self, master: int | None = None) -> int:
+        """A master, or a sub-account of ``master`` (in its group)."""
+        i = len(self.users)
+        self.users.append(UserModel(tuple(p.token for p in self.products.values()), i if master is None else master))
+        return i
 
     def deposit(self, i: int, ccy: str, amt: Decimal) -> bool:
         if amt <= 0 or not fits(amt, SCALES[ccy]):
@@ -392,14 +399,14 @@ class Model:
         user, p = self.users[i], self.products[product]
         if amt <= 0 or not fits(amt, PRECISION) or amt < MIN_REDEEM or user.get(FUNDING, p.token) < amt:
             return None
-        used = self.fast_used.get((product, i, self.today()), ZERO)
+        used = self.fast_used.get((product, user.group, self.today()), ZERO)
         return "fast" if amt <= max(p.fast_limit - used, ZERO) else "standard"
 
     def redeem(self, i: int, product: str, amt: Decimal, ord_id: str) -> str | None:
         kind = self.redeem_kind(i, product, amt)
         user, p = self.users[i], self.products[product]
         if kind == "fast":
-            key = (product, i, self.today())
+            key = (product, user.group, self.today())
             self.fast_used[key] = self.fast_used.get(key, ZERO) + amt
             user.add(FUNDING, p.token, -amt)
             user.add(FUNDING, p.staked, amt)

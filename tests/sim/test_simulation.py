@@ -1,6 +1,7 @@
 """The deterministic simulation inside the suite (issue 19, scope 6; TigerBeetle's VOPR is the model).
 
-Each seed is a whole simulated installation on a SQLite file of its own: users, deposits, transfers,
+Each seed is a whole simulated installation on a SQLite file of its own: users and sub-accounts
+(sharing their group's fast redemption allowance), deposits, transfers,
 purchases, redemptions and cancels of both liquid products (ETH and SOL), stakes and unstakes of
 two provider products (one queued, one instant), valid and invalid amounts, published rates and 30
 days of clock moves with every daily run, restarts between steps and crashes inside runs and

@@ -72,6 +72,10 @@ TRIGGER = "sim_crash"
 RESTART_P = 0.015
 OP_CRASH_P = 0.03
 RUN_CRASH_P = 0.25
+#: Of the users created, the share that are sub-accounts of an earlier master.
+SUB_P = 0.35
+#: Of the redemptions, the share made by a member of a group that has drawn on today's fast allowance.
+GROUP_P = 0.4
 #: (kind, weight) of the operations.
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
        ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("advance", 16))
@@ -331,6 +335,17 @@ class World:
         return self.rng.randrange(len(self.uids))
 
     def op_create_user(self) -> list[int]:
+        """A master (KYC passed, the terms accepted), or now and then a sub-account of one: it stakes
+        under its master's KYC and terms and shares the group's fast allowance."""
+        masters = [i for i, u in enumerate(self.model.users) if u.group == i]
+        if masters and self.rng.random() < SUB_P:
+            master = self.rng.choice(masters)
+            user = self.svc.accounts.create_sub_account(parent_uid=self.uids[master],
+                                                        sub_name=f"sim{self.seed}n{len(self.uids)}")
+            self.uids.append(user.uid)
+            i = self.model.create_user(master)
+            self.note(f"create user #{i} {user.uid}, a sub-account of #{master}")
+            return [i]
         user = self.svc.accounts.create_user(kyc_level=2, accept_terms=NAMES)
         self.uids.append(user.uid)
         i = self.model.create_user()
@@ -384,6 +399,11 @@ class World:
 
     def op_redeem(self) -> list[int]:
         i, p = self.pick_user(), self.pick_product()
+        drawn = [(g, prod) for (prod, g, day) in self.model.fast_used if day == self.model.today()]
+        if drawn and self.rng.random() < GROUP_P:  # another member of a group that drew on its allowance today
+            group, product = self.rng.choice(drawn)
+            i, p = self.rng.choice([u for u, m in enumerate(self.model.users) if m.group == group]), \
+                self.model.products[product]
         amt, how = self.amount_from(self.model.users[i].get(FUNDING, p.token), 8, Decimal("0.00000001"))
         crash = self._crash_pending()
         kind = None if crash else self.model.redeem_kind(i, p.name, amt)
