@@ -205,12 +205,9 @@ def table(results: dict[int, dict[str, Figures]]) -> str:
     return "\n".join(out)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--workers", default="1,2,4")
-    p.add_argument("--duration", type=float, default=10.0)
-    p.add_argument("--warmup", type=float, default=2.0)
-    p.add_argument("--connections", type=int, default=32)
+def parse_arguments(p: argparse.ArgumentParser) -> argparse.Namespace:
+    """The options of the mix's scripts (this one, ``soak.py``) beside the script's own, parsed;
+    wrk and a PostgreSQL required."""
     p.add_argument("--users", type=int, default=64)
     p.add_argument("--pg-url", default=os.environ.get("STAKEHOUSE_TEST_PG_URL", ""))
     p.add_argument("--redis-url", default=os.environ.get("STAKEHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -219,6 +216,16 @@ def main() -> int:
         p.error("wrk is not installed (apt-get install wrk)")
     if not args.pg_url:
         p.error("a PostgreSQL is needed: --pg-url or STAKEHOUSE_TEST_PG_URL")
+    return args
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--workers", default="1,2,4")
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--connections", type=int, default=32)
+    args = parse_arguments(p)
     print(f"cpus={os.cpu_count()} connections={args.connections} users={args.users} duration={args.duration:g}s "
           f"(client and server share the machine) run={secrets.token_hex(3)}", flush=True)
     results = {w: bench(w, args.pg_url, args) for w in (int(x) for x in args.workers.split(","))}

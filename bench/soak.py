@@ -45,7 +45,6 @@ import datetime as dt
 import glob
 import math
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -386,14 +385,7 @@ def main() -> int:
     p.add_argument("--tolerance", type=float, default=0.10, help="allowed growth after warm-up (default 0.10)")
     p.add_argument("--connections", type=int, default=32, help="while measuring the maximum (default 32)")
     p.add_argument("--soak-connections", type=int, default=0, help="during the soak (default: --connections)")
-    p.add_argument("--users", type=int, default=64)
-    p.add_argument("--pg-url", default=os.environ.get("STAKEHOUSE_TEST_PG_URL", ""))
-    p.add_argument("--redis-url", default=os.environ.get("STAKEHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    args = p.parse_args()
-    if not shutil.which("wrk"):
-        p.error("wrk is not installed (apt-get install wrk)")
-    if not args.pg_url:
-        p.error("a PostgreSQL is needed: --pg-url or STAKEHOUSE_TEST_PG_URL")
+    args = load.parse_arguments(p)
     if args.slice <= LEAD + 10:
         p.error(f"--slice must be over {LEAD + 10:g} s")
     args.soak_connections = args.soak_connections or args.connections

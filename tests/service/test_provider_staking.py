@@ -58,6 +58,7 @@ from stakehouse.staking.provider import runs as provider_runs
 from stakehouse.staking.provider.rules import event_no
 from stakehouse.staking.provider.service import EventQuery, ProviderEvent, ProviderStakingService
 from stakehouse.wiring import Services
+from tests.sim.model import fifo_takes
 from tests.unit.test_provider_rules import oracle_apy
 
 UTC = dt.UTC
@@ -232,18 +233,10 @@ class Model:
         for key, prod in self.prods.items():
             if not prod.queued:
                 continue
-            left = prod.cap
-            for r in [r for r in self.reqs if r.key == key and r.at < end and r.scheduled < r.amount]:
-                if left is not None and left <= 0:
-                    break
-                rest = r.amount - r.scheduled
-                take = rest if left is None else min(rest, left)
+            queue = [r for r in self.reqs if r.key == key and r.at < end and r.scheduled < r.amount]
+            for r, take in zip(queue, fifo_takes([r.amount - r.scheduled for r in queue], prod.cap), strict=False):
                 self.parts.append(Part(r, day + dt.timedelta(days=prod.unbonding), take))
                 r.scheduled += take
-                if left is not None:
-                    left -= take
-                if take < rest:
-                    break
             for part in self.parts:
                 if part.req.key == key and not part.paid and part.deliver <= day:
                     part.paid = True

@@ -77,6 +77,24 @@ def t_day(moment: dt.datetime) -> dt.date:
     return moment.astimezone(BUSINESS_TZ).date()
 
 
+def fifo_takes(rests: list[Decimal], cap: Decimal | None) -> list[Decimal]:
+    """What one day's cap schedules of each queued request's rest, in queue order: whole while the
+    cap lasts, the head of the queue partly when it runs out, nothing after it (rules 4.3; the
+    provider products' queue is the same rule, section 9). ``None``: no cap."""
+    takes: list[Decimal] = []
+    left = cap
+    for rest in rests:
+        take = rest if left is None else min(rest, left)
+        if take <= 0:
+            break
+        takes.append(take)
+        if left is not None:
+            left -= take
+        if take < rest:
+            break
+    return takes
+
+
 #: Provider staking's accrual days end at 20:00 UTC.
 ACCRUAL_END = dt.time(20, 0)
 #: Unstaked amounts may have up to the storage's 18 decimals (also below a lowered precision).
@@ -303,18 +321,10 @@ class Model:
         for ccy, product in self.staking.items():
             if not product.queued:
                 continue
-            left = product.cap
-            for r in [r for r in self.unstakes if r.ccy == ccy and r.at < end and r.scheduled < r.amount]:
-                if left is not None and left <= 0:
-                    break
-                rest = r.amount - r.scheduled
-                take = rest if left is None else min(rest, left)
+            queue = [r for r in self.unstakes if r.ccy == ccy and r.at < end and r.scheduled < r.amount]
+            for r, take in zip(queue, fifo_takes([r.amount - r.scheduled for r in queue], product.cap), strict=False):
                 self.unstake_parts.append(UnstakePart(r, day + dt.timedelta(days=product.unbonding_days), take))
                 r.scheduled += take
-                if left is not None:
-                    left -= take
-                if take < rest:
-                    break
             for part in self.unstake_parts:
                 if part.unstake.ccy == ccy and not part.paid and part.deliver_day <= day:
                     part.paid = True
@@ -338,20 +348,11 @@ class Model:
 
     def _settlement_run(self, product: Product, day: dt.date) -> None:
         end = day_end(day)
-        left = product.cap
-        for red in self.queue:
-            rest = red.amt - red.scheduled
-            if red.product != product.name or red.cancelled or rest <= 0 or red.request_time >= end:
-                continue
-            if left is not None and left <= 0:
-                break
-            take = rest if left is None else min(rest, left)
+        queue = [r for r in self.queue if r.product == product.name and not r.cancelled
+                 and r.amt > r.scheduled and r.request_time < end]
+        for red, take in zip(queue, fifo_takes([r.amt - r.scheduled for r in queue], product.cap), strict=False):
             red.scheduled += take
             self.parts.append(Part(red, take, day + dt.timedelta(days=product.unbonding_days)))
-            if left is not None:
-                left -= take
-                if take < rest:
-                    break
         for part in self.parts:
             red = part.redemption
             if red.product == product.name and not part.delivered and part.deliver_day <= day:

@@ -77,9 +77,8 @@ REWARD_TOTALS = ("holders", "eligible", "gross", "net", "fee", "entries")
 #: statement. ``mv`` is each holder's net move per journal entry since the day started, looked up
 #: account by account in (account_id, created_at) (``LATERAL ... OFFSET 0``, and no condition on
 #: ``p.ccy``, which an account's postings share, to keep the planner off (ccy, created_at): a chunk
-#: must not scan
-#: every posting of the day, which the planner chose with the day's postings not yet in its
-#: statistics, at 1 000 000 holders 1.1 s of each chunk's 1.5 s); one sort of it serves both the
+#: must not scan every posting of the day, which the planner chose with the day's postings not yet
+#: in its statistics, at 1 000 000 holders 1.1 s of each chunk's 1.5 s); one sort of it serves both the
 #: total since the start and the running balance within the day (moves after the day come last in
 #: that order, so the running sums within the day are those of the day alone). ``OFFSET 0`` keeps
 #: each level a level: otherwise the planner copies the eligible and gross expressions into every
