@@ -71,11 +71,13 @@ MIX = (
     Endpoint("staking-history", "GET", "/api/v5/finance/staking-defi/eth/purchase-redeem-history", 1),
 )
 
-def server(db_url: str, workers: int, redis_url: str) -> contextlib.AbstractContextManager[
+def server(db_url: str, workers: int, redis_url: str, *, pool_prefill: int = 0) -> contextlib.AbstractContextManager[
         tuple[str, subprocess.Popen[bytes]]]:
-    """``stakehouse serve --workers N`` (production mode) on ``db_url`` with Redis."""
+    """``stakehouse serve --workers N`` (production mode) on ``db_url`` with Redis; each worker opens
+    ``pool_prefill`` connections per pool at start (``STAKEHOUSE_POOL_PREFILL``)."""
     return b.server(db_url, b.free_port(), workers=workers, env_extra={
         "STAKEHOUSE_REDIS_URL": redis_url, "STAKEHOUSE_MAX_PRICE_AGE": "86400",
+        "STAKEHOUSE_POOL_PREFILL": str(pool_prefill),
         "STAKEHOUSE_FILES_DIR": tempfile.mkdtemp(prefix="stakehouse-load-")})
 
 

@@ -35,7 +35,12 @@ Usage (from the project root; needs wrk and a PostgreSQL and Redis to use)::
     STAKEHOUSE_TEST_PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
       .venv/bin/python bench/soak.py [--workers 2] [--duration 1800] [--fraction 0.7] [--measure 15]
         [--slice 60] [--sample 10] [--settle 120] [--connections 32] [--soak-connections N] [--users 64]
-        [--redis-url redis://127.0.0.1:6379/0]
+        [--redis-url redis://127.0.0.1:6379/0] [--pool-prefill 24]
+
+The server runs with ``STAKEHOUSE_POOL_PREFILL=--pool-prefill`` (docs/operations.md recommends it in
+production): each worker opens its PostgreSQL pools' kept connections and that many Redis ones at
+start, so the counts judged are the pools' working level, not their climb to the peak concurrency.
+``--pool-prefill 0`` shows the climb (the soaks of the first issue-19 session).
 """
 
 from __future__ import annotations
@@ -385,6 +390,8 @@ def main() -> int:
     p.add_argument("--tolerance", type=float, default=0.10, help="allowed growth after warm-up (default 0.10)")
     p.add_argument("--connections", type=int, default=32, help="while measuring the maximum (default 32)")
     p.add_argument("--soak-connections", type=int, default=0, help="during the soak (default: --connections)")
+    p.add_argument("--pool-prefill", type=int, default=24,
+                   help="STAKEHOUSE_POOL_PREFILL of the server, as in production (default 24; 0: pools fill on use)")
     args = load.parse_arguments(p)
     if args.slice <= LEAD + 10:
         p.error(f"--slice must be over {LEAD + 10:g} s")
@@ -402,11 +409,12 @@ def main() -> int:
           f"({len(dirty.stdout.splitlines())} uncommitted files under src/)", flush=True)
     print(f"workers={args.workers} duration={args.duration:g}s fraction={args.fraction:g} connections="
           f"{args.connections}/{args.soak_connections} (maximum/soak) users={args.users} slice={args.slice:g}s "
-          f"sample={args.sample:g}s settle={args.settle:g}s (client and server share the machine)", flush=True)
+          f"sample={args.sample:g}s settle={args.settle:g}s pool_prefill={args.pool_prefill} "
+          "(client and server share the machine)", flush=True)
 
     libpq_admin = "postgresql://" + args.pg_url.split("://", 1)[1]
     with b.postgres_backend(args.pg_url) as db_url, \
-            load.server(db_url, args.workers, args.redis_url) as (base, proc):
+            load.server(db_url, args.workers, args.redis_url, pool_prefill=args.pool_prefill) as (base, proc):
         db_name = db_url.rsplit("/", 1)[1]
         users = load.setup_users(base, args.users)
         print(f"{len(users)} users ready; measuring the maximum ({args.measure:g} s after {args.warmup:g} s) ...",

@@ -103,6 +103,10 @@ def create_app(services: Services, admin_token: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        prefill = services.settings.pool_prefill
+        if prefill:
+            opened = await run_in_threadpool(services.db.prefill, prefill)
+            log.info("pools_prefilled", database=opened, redis=await limiter.prefill(prefill))
         gc.freeze()
         yield
         await services.db.hot.close()  # the hot-read connections belong to this loop

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     #: Database connections one process uses at once for the chunks of a daily run (PostgreSQL;
     #: SQLite has one writer). About the database's cores; other workers may join in.
     job_connections: int = Field(2, ge=1, le=64)
+    #: Connections each API worker opens when it starts, in each of its pools: the database's two
+    #: pools (up to the 10 each keeps; PostgreSQL) and the Redis pool of the shared limits. Counts
+    #: then start at their working level instead of climbing to the peak concurrency. 0: opened on
+    #: first use (the sandbox, tests).
+    pool_prefill: int = Field(0, ge=0, le=256)
     #: About how many users one chunk of a daily run covers (one transaction, one journal entry).
     job_chunk_size: int = Field(50_000, ge=1, le=10_000_000)
     #: A DCD quote can be executed for this many milliseconds.

@@ -20,7 +20,7 @@ import asyncio
 import datetime as dt
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -234,6 +234,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        self.pool_size = pool_size
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url, immediate=True)
             self._read_engine = _sqlite_engine(url, immediate=False)
@@ -255,6 +256,18 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
+
+    def prefill(self, count: int) -> int:
+        """Open ``count`` connections (at most the kept ``pool_size``) in each PostgreSQL pool now,
+        all at once, and return them to their pools, which keep them. Returns how many were opened."""
+        if self.is_sqlite:
+            return 0
+        count = min(count, self.pool_size)
+        with ExitStack() as held:
+            for engine in (self.engine, self._autocommit_engine):
+                for _ in range(count):
+                    held.enter_context(engine.connect())
+        return 2 * count
 
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
         """``column IN (values)`` in the bare driver's SQL, and its parameters (on PostgreSQL one

@@ -32,7 +32,9 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter
+from redis.asyncio import ConnectionPool
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 log = structlog.get_logger(__name__)
@@ -81,14 +83,34 @@ class RateLimiter:
         self._items: dict[Limit, RateLimitItem] = {}
         self.local = MovingWindowRateLimiter(LoopMemoryStorage())
         self.shared: AsyncMovingWindow | None = None
+        #: The Redis connections (made here, so that :meth:`prefill` can open them ahead of use).
+        self._pool: ConnectionPool | None = None
         #: monotonic time until which Redis is not asked (0: healthy)
         self._skip_shared_until = 0.0
         if redis_url:
+            no_retry = Retry(NoBackoff(), 0)
+            self._pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                                                 socket_timeout=REDIS_TIMEOUT_SECONDS, retry=no_retry)
             storage = RedisStorage("async+" + redis_url, implementation="redispy", wrap_exceptions=True,
-                                   socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-                                   socket_timeout=REDIS_TIMEOUT_SECONDS,
-                                   retry=Retry(NoBackoff(), 0))  # type: ignore[arg-type]
+                                   connection_pool=self._pool, retry=no_retry)  # type: ignore[arg-type]
             self.shared = AsyncMovingWindow(storage)
+
+    async def prefill(self, count: int) -> int:
+        """Open ``count`` Redis connections now, all at once, and put them in the pool, which keeps
+        them (it never closes idle ones). Returns how many were opened: 0 without Redis, or when
+        it does not answer (the limiter then counts in memory, as it would on the first request)."""
+        if self._pool is None or count == 0:
+            return 0
+        held = []
+        try:
+            for _ in range(count):
+                held.append(await self._pool.get_connection())  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            self._shared_failed(exc)
+        finally:
+            for conn in held:
+                await self._pool.release(conn)
+        return len(held) if not self.degraded else 0
 
     @property
     def degraded(self) -> bool:
@@ -157,8 +179,6 @@ class RateLimiter:
             return float((await shared.get_window_stats(item, "okx", key)).reset_time)
 
         return await self._ask(shared_reset, lambda local: float(local.get_window_stats(item, "okx", key).reset_time))
-
-
 
     async def check(self) -> str:
         """The storage's state for ``/healthz``: ``memory`` (no Redis configured), ``redis`` (it
