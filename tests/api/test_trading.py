@@ -3,6 +3,7 @@ an ordinary trading script, resting orders filled by the clock, fees and ND mark
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import warnings
 from collections.abc import Callable
@@ -261,4 +262,32 @@ def test_the_operator_lists_and_suspends_an_instrument(fresh_stack: Callable[...
                               tgtCcy="base_ccy")
     assert below["data"][0]["sCode"] == "51020"
     assert put("ETH-USDC", {"startPx": "1"})[0] == 400  # a listed instrument's price is pinned, not restarted
+    stack.audit_ok()
+
+
+def test_a_resting_order_is_not_filled_by_prices_from_before_it(fresh_stack: Callable[..., Stack]) -> None:
+    """On a frozen sandbox clock, an order placed at a minute's very start shares that minute's candle
+    with the prices pinned before it at the same moment (and the candle opens at the previous close).
+    Only what the index does after the order was placed fills it (found by the simulation, seed 7)."""
+    stack = fresh_stack()  # moves the clock
+    c = stack.new_user(env="live", funds={"ETH": "1"})
+    to_trading(stack, c, "ETH", "1")
+    trade = OkxTrade.TradeAPI(c.api_key, c.secret, c.passphrase, False, c.flag, domain=stack.base_url, debug=False)
+    pin(stack, "ETH-USDT", "3100")
+    stack.call("POST", "/admin/clock/freeze")
+    now = dt.datetime.fromisoformat(stack.call("GET", "/admin/clock")["now"])
+    minute = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=2)
+    stack.call("POST", "/admin/clock/advance", json={"to": minute.isoformat()})
+    pin(stack, "ETH-USDT", "3000")  # this minute's candle: open 3100, low 3000
+    placed = trade.place_order(instId="ETH-USDT", tdMode="cash", side="sell", ordType="limit", sz="0.5", px="3050")
+    assert placed["code"] == "0", placed
+    ord_id = placed["data"][0]["ordId"]
+    stack.call("POST", "/admin/clock/advance", json={"seconds": 180})
+    order = trade.get_order(instId="ETH-USDT", ordId=ord_id)["data"][0]
+    assert (order["state"], order["accFillSz"]) == ("live", "0")  # the index stayed at 3000 since it was placed
+    assert stack.balances(c.uid)[("18", "ETH")] == D("0.5")  # available; the other half locked
+    pin(stack, "ETH-USDT", "3050")
+    stack.call("POST", "/admin/clock/advance", json={"seconds": 60})
+    order = trade.get_order(instId="ETH-USDT", ordId=ord_id)["data"][0]
+    assert (order["state"], order["avgPx"], order["accFillSz"]) == ("filled", "3050", "0.5")
     stack.audit_ok()

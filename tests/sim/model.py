@@ -32,6 +32,24 @@ queued through a FIFO queue with a daily cap and unbonding days) and SOL (unstak
   credited into the staking balance (it compounds); then the settlement run of the queued
   product, as the liquid one (its parts paid to funding).
 
+And the rest of what moves a user's money (trading-and-rebates.md §2-3, the OKX v5 conventions of
+transfers and withdrawals):
+
+* transfers between a master and its sub-accounts (``type`` 1 and 2, any pair of funding and
+  trading accounts): the master asks; a sub-account of another master is refused;
+* spot orders on ``ETH-USDT`` and ``SOL-USDT`` against the index price (set by the operator, never
+  walked): instrument rules (tick, lot, minimum, maximum; a quote-sized market order's decimals);
+  a market order, a marketable limit, ``ioc`` or ``fok`` fills at once as taker at the index; a
+  non-marketable limit or ``post_only`` rests as maker with its spending currency locked (a
+  ``post_only`` that would cross is refused, a non-marketable ``ioc``/``fok`` is cancelled, with
+  nothing moved); the fee is the level's rate on what is received, rounded up to its currency's
+  decimals; a resting order fills at its own price when an index price set after it was placed
+  crosses it (the minute it was placed in counts with its close only), at that minute's end;
+* on-chain withdrawals of ETH and USDT from funding (not from a plain sub-account): the chain's
+  decimals, minimum and maximum; ``amt`` plus the chain's fee locked; cancellable until broadcast
+  (review seconds after the request), paid out once confirmed (the confirmations' blocks later);
+  internal withdrawals (``dest`` 3) to another master: at once, no fee.
+
 Users are known by the order they were created (index 0, 1, ...): the service makes the uids.
 """
 
@@ -252,6 +270,11 @@ class Model:
         self.moves: dict[tuple[int, str], list[tuple[dt.datetime, int, Decimal, bool]]] = {}
         self.unstakes: list[Unstake] = []
         self.unstake_parts: list[UnstakePart] = []
+        # withdrawals and spot orders (set up by the simulation after the products)
+        self.chains: dict[str, WithdrawalChain] = {}
+        self.review = dt.timedelta(0)
+        self.withdrawals: list[Withdrawal] = []
+        self.markets: Markets | None = None
 
     # -- time ----------------------------------------------------------------------------------
 
@@ -282,8 +305,17 @@ class Model:
                 self._reward_run(product, day)
             for product in self.products.values():
                 self._settlement_run(product, day)
-        # Provider staking's runs touch other balances than the liquid ones (and add to funding
-        # only), so doing them after the liquid ones gives the same balances as time order.
+        # Spot fills and withdrawals move other balances than the runs read (trading USDT, ETH and
+        # SOL; locked funding), and provider staking's runs other ones than the liquid runs (they add
+        # to funding only), so doing each kind in turn gives the same balances as time order.
+        if self.markets is not None:
+            self.markets.advance_to(until)
+        for w in self.withdrawals:
+            if not w.cancelled and not w.done:
+                w.broadcast = w.broadcast or w.broadcast_at <= until
+                if w.done_at <= until:
+                    w.done = True
+                    self.users[w.user].add(FUNDING, w.ccy, -w.total, LOCKED)
         end = accrual_end_after(self.now)
         while end <= until:
             self._interest_run(end)
@@ -470,9 +502,270 @@ class Model:
             self.users[i].add(FUNDING, ccy, amt)
         return True
 
+    # -- transfers with sub-accounts, withdrawals ---------------------------------------------------
+
+    def sub_transfer(self, src: int, dst: int, ccy: str, amt: Decimal, frm: int, to: int) -> bool:
+        """From user ``src``'s account ``frm`` to user ``dst``'s account ``to`` (a master and one of its
+        sub-accounts; the caller checked the pair)."""
+        source, dest = self.users[src], self.users[dst]
+        if amt <= 0 or not fits(amt, SCALES[ccy]) or source.get(frm, ccy) < amt:
+            return False
+        source.add(frm, ccy, -amt)
+        dest.add(to, ccy, amt)
+        source.note_token_change()
+        dest.note_token_change()
+        return True
+
+    def is_sub(self, i: int) -> bool:
+        return self.users[i].group != i
+
+    def withdraw(self, i: int, chain: str, amt: Decimal) -> Withdrawal | None:
+        c, user = self.chains[chain], self.users[i]
+        if self.is_sub(i) or amt <= 0 or not fits(amt, c.decimals) or not c.min_wd <= amt <= c.max_wd:
+            return None
+        total = amt + c.fee
+        if user.get(FUNDING, c.ccy) < total:
+            return None
+        user.add(FUNDING, c.ccy, -total)
+        user.add(FUNDING, c.ccy, total, LOCKED)
+        broadcast_at = self.now + self.review
+        w = Withdrawal(i, c.ccy, total, broadcast_at,
+                       broadcast_at + dt.timedelta(seconds=c.confirmations * c.block_seconds))
+        self.withdrawals.append(w)
+        return w
+
+    def withdraw_inside(self, i: int, to: int, chain: str, amt: Decimal) -> bool:
+        """To another master, at once and free (dest 3)."""
+        c, user = self.chains[chain], self.users[i]
+        if (self.is_sub(i) or self.is_sub(to) or to == i or amt <= 0 or not fits(amt, c.decimals)
+                or user.get(FUNDING, c.ccy) < amt):
+            return False
+        user.add(FUNDING, c.ccy, -amt)
+        self.users[to].add(FUNDING, c.ccy, amt)
+        return True
+
+    def cancel_withdrawal(self, w: Withdrawal) -> bool:
+        if w.cancelled or w.broadcast:
+            return False
+        w.cancelled = True
+        user = self.users[w.user]
+        user.add(FUNDING, w.ccy, -w.total, LOCKED)
+        user.add(FUNDING, w.ccy, w.total)
+        return True
+
     def publish_staking_rate(self, ccy: str, bps: Decimal) -> bool:
         """For the current accrual day (whose end is after now: its run has not been planned)."""
         if bps < 0 or bps > MAX_RATE_BPS or not fits(bps, RATE_DECIMALS):
             return False
         self.staking_rates[ccy][accrual_end_after(self.now).date()] = bps
         return True
+
+
+# -- transfers between a master and its sub-accounts, withdrawals, spot orders -----------------
+
+
+def ceil_to(value: Decimal, step: Decimal) -> Decimal:
+    return (value / step).to_integral_value(rounding="ROUND_CEILING") * step
+
+
+def floor_to(value: Decimal, step: Decimal) -> Decimal:
+    return (value / step).to_integral_value(rounding="ROUND_FLOOR") * step
+
+
+def multiple(value: Decimal, step: Decimal) -> bool:
+    return value % step == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class WithdrawalChain:
+    """A chain's withdrawal settings, as the simulation configured them."""
+
+    chain: str
+    ccy: str
+    decimals: int
+    fee: Decimal
+    min_wd: Decimal
+    max_wd: Decimal
+    confirmations: int
+    block_seconds: int
+
+
+@dataclasses.dataclass
+class Withdrawal:
+    user: int
+    ccy: str
+    total: Decimal  # amt + fee, locked in funding
+    broadcast_at: dt.datetime
+    done_at: dt.datetime
+    broadcast: bool = False
+    done: bool = False
+    cancelled: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Instrument:
+    inst_id: str
+    base: str
+    quote: str
+    tick: Decimal
+    lot: Decimal
+    min_sz: Decimal
+    max_sz: Decimal
+
+
+@dataclasses.dataclass
+class SpotOrder:
+    """A resting order: its own price, the amount it locked, and the minute it was placed in."""
+
+    user: int
+    inst: str
+    side: str
+    sz: Decimal
+    px: Decimal
+    locked: Decimal
+    minute: dt.datetime
+    ord_id: str = ""
+    #: the end of the first minute whose index crossed it (when it fills), once known
+    fills_at: dt.datetime | None = None
+    state: str = "live"
+
+
+def minute_of(t: dt.datetime) -> dt.datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+class Markets:
+    """The spot side of the model: index prices, fee rates and resting orders."""
+
+    def __init__(self, model: Model, instruments: list[Instrument], index: dict[str, Decimal],
+                 taker: Decimal, maker: Decimal) -> None:
+        self.model = model
+        self.instruments = {i.inst_id: i for i in instruments}
+        self.index = dict(index)
+        self.taker, self.maker = taker, maker
+        self.resting: list[SpotOrder] = []
+
+    @staticmethod
+    def crosses(side: str, px: Decimal, index: Decimal) -> bool:
+        return index <= px if side == "buy" else index >= px
+
+    def _pay_and_get(self, inst: Instrument, side: str, sz: Decimal, in_quote: bool, fill_px: Decimal,
+                     locked: Decimal) -> tuple[Decimal, Decimal, Decimal] | None:
+        """(base traded, what is paid, what is received before the fee), or None below one lot or
+        one unit of the quote."""
+        q = Decimal(1).scaleb(-SCALES[inst.quote])
+        if side == "buy":
+            base = floor_to(sz / fill_px, inst.lot) if in_quote else sz
+            if base <= 0:
+                return None
+            return base, min(ceil_to(base * fill_px, q), locked), base
+        base = locked if in_quote else sz
+        proceeds = floor_to(base * fill_px, q)
+        if base <= 0 or proceeds <= 0:
+            return None
+        return base, base, proceeds
+
+    def _fill(self, i: int, inst: Instrument, side: str, pay: Decimal, get: Decimal, rate: Decimal, *,
+              held: Decimal) -> None:
+        user = self.model.users[i]
+        pay_ccy, get_ccy = (inst.quote, inst.base) if side == "buy" else (inst.base, inst.quote)
+        fee = min(ceil_to(get * rate, Decimal(1).scaleb(-SCALES[get_ccy])), get)
+        if held:
+            user.add(TRADING, pay_ccy, -held, LOCKED)
+            user.add(TRADING, pay_ccy, held - pay)
+        else:
+            user.add(TRADING, pay_ccy, -pay)
+        user.add(TRADING, get_ccy, get - fee)
+
+    def place(self, i: int, inst_id: str, side: str, ord_type: str, sz: Decimal, px: Decimal | None,
+              tgt: str) -> tuple[str, SpotOrder | None] | None:
+        """The order's state (``filled``, ``live``, ``canceled``) and, when it rests, its model; or
+        None when it is refused (nothing placed)."""
+        inst, index, user = self.instruments[inst_id], self.index[inst_id], self.model.users[i]
+        in_quote = ord_type == "market" and tgt == "quote_ccy"
+        if px is not None and not multiple(px, inst.tick):
+            return None
+        if in_quote:
+            if not fits(sz, SCALES[inst.quote]):
+                return None
+        elif sz < inst.min_sz or not multiple(sz, inst.lot) or sz > inst.max_sz:
+            return None
+        if ord_type == "market":
+            decision = "fill"
+        else:
+            assert px is not None
+            crosses = self.crosses(side, px, index)
+            if ord_type == "post_only":
+                if crosses:
+                    return None
+                decision = "rest"
+            else:
+                decision = "fill" if crosses else ("rest" if ord_type == "limit" else "cancel")
+        q = Decimal(1).scaleb(-SCALES[inst.quote])
+        if side == "sell":
+            lock_ccy, lock = inst.base, (ceil_to(sz / index, inst.lot) if in_quote else sz)
+        else:
+            lock_ccy = inst.quote
+            lock = sz if in_quote else ceil_to(sz * (px if px is not None and ord_type != "market" else index), q)
+        fill_px = index if decision != "rest" else px
+        assert fill_px is not None
+        traded = self._pay_and_get(inst, side, sz, in_quote, fill_px, lock)
+        if traded is None:
+            return None
+        available = user.get(TRADING, lock_ccy)
+        if decision == "cancel":
+            return ("canceled", None) if available >= lock else None
+        if decision == "rest":
+            if available < lock:
+                return None
+            assert px is not None
+            user.add(TRADING, lock_ccy, -lock)
+            user.add(TRADING, lock_ccy, lock, LOCKED)
+            order = SpotOrder(i, inst_id, side, sz, px, lock, minute_of(self.model.now))
+            self.resting.append(order)
+            return "live", order
+        _, pay, get = traded
+        if available < pay:
+            return None
+        self._fill(i, inst, side, pay, get, self.taker, held=ZERO)
+        return "filled", None
+
+    def cancel(self, order: SpotOrder) -> bool:
+        if order.state != "live":
+            return False
+        order.state = "canceled"
+        user, inst = self.model.users[order.user], self.instruments[order.inst]
+        ccy = inst.quote if order.side == "buy" else inst.base
+        user.add(TRADING, ccy, -order.locked, LOCKED)
+        user.add(TRADING, ccy, order.locked)
+        self.resting = [o for o in self.resting if o.state == "live"]
+        return True
+
+    def set_price(self, inst_id: str, px: Decimal) -> None:
+        """A price point now: it crosses the orders placed in an earlier minute at this minute's end
+        (those placed in this minute are judged by its close, when it ends)."""
+        self.index[inst_id] = px
+        end = minute_of(self.model.now) + dt.timedelta(minutes=1)
+        for order in self.resting:
+            if (order.inst == inst_id and order.fills_at is None and order.minute < minute_of(self.model.now)
+                    and self.crosses(order.side, order.px, px)):
+                order.fills_at = end
+
+    def advance_to(self, until: dt.datetime) -> None:
+        """The minutes that end by ``until``: the current one's close judges the orders placed in it,
+        and every order crossed fills at its own price as maker."""
+        end = minute_of(self.model.now) + dt.timedelta(minutes=1)
+        if end > until:
+            return
+        for order in self.resting:
+            if order.fills_at is None and self.crosses(order.side, order.px, self.index[order.inst]):
+                order.fills_at = end
+        for order in self.resting:
+            if order.fills_at is not None and order.fills_at <= until:
+                inst = self.instruments[order.inst]
+                traded = self._pay_and_get(inst, order.side, order.sz, False, order.px, order.locked)
+                assert traded is not None  # checked when it was placed
+                _, pay, get = traded
+                self._fill(order.user, inst, order.side, pay, get, self.maker, held=order.locked)
+                order.state = "filled"
+        self.resting = [o for o in self.resting if o.state == "live"]

@@ -48,17 +48,25 @@ from stakehouse.db.engine import Database, libpq_conninfo
 from stakehouse.db.migrate import upgrade
 from stakehouse.db.tables import clock_state
 from stakehouse.errors import DomainError
+from stakehouse.funding.withdrawals import WithdrawalRequest
 from stakehouse.security import new_server_key
+from stakehouse.trading.service import PlaceRequest
 from stakehouse.wiring import Services
 from tests.sim.model import (
     FUNDING,
+    SCALES,
     TRADING,
     ZERO,
+    Instrument,
+    Markets,
     Model,
     Product,
     Redemption,
     RewardRow,
+    SpotOrder,
     StakingProduct,
+    Withdrawal,
+    WithdrawalChain,
     accrual_end_after,
 )
 
@@ -78,7 +86,13 @@ SUB_P = 0.35
 GROUP_P = 0.4
 #: (kind, weight) of the operations.
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
-       ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("advance", 16))
+       ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("sub_transfer", 5),
+       ("order", 12), ("cancel_order", 3), ("set_price", 4), ("withdraw", 6), ("cancel_withdrawal", 2),
+       ("advance", 18))
+#: The spot instruments traded, and the decimals of the index prices the operator sets on them.
+INSTRUMENTS = (("ETH-USDT", "ETH", 2), ("SOL-USDT", "SOL", 3))
+#: The chains withdrawn on.
+CHAINS = ("ETH-ERC20", "USDT-ERC20")
 #: Where a run (of product {p}) is made to fail: (label, the table whose UPDATE is refused, when).
 RUN_CRASHES = (
     ("{p} reward chunk {k} done", "job_run_chunks",
@@ -141,6 +155,7 @@ class World:
         self.armed = ""  # the table of the crash trigger in place
         self.server_key = new_server_key()  # encrypts API secrets only; nothing here depends on it
         self.max_users = self.rng.randint(*users)
+        self.review_seconds = self.rng.choice([0, 60, 1800, 7200])
         self.full_check_every = full_check_every
         self.log: collections.deque[str] = collections.deque(maxlen=20)
         self.stats = Stats()
@@ -177,22 +192,71 @@ class World:
                 "unbonding_days": product.unbonding_days, "min_stake": str(product.min_stake)})
             staking.append(product)
         self.model = Model(START, products, staking)
+        self._set_up_markets_and_chains()
         self.note(f"start {START.isoformat()} users<={self.max_users} " + "; ".join(
             f"{p.name}: fee_rate={p.fee_rate} cap={p.cap} fast={p.fast_limit}" for p in products) + "; " + "; ".join(
             f"staking {p.ccy}: precision={p.precision} queued={p.queued} cap={p.cap} unbonding={p.unbonding_days} "
             f"min={p.min_stake}" for p in staking))
         self.uids: list[str] = []
+        #: the sub-accounts' names by user
+        self.sub_names: dict[int, str] = {}
         #: every redemption the service accepted: (user, order id, the model's queued request or None if fast)
         self.redemptions: list[tuple[int, str, Redemption | None]] = []
+        #: every order that rested, and every on-chain withdrawal the service accepted
+        self.orders: list[SpotOrder] = []
+        self.withdrawals: list[tuple[str, Withdrawal]] = []
         for _ in range(3):
             self.op_create_user()
+
+    def _set_up_markets_and_chains(self) -> None:
+        """Seeded fee rates, instrument rules, index prices and withdrawal chains, set as an operator
+        sets them; the model gets the same numbers."""
+        taker = self.rng.choice([Decimal("0.001"), Decimal("0.002"), Decimal("0.0015")])
+        maker = self.rng.choice([Decimal("0.0008"), ZERO, Decimal("0.0005")])
+        self.svc.trading.set_fee_level("Lv1", taker=taker, maker=maker)
+        instruments, index = [], {}
+        for inst_id, base, px_places in INSTRUMENTS:
+            tick = self.rng.choice([Decimal("0.01"), Decimal("0.1")] if base == "ETH" else
+                                   [Decimal("0.01"), Decimal("0.001")])
+            lot = self.rng.choice([Decimal("0.000001"), Decimal("0.0001"), Decimal("0.01")])
+            min_sz = self.rng.choice([lot, Decimal("0.001"), Decimal("0.05")])
+            max_sz = self.rng.choice([Decimal(9999999999), Decimal(30)])
+            self.svc.prices.set_instrument(inst_id, {"tick_sz": tick, "lot_sz": lot, "min_sz": min_sz,
+                                                     "max_sz": max_sz})
+            px = Decimal(self.rng.randint(1500, 4000) if base == "ETH" else self.rng.randint(50, 250))
+            px += Decimal(self.rng.randint(0, 10**px_places - 1)).scaleb(-px_places)
+            self.svc.prices.set_price(inst_id, px)
+            index[inst_id] = px
+            instruments.append(Instrument(inst_id, base, "USDT", tick, lot, min_sz, max_sz))
+        self.model.markets = Markets(self.model, instruments, index, taker, maker)
+        decimals = {c.chain: c.wd_tick_sz for c in self.svc.chain.chains(["ETH", "USDT"])}
+        for chain in CHAINS:
+            ccy = chain.split("-")[0]
+            fee = self.rng.choice([Decimal("0.0016"), ZERO, Decimal("0.01")] if ccy == "ETH" else
+                                  [Decimal(3), ZERO, Decimal("1.5")])
+            min_wd = self.rng.choice([Decimal("0.005"), Decimal("0.1")] if ccy == "ETH" else [Decimal(10), Decimal(1)])
+            max_wd = self.rng.choice([Decimal(10000), Decimal(50)] if ccy == "ETH" else [Decimal(10**7), Decimal(5000)])
+            confirmations = self.rng.choice([1, 12, 64])
+            block_seconds = self.rng.choice([12, 600, 3600])
+            self.svc.chain.configure_chain(chain, {
+                "fee": fee, "min_wd": min_wd, "max_wd": max_wd, "confirmations": confirmations,
+                "unlock_confirmations": confirmations, "block_seconds": block_seconds})
+            self.model.chains[chain] = WithdrawalChain(chain, ccy, decimals[chain], fee, min_wd, max_wd,
+                                                       confirmations, block_seconds)
+        self.model.review = dt.timedelta(seconds=self.review_seconds)
+        self.note(f"spot: taker={taker} maker={maker} " + "; ".join(
+            f"{i.inst_id} tick={i.tick} lot={i.lot} min={i.min_sz} max={i.max_sz} index={index[i.inst_id]}"
+            for i in instruments) + f"; withdrawals: review={self.review_seconds}s " + "; ".join(
+            f"{c.chain} fee={c.fee} min={c.min_wd} max={c.max_wd} {c.confirmations}x{c.block_seconds}s"
+            for c in self.model.chains.values()))
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _open(self) -> Services:
         # chunks of 3 users, on 2 connections at once on PostgreSQL
         return Services(Settings(database_url=self.url, sandbox=True, server_key=self.server_key, admin_token="t",
-                                 log_level="WARNING", job_chunk_size=3, job_connections=2))
+                                 log_level="WARNING", job_chunk_size=3, job_connections=2,
+                                 withdrawal_review_seconds=self.review_seconds))
 
     def note(self, text: str) -> None:
         self.log.append(f"[{self.step}] {text}")
@@ -334,6 +398,13 @@ class World:
     def pick_user(self) -> int:
         return self.rng.randrange(len(self.uids))
 
+    def pick_holder(self, acct: int, ccy: str, *, masters: bool = False) -> int:
+        """Mostly a user holding some ``ccy`` in ``acct`` (a master, if asked), else anyone: operations
+        on empty accounts are refused, and a few of those are enough."""
+        holders = [i for i, u in enumerate(self.model.users)
+                   if u.get(acct, ccy) > 0 and (not masters or u.group == i)]
+        return self.rng.choice(holders) if holders and self.rng.random() < 0.85 else self.pick_user()
+
     def op_create_user(self) -> list[int]:
         """A master (KYC passed, the terms accepted), or now and then a sub-account of one: it stakes
         under its master's KYC and terms and shares the group's fast allowance."""
@@ -344,6 +415,7 @@ class World:
                                                         sub_name=f"sim{self.seed}n{len(self.uids)}")
             self.uids.append(user.uid)
             i = self.model.create_user(master)
+            self.sub_names[i] = f"sim{self.seed}n{i}"
             self.note(f"create user #{i} {user.uid}, a sub-account of #{master}")
             return [i]
         user = self.svc.accounts.create_user(kyc_level=2, accept_terms=NAMES)
@@ -484,6 +556,137 @@ class World:
             if not ok:
                 raise self.fail("provider publish_rate accepted, the model refuses it")
         return []
+
+    def op_sub_transfer(self) -> list[int]:
+        """A master moves funds to or from one of its sub-accounts (now and then another master's)."""
+        subs = list(self.sub_names)
+        if not subs:
+            return []
+        sub = self.rng.choice(subs)
+        master = self.model.users[sub].group
+        asker = master
+        masters = [i for i, u in enumerate(self.model.users) if u.group == i and i != master]
+        if masters and self.rng.random() < 0.1:
+            asker = self.rng.choice(masters)  # not its master: refused
+        kind = self.rng.choice([1, 2])
+        src, dst = (master, sub) if kind == 1 else (sub, master)
+        ccy = self.rng.choice(["ETH", "SOL", "USDT", "BETH", "OKSOL"])
+        frm, to = self.rng.choice([FUNDING, TRADING]), self.rng.choice([FUNDING, TRADING])
+        amt, how = self.amount_from(self.model.users[src].get(frm, ccy), SCALES[ccy])
+        ok = asker == master and not self._crash_pending() and self.model.sub_transfer(src, dst, ccy, amt, frm, to)
+        self.attempt("sub_transfer", ok, f"#{asker}: {amt} {ccy} #{src}/{frm} -> #{dst}/{to} (type {kind}, {how})",
+                     lambda: self.svc.assets.transfer(self.uids[asker], TransferRequest(
+                         ccy, amt, frm, to, type=kind, sub_acct=self.sub_names[sub])))
+        return [src, dst]
+
+    def op_order(self) -> list[int]:
+        """A spot order of any type, mostly valid, against the index the operator set."""
+        markets = self.model.markets
+        assert markets is not None
+        inst_id, base, _ = self.rng.choice(INSTRUMENTS)
+        side = self.rng.choice(["buy", "sell"])
+        i = self.pick_holder(TRADING, "USDT" if side == "buy" else base)
+        inst, index, user = markets.instruments[inst_id], markets.index[inst_id], self.model.users[i]
+        ord_type = self.rng.choices(["market", "limit", "post_only", "ioc", "fok"], [4, 5, 2, 1, 1])[0]
+        tgt = ""
+        if ord_type == "market":
+            tgt = self.rng.choice(["", "", "", "base_ccy", "quote_ccy"])
+        in_quote = ord_type == "market" and (tgt or ("quote_ccy" if side == "buy" else "base_ccy")) == "quote_ccy"
+        px = None
+        if ord_type != "market":
+            away = 1 + Decimal(self.rng.randint(-300, 300)) / 10_000
+            px = (index * away).quantize(inst.tick, rounding="ROUND_DOWN")
+            if self.rng.random() < 0.05:
+                px += inst.tick / 10
+            if px <= 0:
+                px = inst.tick
+        lot_places = -inst.lot.as_tuple().exponent  # type: ignore[operator]
+        if in_quote:
+            worth = user.get(TRADING, "USDT") if side == "buy" else user.get(TRADING, base) * index
+            sz, how = self.amount_from(worth.quantize(Decimal("0.000001"), rounding="ROUND_DOWN"), 6)
+        else:
+            most = user.get(TRADING, base) if side == "sell" else user.get(TRADING, "USDT") / (px or index)
+            sz, how = self.amount_from(most.quantize(inst.lot, rounding="ROUND_DOWN"), lot_places, inst.min_sz)
+        if sz <= 0:
+            sz, how = inst.lot, "one lot"
+        crash = self._crash_pending()
+        outcome = None if crash else markets.place(i, inst_id, side, ord_type, sz, px, tgt or
+                                                   ("quote_ccy" if in_quote else "base_ccy"))
+        text = f"order #{i} {side} {ord_type} {sz} {inst_id}" + (f" @{px}" if px is not None else "") + \
+            (f" tgt={tgt}" if tgt else "") + f" ({how}, index {index}, model: {outcome[0] if outcome else 'refused'})"
+        order = self.attempt("order", outcome is not None, text, lambda: self.svc.trading.place(
+            self.uids[i], PlaceRequest(inst_id, "cash", side, ord_type, sz, px, tgt)))
+        if order is not None and outcome is not None:
+            state, resting = outcome
+            if order.state != state:
+                raise self.fail(f"order {order.ord_id}: service {order.state}, model {state}")
+            if resting is not None:
+                resting.ord_id = str(order.ord_id)
+                self.orders.append(resting)
+        return [i]
+
+    def op_cancel_order(self) -> list[int]:
+        markets = self.model.markets
+        assert markets is not None
+        if not self.orders:
+            return []
+        order = self.rng.choice(self.orders)
+        ok = order.state == "live" and not self._crash_pending()
+        done = self.attempt("cancel_order", ok, f"cancel order #{order.user} {order.inst} {order.ord_id} "
+                                                f"(model: {order.state})",
+                            lambda: self.svc.trading.cancel(self.uids[order.user], order.inst,
+                                                            ord_id=int(order.ord_id)))
+        if done is not None:
+            markets.cancel(order)
+        return [order.user]
+
+    def op_set_price(self) -> list[int]:
+        """The operator pins an index price (up to 4 % away): it may cross resting orders."""
+        markets = self.model.markets
+        assert markets is not None
+        inst_id, _, places = self.rng.choice(INSTRUMENTS)
+        move = 1 + Decimal(self.rng.randint(-400, 400)) / 10_000
+        px = max((markets.index[inst_id] * move).quantize(Decimal(1).scaleb(-places)), Decimal(1))
+        self.svc.prices.set_price(inst_id, px)
+        markets.set_price(inst_id, px)
+        self.note(f"set {inst_id} index {px}")
+        return []
+
+    def op_withdraw(self) -> list[int]:
+        """On chain (ETH or USDT, an outside address) or, now and then, inside to another user."""
+        chain = self.model.chains[self.rng.choice(CHAINS)]
+        i = self.pick_holder(FUNDING, chain.ccy, masters=True)
+        if self.rng.random() < 0.25:
+            to = self.pick_user()
+            amt, how = self.amount_from(self.model.users[i].get(FUNDING, chain.ccy), chain.decimals)
+            ok = not self._crash_pending() and self.model.withdraw_inside(i, to, chain.chain, amt)
+            self.attempt("withdraw", ok, f"withdraw #{i} {amt} {chain.ccy} inside to #{to} ({how})",
+                         lambda: self.svc.withdrawals.withdraw(self.uids[i], WithdrawalRequest(
+                             chain.ccy, amt, 3, self.uids[to], chain=chain.chain, to_addr_type=2)))
+            return [i, to]
+        funds = max(self.model.users[i].get(FUNDING, chain.ccy) - chain.fee, ZERO)
+        amt, how = self.amount_from(funds, chain.decimals, chain.min_wd)
+        address = "0x" + "".join(self.rng.choice("0123456789abcdef") for _ in range(40))
+        crash = self._crash_pending()
+        expected = None if crash else self.model.withdraw(i, chain.chain, amt)
+        done = self.attempt("withdraw", expected is not None, f"withdraw #{i} {amt} {chain.ccy} on {chain.chain} "
+                                                              f"({how})",
+                            lambda: self.svc.withdrawals.withdraw(self.uids[i], WithdrawalRequest(
+                                chain.ccy, amt, 4, address, chain=chain.chain)))
+        if done is not None and expected is not None:
+            self.withdrawals.append((done.wd_id, expected))
+        return [i]
+
+    def op_cancel_withdrawal(self) -> list[int]:
+        if not self.withdrawals:
+            return []
+        wd_id, w = self.rng.choice(self.withdrawals)
+        ok = not w.cancelled and not w.broadcast and not self._crash_pending()
+        done = self.attempt("cancel_withdrawal", ok, f"cancel withdrawal {wd_id} of #{w.user}",
+                            lambda: self.svc.withdrawals.cancel(self.uids[w.user], wd_id))
+        if done is not None:
+            self.model.cancel_withdrawal(w)
+        return [w.user]
 
     def op_advance(self) -> None:
         hours = self.rng.randint(1, 30)

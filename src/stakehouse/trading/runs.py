@@ -41,9 +41,11 @@ def start_market(conn: Connection, now: dt.datetime) -> None:
 def _first_cross(side: str, px: Decimal, minutes: list[Minute], starts: list[int], extremes: list[Decimal],
                  created_ms: int) -> int | None:
     """Index of the first minute that crosses ``px`` after the order was placed: a minute the order
-    saw whole counts with its low/high, the minute it was placed in with its close only.
+    saw whole counts with its low/high, the minute it was placed in with its close only, also when
+    it was placed at the minute's very start: the minute's candle opens at the previous close and
+    may hold prices pinned at that same moment before the order, which it never saw.
     ``extremes`` are the running lows (buys) or highs (sells) from the first minute."""
-    whole = bisect.bisect_left(starts, created_ms)  # the first minute that began at or after placing
+    whole = bisect.bisect_right(starts, created_ms)  # the first minute that began after placing
     if whole > 0 and starts[whole - 1] + MINUTE_MS > created_ms:
         close = minutes[whole - 1].close
         if rules.crossed(side, px, close, close):
