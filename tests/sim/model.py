@@ -45,10 +45,24 @@ transfers and withdrawals):
   nothing moved); the fee is the level's rate on what is received, rounded up to its currency's
   decimals; a resting order fills at its own price when an index price set after it was placed
   crosses it (the minute it was placed in counts with its close only), at that minute's end;
-* on-chain withdrawals of ETH and USDT from funding (not from a plain sub-account): the chain's
+* on-chain withdrawals of ETH and USDT from funding (not from a sub-account other than an ND
+  broker's): the chain's
   decimals, minimum and maximum; ``amt`` plus the chain's fee locked; cancellable until broadcast
   (review seconds after the request), paid out once confirmed (the confirmations' blocks later);
-  internal withdrawals (``dest`` 3) to another master: at once, no fee.
+  internal withdrawals (``dest`` 3) to another master or ND sub-account: at once, no fee.
+
+And dual-currency deposits (dcd.md §1, §4, §5), bought by an ND broker's sub-accounts on the
+products the daily listing offers (the model takes each product's strike, sizes, quota and times,
+and each quote's ``absYield``, as given: the pricing is tested on its own):
+
+* a quote: a positive notional in the product's currency with at most its decimals, within the
+  minimum and maximum, a multiple of the step, within the quota left; the order: the notional
+  debited from funding (enough available), the quota consumed;
+* the settlement price is the index as of ``expTime`` (the last price set before it); at
+  ``settTime`` a call pays ``notional x (1 + absYield) x stk`` in the alternative currency when the
+  price is at or above the strike, else ``notional x (1 + absYield)`` in its own; a put pays
+  ``notional x (1 + absYield) / stk`` in ``ccy`` at or below the strike, else ``notional x
+  (1 + absYield)``; exactly, rounded down to the paid currency's decimals; into funding.
 
 Users are known by the order they were created (index 0, 1, ...): the service makes the uids.
 """
@@ -275,6 +289,11 @@ class Model:
         self.review = dt.timedelta(0)
         self.withdrawals: list[Withdrawal] = []
         self.markets: Markets | None = None
+        #: the ND broker's sub-accounts (they may withdraw and receive internal withdrawals)
+        self.nd_subs: set[int] = set()
+        self.dcd_orders: list[DcdOrder] = []
+        #: product id -> notional sold
+        self.dcd_sold: dict[str, Decimal] = {}
 
     # -- time ----------------------------------------------------------------------------------
 
@@ -310,6 +329,11 @@ class Model:
         # to funding only), so doing each kind in turn gives the same balances as time order.
         if self.markets is not None:
             self.markets.advance_to(until)
+        for order in self.dcd_orders:
+            if not order.paid and order.sett_time <= until:
+                order.paid = True
+                amount, ccy = order.payout(self._index_before(order.inst, order.exp_time))
+                self.users[order.user].add(FUNDING, ccy, amount)
         for w in self.withdrawals:
             if not w.cancelled and not w.done:
                 w.broadcast = w.broadcast or w.broadcast_at <= until
@@ -516,12 +540,13 @@ class Model:
         dest.note_token_change()
         return True
 
-    def is_sub(self, i: int) -> bool:
-        return self.users[i].group != i
+    def plain_sub(self, i: int) -> bool:
+        """A sub-account that is not an ND broker's: it neither withdraws nor receives withdrawals."""
+        return self.users[i].group != i and i not in self.nd_subs
 
     def withdraw(self, i: int, chain: str, amt: Decimal) -> Withdrawal | None:
         c, user = self.chains[chain], self.users[i]
-        if self.is_sub(i) or amt <= 0 or not fits(amt, c.decimals) or not c.min_wd <= amt <= c.max_wd:
+        if self.plain_sub(i) or amt <= 0 or not fits(amt, c.decimals) or not c.min_wd <= amt <= c.max_wd:
             return None
         total = amt + c.fee
         if user.get(FUNDING, c.ccy) < total:
@@ -537,7 +562,7 @@ class Model:
     def withdraw_inside(self, i: int, to: int, chain: str, amt: Decimal) -> bool:
         """To another master, at once and free (dest 3)."""
         c, user = self.chains[chain], self.users[i]
-        if (self.is_sub(i) or self.is_sub(to) or to == i or amt <= 0 or not fits(amt, c.decimals)
+        if (self.plain_sub(i) or self.plain_sub(to) or to == i or amt <= 0 or not fits(amt, c.decimals)
                 or user.get(FUNDING, c.ccy) < amt):
             return False
         user.add(FUNDING, c.ccy, -amt)
@@ -552,6 +577,28 @@ class Model:
         user.add(FUNDING, w.ccy, -w.total, LOCKED)
         user.add(FUNDING, w.ccy, w.total)
         return True
+
+    # -- dual-currency deposits ----------------------------------------------------------------------
+
+    def _index_before(self, inst: str, at: dt.datetime) -> Decimal:
+        assert self.markets is not None
+        return [px for t, px in self.markets.history[inst] if t < at][-1]
+
+    def dcd_quotable(self, product: DcdProduct, notional: Decimal) -> bool:
+        left = product.quota - self.dcd_sold.get(product.product_id, ZERO)
+        return (notional > 0 and fits(notional, SCALES[product.notional_ccy])
+                and product.min_size <= notional <= product.max_size and multiple(notional, product.step)
+                and notional <= left and self.now < product.stop_trading_time)
+
+    def dcd_order(self, i: int, product: DcdProduct, notional: Decimal, abs_yield: Decimal) -> DcdOrder | None:
+        user = self.users[i]
+        if not self.dcd_quotable(product, notional) or user.get(FUNDING, product.notional_ccy) < notional:
+            return None
+        user.add(FUNDING, product.notional_ccy, -notional)
+        self.dcd_sold[product.product_id] = self.dcd_sold.get(product.product_id, ZERO) + notional
+        order = DcdOrder(i, product, notional, abs_yield)
+        self.dcd_orders.append(order)
+        return order
 
     def publish_staking_rate(self, ccy: str, bps: Decimal) -> bool:
         """For the current accrual day (whose end is after now: its run has not been planned)."""
@@ -644,6 +691,8 @@ class Markets:
         self.index = dict(index)
         self.taker, self.maker = taker, maker
         self.resting: list[SpotOrder] = []
+        #: every index price set: (when, price), in order
+        self.history = {inst: [(model.now, px)] for inst, px in index.items()}
 
     @staticmethod
     def crosses(side: str, px: Decimal, index: Decimal) -> bool:
@@ -745,6 +794,7 @@ class Markets:
         """A price point now: it crosses the orders placed in an earlier minute at this minute's end
         (those placed in this minute are judged by its close, when it ends)."""
         self.index[inst_id] = px
+        self.history[inst_id].append((self.model.now, px))
         end = minute_of(self.model.now) + dt.timedelta(minutes=1)
         for order in self.resting:
             if (order.inst == inst_id and order.fills_at is None and order.minute < minute_of(self.model.now)
@@ -769,3 +819,54 @@ class Markets:
                 self._fill(order.user, inst, order.side, pay, get, self.maker, held=order.locked)
                 order.state = "filled"
         self.resting = [o for o in self.resting if o.state == "live"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DcdProduct:
+    """A listed DCD product, as the service lists it."""
+
+    product_id: str
+    ccy: str
+    alt_ccy: str
+    opt_type: str
+    stk: Decimal
+    notional_ccy: str
+    min_size: Decimal
+    max_size: Decimal
+    step: Decimal
+    quota: Decimal
+    exp_time: dt.datetime
+    sett_time: dt.datetime
+    stop_trading_time: dt.datetime
+
+
+@dataclasses.dataclass
+class DcdOrder:
+    user: int
+    product: DcdProduct
+    notional: Decimal
+    abs_yield: Decimal
+    paid: bool = False
+
+    @property
+    def inst(self) -> str:
+        return f"{self.product.ccy}-{self.product.alt_ccy}"
+
+    @property
+    def exp_time(self) -> dt.datetime:
+        return self.product.exp_time
+
+    @property
+    def sett_time(self) -> dt.datetime:
+        return self.product.sett_time
+
+    def payout(self, price: Decimal) -> tuple[Decimal, str]:
+        """(amount, currency) the order pays when the settlement price is ``price``: exact fractions,
+        rounded down once."""
+        p = self.product
+        grown = Fraction(self.notional) * (1 + Fraction(self.abs_yield))
+        if p.opt_type == "C":
+            amount, ccy = (grown * Fraction(p.stk), p.alt_ccy) if price >= p.stk else (grown, p.ccy)
+        else:
+            amount, ccy = (grown / Fraction(p.stk), p.ccy) if price <= p.stk else (grown, p.alt_ccy)
+        return Decimal(math.floor(amount * 10**SCALES[ccy])).scaleb(-SCALES[ccy]), ccy

@@ -1,9 +1,11 @@
 """The deterministic simulation inside the suite (issue 19, scope 6; TigerBeetle's VOPR is the model).
 
 Each seed is a whole simulated installation on a SQLite file of its own: users and sub-accounts
-(sharing their group's fast redemption allowance), deposits, transfers,
-purchases, redemptions and cancels of both liquid products (ETH and SOL), stakes and unstakes of
-two provider products (one queued, one instant), valid and invalid amounts, published rates and 30
+(sharing their group's fast redemption allowance), deposits, transfers (also between a master and
+its sub-accounts), purchases, redemptions and cancels of both liquid products (ETH and SOL), stakes
+and unstakes of two provider products (one queued, one instant), spot orders of every type and
+their cancels against index prices the operator pins, withdrawals on chain and inside and their
+cancels, valid and invalid amounts, published rates and 30
 days of clock moves with every daily run, restarts between steps and crashes inside runs and
 operations, checked after every step against the audit and the independent model
 (``tests/sim/model.py``). The seeds are split into batches so that ``pytest -n 2`` spreads them.
@@ -25,7 +27,7 @@ import structlog
 
 from tests.sim.world import quiet_logs, run_seed
 
-#: Seeds in the suite: ~10 s of CPU each for 30 days on this machine's cores (bench/RESULTS.md).
+#: Seeds in the suite: ~15 s of CPU each for 30 days on this machine's cores (bench/RESULTS.md).
 DEFAULT_SEEDS = 4
 BATCHES = 2
 DAYS = 30

@@ -2,8 +2,10 @@
 
 One ``random.Random(seed)`` decides everything: the installation's settings (each liquid product's
 fee rate, daily redemption cap and fast allowance; the provider products' precision, minimum,
-cap and unbonding days), the users, every operation and its amount, how far the clock moves, and
-where the process "crashes". Operations go through :class:`stakehouse.wiring.Services` (the
+cap and unbonding days; the spot fee rates, instrument rules and index prices; the withdrawal
+chains' fee, minimum, maximum and confirmations and the review time; the DCD series' tenors,
+strikes, sizes and quotas), the users, every operation and its amount, how far the clock moves,
+and where the process "crashes". Operations go through :class:`stakehouse.wiring.Services` (the
 service layer is the public interface here) on a SQLite file or a PostgreSQL database (where the
 runs' chunks go on two connections at once); after every step the audit, the users' balances
 (funding, trading, provider staking) and their reward rows are compared with
@@ -47,6 +49,7 @@ from stakehouse.config import Settings
 from stakehouse.db.engine import Database, libpq_conninfo
 from stakehouse.db.migrate import upgrade
 from stakehouse.db.tables import clock_state
+from stakehouse.dcd.service import QuoteRequest
 from stakehouse.errors import DomainError
 from stakehouse.funding.withdrawals import WithdrawalRequest
 from stakehouse.security import new_server_key
@@ -57,6 +60,7 @@ from tests.sim.model import (
     SCALES,
     TRADING,
     ZERO,
+    DcdProduct,
     Instrument,
     Markets,
     Model,
@@ -87,8 +91,10 @@ GROUP_P = 0.4
 #: (kind, weight) of the operations.
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
        ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("sub_transfer", 5),
-       ("order", 12), ("cancel_order", 3), ("set_price", 4), ("withdraw", 6), ("cancel_withdrawal", 2),
-       ("advance", 18))
+       ("order", 12), ("cancel_order", 3), ("set_price", 6), ("withdraw", 6), ("cancel_withdrawal", 3),
+       ("dcd", 6), ("advance", 18))
+#: Of the sub-accounts created, the share that are the ND broker's (the others a plain master's).
+ND_P = 0.5
 #: The spot instruments traded, and the decimals of the index prices the operator sets on them.
 INSTRUMENTS = (("ETH-USDT", "ETH", 2), ("SOL-USDT", "SOL", 3))
 #: The chains withdrawn on.
@@ -106,6 +112,8 @@ RUN_CRASHES = (
      "NEW.job = 'provider_interest' AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
     ("provider interest finish", "job_runs", "NEW.job = 'provider_interest'"),
     ("provider settlement run", "job_runs", "NEW.job = 'provider_settlement'"),
+    ("DCD fixing", "dcd_orders", "NEW.state = 'pending_settled'"),
+    ("DCD payment", "dcd_orders", "NEW.state = 'settled'"),
 )
 
 
@@ -171,11 +179,22 @@ class World:
                 "service_fee_rate": str(fee), "fast_redemption_daily_limit": str(fast),
                 "daily_redemption_cap": None if cap is None else str(cap)})
             products.append(Product(name, staked, token, unbonding, fee, cap, fast))
-        # DCD is not modelled and its daily listing is most of an idle day's cost: the operator turns it off.
+        # One DCD series (ETH/USDT, seeded tenors, strikes, sizes and quotas) is listed daily; the others cost
+        # their listing and add nothing: the operator turns them off.
         for row in self.svc.dcd.series():
             self.svc.dcd.set_series(row["ccy"], row["alt_ccy"], {"enabled": False})
-        # Nor are prices (they only label provider stakes and interest in USD): the index walks are held
-        # still, as an operator setting prices by hand does, so no minute of them is walked.
+        self.dcd_sizes = {
+            "C": (Decimal("0.01"), self.rng.choice([Decimal(5), Decimal(200)]), Decimal("0.01"),
+                  self.rng.choice([Decimal(3), Decimal(200)])),
+            "P": (Decimal(10), self.rng.choice([Decimal(20000), Decimal(10**6)]), Decimal(1),
+                  self.rng.choice([Decimal(30000), Decimal(5 * 10**6)]))}
+        self.svc.dcd.set_series("ETH", "USDT", {
+            "enabled": True, "tenors": self.rng.choice(["1", "1,2", "1,3"]),
+            "strike_pcts": self.rng.choice(["-5,5", "-2,2,5", "-8,-2,2,8"]), "strike_tick": Decimal(10),
+            **{f"{side}_{k}": v for side, opt in (("call", "C"), ("put", "P"))
+               for k, v in zip(("min", "max", "step", "quota"), self.dcd_sizes[opt], strict=True)}})
+        # Prices move only when the simulation pins them (op_set_price): the index walks are held still, as
+        # an operator setting prices by hand does, so no minute of them is walked.
         for path in self.svc.prices.paths():
             self.svc.prices.set_path(path.inst_id, walk=False)
         self.provider = self.svc.provider_staking.create_provider("sim").provider_id
@@ -205,7 +224,10 @@ class World:
         #: every order that rested, and every on-chain withdrawal the service accepted
         self.orders: list[SpotOrder] = []
         self.withdrawals: list[tuple[str, Withdrawal]] = []
-        for _ in range(3):
+        self.broker = 0  # the first user is also an ND broker: its sub-accounts buy DCDs
+        self.op_create_user()
+        self.svc.broker.set_broker(self.uids[self.broker])
+        for _ in range(2):
             self.op_create_user()
 
     def _set_up_markets_and_chains(self) -> None:
@@ -408,7 +430,17 @@ class World:
     def op_create_user(self) -> list[int]:
         """A master (KYC passed, the terms accepted), or now and then a sub-account of one: it stakes
         under its master's KYC and terms and shares the group's fast allowance."""
-        masters = [i for i, u in enumerate(self.model.users) if u.group == i]
+        # the broker's sub-accounts are all ND sub-accounts (their fills earn it rebates): plain ones have other masters
+        masters = [i for i, u in enumerate(self.model.users) if u.group == i and i != self.broker]
+        if len(self.uids) >= 3 and self.rng.random() < SUB_P * ND_P:
+            name = f"sim{self.seed}n{len(self.uids)}"
+            user = self.svc.broker.create_sub(self.uids[self.broker], sub_name=name)
+            self.uids.append(user.uid)
+            i = self.model.create_user(self.broker)
+            self.sub_names[i] = name
+            self.model.nd_subs.add(i)
+            self.note(f"create user #{i} {user.uid}, a sub-account of the ND broker #{self.broker}")
+            return [i]
         if masters and self.rng.random() < SUB_P:
             master = self.rng.choice(masters)
             user = self.svc.accounts.create_sub_account(parent_uid=self.uids[master],
@@ -586,6 +618,8 @@ class World:
         inst_id, base, _ = self.rng.choice(INSTRUMENTS)
         side = self.rng.choice(["buy", "sell"])
         i = self.pick_holder(TRADING, "USDT" if side == "buy" else base)
+        if i in self.model.nd_subs:
+            return []  # their fills would earn their broker ND rebates, which the model does not have
         inst, index, user = markets.instruments[inst_id], markets.index[inst_id], self.model.users[i]
         ord_type = self.rng.choices(["market", "limit", "post_only", "ioc", "fok"], [4, 5, 2, 1, 1])[0]
         tgt = ""
@@ -630,7 +664,8 @@ class World:
         assert markets is not None
         if not self.orders:
             return []
-        order = self.rng.choice(self.orders)
+        live = [o for o in self.orders if o.state == "live"]
+        order = self.rng.choice(live if live and self.rng.random() < 0.7 else self.orders)
         ok = order.state == "live" and not self._crash_pending()
         done = self.attempt("cancel_order", ok, f"cancel order #{order.user} {order.inst} {order.ord_id} "
                                                 f"(model: {order.state})",
@@ -641,11 +676,11 @@ class World:
         return [order.user]
 
     def op_set_price(self) -> list[int]:
-        """The operator pins an index price (up to 4 % away): it may cross resting orders."""
+        """The operator pins an index price (up to 6 % away): it may cross resting orders and DCD strikes."""
         markets = self.model.markets
         assert markets is not None
         inst_id, _, places = self.rng.choice(INSTRUMENTS)
-        move = 1 + Decimal(self.rng.randint(-400, 400)) / 10_000
+        move = 1 + Decimal(self.rng.randint(-600, 600)) / 10_000
         px = max((markets.index[inst_id] * move).quantize(Decimal(1).scaleb(-places)), Decimal(1))
         self.svc.prices.set_price(inst_id, px)
         markets.set_price(inst_id, px)
@@ -680,13 +715,53 @@ class World:
     def op_cancel_withdrawal(self) -> list[int]:
         if not self.withdrawals:
             return []
-        wd_id, w = self.rng.choice(self.withdrawals)
+        pending = [(wd_id, w) for wd_id, w in self.withdrawals if not w.broadcast and not w.cancelled]
+        wd_id, w = self.rng.choice(pending if pending and self.rng.random() < 0.7 else self.withdrawals)
         ok = not w.cancelled and not w.broadcast and not self._crash_pending()
         done = self.attempt("cancel_withdrawal", ok, f"cancel withdrawal {wd_id} of #{w.user}",
                             lambda: self.svc.withdrawals.cancel(self.uids[w.user], wd_id))
         if done is not None:
             self.model.cancel_withdrawal(w)
         return [w.user]
+
+    def op_dcd(self) -> list[int]:
+        """An ND sub-account asks for a quote on a listed ETH/USDT product and (mostly) executes it."""
+        subs = sorted(self.model.nd_subs)
+        if not subs:
+            return []
+        opt = self.rng.choice(["C", "P"])
+        ccy = "ETH" if opt == "C" else "USDT"
+        holders = [i for i in subs if self.model.users[i].get(FUNDING, ccy) > 0]
+        i = self.rng.choice(holders if holders and self.rng.random() < 0.85 else subs)
+        listed = self.svc.dcd.products("ETH", "USDT", opt)
+        if not listed:
+            return []
+        p = self.rng.choice(listed).product
+        low, high, step, quota = self.dcd_sizes[opt]
+        product = DcdProduct(p.product_id, p.ccy, p.alt_ccy, p.opt_type, p.stk, p.notional_ccy, low, high, step, quota,
+                             p.exp_time, p.sett_time, p.stop_trading_time)
+        left = quota - self.model.dcd_sold.get(p.product_id, ZERO)
+        if p.quota_left != left:
+            raise self.fail(f"DCD {p.product_id}: quota left {p.quota_left}, model {left}")
+        places = -step.normalize().as_tuple().exponent  # type: ignore[operator]
+        notional, how = self.amount_from(min(self.model.users[i].get(FUNDING, ccy), left), max(places, 0), low)
+        if self.rng.random() < 0.5:
+            notional = (notional / step).to_integral_value(rounding="ROUND_DOWN") * step  # mostly on the step
+        text = f"DCD #{i} {notional} {ccy} of {p.product_id} ({how})"
+        try:
+            quote = self.svc.dcd.quote(self.uids[i], QuoteRequest(p.product_id, notional, ccy, tag="", markup=ZERO))
+        except DomainError as exc:
+            self.note(f"{text}: quote refused ({type(exc).__name__}: {exc})")
+            if self.model.dcd_quotable(product, notional):
+                raise self.fail(f"DCD quote refused, the model accepts it: {exc}") from exc
+            return [i]
+        if not self.model.dcd_quotable(product, notional):
+            raise self.fail(f"DCD quote of {notional} {ccy} on {p.product_id} accepted, the model refuses it")
+        crash = self._crash_pending()
+        expected = None if crash else self.model.dcd_order(i, product, notional, quote.abs_yield)
+        self.attempt("dcd_order", expected is not None, f"{text} at absYield {quote.abs_yield}",
+                     lambda: self.svc.dcd.order(self.uids[i], quote.quote_id))
+        return [i]
 
     def op_advance(self) -> None:
         hours = self.rng.randint(1, 30)
