@@ -72,6 +72,7 @@ from tests.sim.model import (
     Withdrawal,
     WithdrawalChain,
     accrual_end_after,
+    floor_to,
 )
 
 T = TypeVar("T")
@@ -91,7 +92,7 @@ GROUP_P = 0.4
 #: (kind, weight) of the operations.
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
        ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("sub_transfer", 5),
-       ("order", 12), ("cancel_order", 3), ("set_price", 6), ("withdraw", 6), ("cancel_withdrawal", 3),
+       ("order", 16), ("cancel_order", 3), ("set_price", 6), ("withdraw", 6), ("cancel_withdrawal", 3),
        ("dcd", 6), ("advance", 18))
 #: Of the sub-accounts created, the share that are the ND broker's (the others a plain master's).
 ND_P = 0.5
@@ -190,7 +191,7 @@ class World:
                   self.rng.choice([Decimal(30000), Decimal(5 * 10**6)]))}
         self.svc.dcd.set_series("ETH", "USDT", {
             "enabled": True, "tenors": self.rng.choice(["1", "1,2", "1,3"]),
-            "strike_pcts": self.rng.choice(["-5,5", "-2,2,5", "-8,-2,2,8"]), "strike_tick": Decimal(10),
+            "strike_pcts": self.rng.choice(["-2,2", "-1,1,3", "-5,-1,1,5"]), "strike_tick": Decimal(10),
             **{f"{side}_{k}": v for side, opt in (("call", "C"), ("put", "P"))
                for k, v in zip(("min", "max", "step", "quota"), self.dcd_sizes[opt], strict=True)}})
         # Prices move only when the simulation pins them (op_set_price): the index walks are held still, as
@@ -481,7 +482,7 @@ class World:
 
     def op_transfer(self) -> list[int]:
         i = self.pick_user()
-        ccy = self.rng.choice(["ETH", "SOL", "USDT", "BETH", "BETH", "OKSOL", "OKSOL"])
+        ccy = self.rng.choice(["ETH", "SOL", "USDT", "USDT", "BETH", "BETH", "OKSOL", "OKSOL"])
         frm, to = (FUNDING, TRADING) if self.rng.random() < 0.55 else (TRADING, FUNDING)
         places = {"ETH": 18, "SOL": 9, "USDT": 6, "BETH": 8, "OKSOL": 8}[ccy]
         amt, how = self.amount_from(self.model.users[i].get(frm, ccy), places)
@@ -641,6 +642,8 @@ class World:
         else:
             most = user.get(TRADING, base) if side == "sell" else user.get(TRADING, "USDT") / (px or index)
             sz, how = self.amount_from(most.quantize(inst.lot, rounding="ROUND_DOWN"), lot_places, inst.min_sz)
+            if self.rng.random() < 0.6:
+                sz = max(floor_to(sz, inst.lot), inst.min_sz)  # mostly a valid size
         if sz <= 0:
             sz, how = inst.lot, "one lot"
         crash = self._crash_pending()
@@ -710,6 +713,8 @@ class World:
                                 chain.ccy, amt, 4, address, chain=chain.chain)))
         if done is not None and expected is not None:
             self.withdrawals.append((done.wd_id, expected))
+            if self.rng.random() < 0.25:  # the user changes their mind at once
+                self._cancel_withdrawal(done.wd_id, expected)
         return [i]
 
     def op_cancel_withdrawal(self) -> list[int]:
@@ -717,6 +722,9 @@ class World:
             return []
         pending = [(wd_id, w) for wd_id, w in self.withdrawals if not w.broadcast and not w.cancelled]
         wd_id, w = self.rng.choice(pending if pending and self.rng.random() < 0.7 else self.withdrawals)
+        return self._cancel_withdrawal(wd_id, w)
+
+    def _cancel_withdrawal(self, wd_id: str, w: Withdrawal) -> list[int]:
         ok = not w.cancelled and not w.broadcast and not self._crash_pending()
         done = self.attempt("cancel_withdrawal", ok, f"cancel withdrawal {wd_id} of #{w.user}",
                             lambda: self.svc.withdrawals.cancel(self.uids[w.user], wd_id))
