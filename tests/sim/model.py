@@ -64,6 +64,11 @@ and each quote's ``absYield``, as given: the pricing is tested on its own):
   ``notional x (1 + absYield) / stk`` in ``ccy`` at or below the strike, else ``notional x
   (1 + absYield)``; exactly, rounded down to the paid currency's decimals; into funding.
 
+And the ND broker's daily rebates (trading-and-rebates.md §5): each fill of one of its sub-accounts
+earns ``0.4 x netFee`` (the fee in USDT at the fill's price, to 18 decimals; no markups, no credits
+here) rounded down to 8 decimals; the run at 00:00 Hong Kong time (16:00 UTC) pays the broker's
+funding account the day's total in USDT.
+
 Users are known by the order they were created (index 0, 1, ...): the service makes the uids.
 """
 
@@ -289,8 +294,11 @@ class Model:
         self.review = dt.timedelta(0)
         self.withdrawals: list[Withdrawal] = []
         self.markets: Markets | None = None
-        #: the ND broker's sub-accounts (they may withdraw and receive internal withdrawals)
+        #: the ND broker and its sub-accounts (they may withdraw and receive internal withdrawals)
+        self.broker = 0
         self.nd_subs: set[int] = set()
+        #: the ND rebate of every fill of the broker's sub-accounts: (when, rebate)
+        self.nd_fills: list[tuple[dt.datetime, Decimal]] = []
         self.dcd_orders: list[DcdOrder] = []
         #: product id -> notional sold
         self.dcd_sold: dict[str, Decimal] = {}
@@ -329,6 +337,13 @@ class Model:
         # to funding only), so doing each kind in turn gives the same balances as time order.
         if self.markets is not None:
             self.markets.advance_to(until)
+        end = dt.datetime.combine(self.now.date(), HKT_DAY_END, dt.UTC)
+        end = end if end > self.now else end + dt.timedelta(days=1)
+        while end <= until:  # the ND rebate run of the Hong Kong day ending at ``end``
+            paid = sum((r for at, r in self.nd_fills if end - dt.timedelta(days=1) <= at < end), ZERO)
+            if paid > 0:
+                self.users[self.broker].add(FUNDING, "USDT", paid)
+            end += dt.timedelta(days=1)
         for order in self.dcd_orders:
             if not order.paid and order.sett_time <= until:
                 order.paid = True
@@ -677,6 +692,13 @@ class SpotOrder:
     state: str = "live"
 
 
+#: The ND rebate ratio of every broker level (the default) and the rebates' decimals.
+ND_RATIO = Decimal("0.4")
+REBATE_DECIMALS = 8
+#: ND rebate days end at 00:00 Hong Kong time (UTC+8).
+HKT_DAY_END = dt.time(16, 0)
+
+
 def minute_of(t: dt.datetime) -> dt.datetime:
     return t.replace(second=0, microsecond=0)
 
@@ -715,10 +737,13 @@ class Markets:
         return base, base, proceeds
 
     def _fill(self, i: int, inst: Instrument, side: str, pay: Decimal, get: Decimal, rate: Decimal, *,
-              held: Decimal) -> None:
+              held: Decimal, px: Decimal, at: dt.datetime) -> None:
         user = self.model.users[i]
         pay_ccy, get_ccy = (inst.quote, inst.base) if side == "buy" else (inst.base, inst.quote)
         fee = min(ceil_to(get * rate, Decimal(1).scaleb(-SCALES[get_ccy])), get)
+        if i in self.model.nd_subs:  # the fee in USDT at the fill's price (the quote is USDT)
+            fee_usdt = round_down(fee * (px if get_ccy == inst.base else 1), 18)
+            self.model.nd_fills.append((at, round_down(ND_RATIO * fee_usdt, REBATE_DECIMALS)))
         if held:
             user.add(TRADING, pay_ccy, -held, LOCKED)
             user.add(TRADING, pay_ccy, held - pay)
@@ -776,7 +801,7 @@ class Markets:
         _, pay, get = traded
         if available < pay:
             return None
-        self._fill(i, inst, side, pay, get, self.taker, held=ZERO)
+        self._fill(i, inst, side, pay, get, self.taker, held=ZERO, px=index, at=self.model.now)
         return "filled", None
 
     def cancel(self, order: SpotOrder) -> bool:
@@ -816,7 +841,8 @@ class Markets:
                 traded = self._pay_and_get(inst, order.side, order.sz, False, order.px, order.locked)
                 assert traded is not None  # checked when it was placed
                 _, pay, get = traded
-                self._fill(order.user, inst, order.side, pay, get, self.maker, held=order.locked)
+                self._fill(order.user, inst, order.side, pay, get, self.maker, held=order.locked, px=order.px,
+                           at=order.fills_at)
                 order.state = "filled"
         self.resting = [o for o in self.resting if o.state == "live"]
 

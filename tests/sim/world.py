@@ -113,6 +113,9 @@ RUN_CRASHES = (
      "NEW.job = 'provider_interest' AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
     ("provider interest finish", "job_runs", "NEW.job = 'provider_interest'"),
     ("provider settlement run", "job_runs", "NEW.job = 'provider_settlement'"),
+    ("ND rebate chunk {k} done", "job_run_chunks",
+     "NEW.job = 'nd_rebates' AND NEW.chunk = {k} AND NEW.done_at IS NOT NULL"),
+    ("ND rebate run", "job_runs", "NEW.job = 'nd_rebates'"),
     ("DCD fixing", "dcd_orders", "NEW.state = 'pending_settled'"),
     ("DCD payment", "dcd_orders", "NEW.state = 'settled'"),
 )
@@ -228,6 +231,7 @@ class World:
         self.broker = 0  # the first user is also an ND broker: its sub-accounts buy DCDs
         self.op_create_user()
         self.svc.broker.set_broker(self.uids[self.broker])
+        self.create_nd_sub()  # at least one: DCDs and ND rebates need one
         for _ in range(2):
             self.op_create_user()
 
@@ -428,20 +432,23 @@ class World:
                    if u.get(acct, ccy) > 0 and (not masters or u.group == i)]
         return self.rng.choice(holders) if holders and self.rng.random() < 0.85 else self.pick_user()
 
+    def create_nd_sub(self) -> list[int]:
+        name = f"sim{self.seed}n{len(self.uids)}"
+        user = self.svc.broker.create_sub(self.uids[self.broker], sub_name=name)
+        self.uids.append(user.uid)
+        i = self.model.create_user(self.broker)
+        self.sub_names[i] = name
+        self.model.nd_subs.add(i)
+        self.note(f"create user #{i} {user.uid}, a sub-account of the ND broker #{self.broker}")
+        return [i]
+
     def op_create_user(self) -> list[int]:
         """A master (KYC passed, the terms accepted), or now and then a sub-account of one: it stakes
         under its master's KYC and terms and shares the group's fast allowance."""
         # the broker's sub-accounts are all ND sub-accounts (their fills earn it rebates): plain ones have other masters
         masters = [i for i, u in enumerate(self.model.users) if u.group == i and i != self.broker]
         if len(self.uids) >= 3 and self.rng.random() < SUB_P * ND_P:
-            name = f"sim{self.seed}n{len(self.uids)}"
-            user = self.svc.broker.create_sub(self.uids[self.broker], sub_name=name)
-            self.uids.append(user.uid)
-            i = self.model.create_user(self.broker)
-            self.sub_names[i] = name
-            self.model.nd_subs.add(i)
-            self.note(f"create user #{i} {user.uid}, a sub-account of the ND broker #{self.broker}")
-            return [i]
+            return self.create_nd_sub()
         if masters and self.rng.random() < SUB_P:
             master = self.rng.choice(masters)
             user = self.svc.accounts.create_sub_account(parent_uid=self.uids[master],
@@ -619,8 +626,6 @@ class World:
         inst_id, base, _ = self.rng.choice(INSTRUMENTS)
         side = self.rng.choice(["buy", "sell"])
         i = self.pick_holder(TRADING, "USDT" if side == "buy" else base)
-        if i in self.model.nd_subs:
-            return []  # their fills would earn their broker ND rebates, which the model does not have
         inst, index, user = markets.instruments[inst_id], markets.index[inst_id], self.model.users[i]
         ord_type = self.rng.choices(["market", "limit", "post_only", "ioc", "fok"], [4, 5, 2, 1, 1])[0]
         tgt = ""
