@@ -16,8 +16,9 @@ Crashes, without mocks or hooks in the code:
 * **restart** between steps: ``Services.close()`` and a new ``Services`` on the same database (all
   in-process state is lost; the sandbox clock must come back from the database, frozen);
 * **inside a run**: a trigger makes the database refuse one write of the daily runs (a chunk of
-  a liquid reward or settlement run or of the provider interest run marked done, a reward run's
-  plan or finish, a settlement or interest run's last statement); the transaction rolls back whole
+  a liquid reward or settlement run, of the provider interest run or of the ND rebate run marked
+  done, a reward run's plan or finish, a settlement, interest or rebate run's last statement, a
+  DCD product's fixing or payment); the transaction rolls back whole
   and the error comes out of ``advance_clock``. The trigger is dropped, the process restarts,
   ``advance_clock(by=0)`` resumes what is due, then the clock goes on to where the step wanted it:
   nothing may be paid twice or skipped;
