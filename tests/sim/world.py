@@ -95,7 +95,8 @@ OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), 
        ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("sub_transfer", 5),
        ("order", 16), ("cancel_order", 3), ("set_price", 6), ("withdraw", 6), ("cancel_withdrawal", 3),
        ("dcd", 6), ("advance", 18))
-#: Of the sub-accounts created, the share that are the ND broker's (the others a plain master's).
+#: A new user is a sub-account of the ND broker with probability ``SUB_P * ND_P`` (else, with ``SUB_P``,
+#: a plain master's sub-account).
 ND_P = 0.5
 #: The spot instruments traded, and the decimals of the index prices the operator sets on them.
 INSTRUMENTS = (("ETH-USDT", "ETH", 2), ("SOL-USDT", "SOL", 3))
