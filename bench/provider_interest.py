@@ -70,6 +70,7 @@ from reward_run import (
     growth,
     holder_units,
     run_cases,
+    shared_cells,
     sizes_and_backends,
 )
 
@@ -384,13 +385,10 @@ def fmt_table(cases: list[Case]) -> str:
             continue
         d1, d2 = c.day1.seconds, c.day2.seconds
         per = f"{d1 / c.holders * 1e6:.1f}/{d2 / c.holders * 1e6:.1f}"
-        writes = f"{c.writes_s:.2f}" if c.writes_s is not None else "-"
-        wratio = f"{d1 / c.writes_s:.2f}/{d2 / c.writes_s:.2f}" if c.writes_s else "-"
-        mem = f"{c.day1.rss_mb:.0f}/{c.day2.rss_mb:.0f}"
-        if c.day1.traced_mb is not None and c.day2.traced_mb is not None:
-            mem += f" (py {c.day1.traced_mb:.0f}/{c.day2.traced_mb:.0f}; traced: times inflated)"
+        writes, wratio, mem = shared_cells(c)
+        traced = "  (traced: times inflated)" if c.day1.traced_mb is not None else ""
         lines.append(f"{c.backend:<9} {c.holders:>9} {c.load_s:>7.1f} {c.floor_s:>8.3f} {writes:>9} {d1:>8.2f} "
-                     f"{d2:>8.2f} {per:>16} {wratio:>11} {mem:>14}")
+                     f"{d2:>8.2f} {per:>16} {wratio:>11} {mem:>14}{traced}")
     return "\n".join(lines + growth(cases, "stakers", writes=True))
 
 

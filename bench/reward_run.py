@@ -454,6 +454,19 @@ def growth(cases: list[Case], who: str, *, writes: bool = False) -> list[str]:
     return lines
 
 
+def shared_cells(c: Case) -> tuple[str, str, str]:
+    """The cells both daily-run tables have: the bare writes' seconds, each day against them, and the
+    peak memory of each day (with Python's own when traced)."""
+    assert c.day1 is not None and c.day2 is not None
+    d1, d2 = c.day1.seconds, c.day2.seconds
+    writes = f"{c.writes_s:.2f}" if c.writes_s is not None else "-"
+    wratio = f"{d1 / c.writes_s:.2f}/{d2 / c.writes_s:.2f}" if c.writes_s else "-"
+    mem = f"{c.day1.rss_mb:.0f}/{c.day2.rss_mb:.0f}"
+    if c.day1.traced_mb is not None and c.day2.traced_mb is not None:
+        mem += f" (py {c.day1.traced_mb:.0f}/{c.day2.traced_mb:.0f})"
+    return writes, wratio, mem
+
+
 def fmt_table(cases: list[Case]) -> str:
     head = (f"{'backend':<9} {'holders':>9} {'load s':>7} {'floor s':>8} {'writes s':>9} {'day 1 s':>8} "
             f"{'day 2 s':>8} {'run/floor':>10} {'run/writes':>11} {'peak MB d1/d2':>14}  goal (1M)")
@@ -464,11 +477,7 @@ def fmt_table(cases: list[Case]) -> str:
             continue
         d1, d2 = c.day1.seconds, c.day2.seconds
         ratio = f"{d1 / c.floor_s:.0f}/{d2 / c.floor_s:.0f}" if c.floor_s else "-"
-        writes = f"{c.writes_s:.2f}" if c.writes_s is not None else "-"
-        wratio = f"{d1 / c.writes_s:.2f}/{d2 / c.writes_s:.2f}" if c.writes_s else "-"
-        mem = f"{c.day1.rss_mb:.0f}/{c.day2.rss_mb:.0f}"
-        if c.day1.traced_mb is not None and c.day2.traced_mb is not None:
-            mem += f" (py {c.day1.traced_mb:.0f}/{c.day2.traced_mb:.0f})"
+        writes, wratio, mem = shared_cells(c)
         goal = ""
         if c.day1.traced_mb is not None:
             goal = "(traced: times inflated)"
