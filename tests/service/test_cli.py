@@ -1,4 +1,7 @@
-"""The operator CLI over a real database: audit passes, then catches a corrupted balance."""
+"""The operator CLI over a real database: audit passes, then catches a corrupted balance.
+
+The commands run in this process (``tests/support/cli.py``); what only a new process shows (the
+``python -m stakehouse.cli`` entry point, a configuration that stops it starting) runs in one."""
 
 from __future__ import annotations
 
@@ -17,12 +20,12 @@ from stakehouse.config import Settings
 from stakehouse.db.tables import ledger_accounts
 from stakehouse.security import new_server_key
 from stakehouse.wiring import Services
+from tests.support.cli import Done, invoke
 
 
-def cli(*args: str, db: str, key: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "STAKEHOUSE_SERVER_KEY": key, "STAKEHOUSE_DATABASE_URL": db}
-    return subprocess.run([sys.executable, "-m", "stakehouse.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+def cli(*args: str, db: str, key: str) -> Done:
+    """``stakehouse ARGS`` on ``db`` with ``key``, in this process (``tests/support/cli.py``)."""
+    return invoke(*args, env={"STAKEHOUSE_SERVER_KEY": key, "STAKEHOUSE_DATABASE_URL": db})
 
 
 def test_cli_creates_credits_and_audits(backend: str, make_db: Callable[[str], str]) -> None:

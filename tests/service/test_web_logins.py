@@ -4,9 +4,6 @@ never, refused when bad."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -17,16 +14,15 @@ from stakehouse.db.tables import web_logins
 from stakehouse.security import new_server_key
 from stakehouse.wiring import Services
 from tests.stack import Stack
+from tests.support.cli import Done, invoke
 
 
 def test_cli_sets_a_password_from_stdin_and_stores_only_a_hash(tmp_sqlite: str) -> None:
     key = new_server_key()
     services = Services(Settings(database_url=tmp_sqlite, server_key=key, sandbox=True))
     uid = services.accounts.create_user().uid
-    env = {**os.environ, "STAKEHOUSE_SERVER_KEY": key, "STAKEHOUSE_LOG_LEVEL": "WARNING"}
-    done = subprocess.run([sys.executable, "-m", "stakehouse.cli", "users", "set-password", uid, "carol",
-                           "--db", tmp_sqlite], input="correct-horse-battery\n", text=True, capture_output=True,
-                          env=env, timeout=120)
+    env = {"STAKEHOUSE_SERVER_KEY": key}
+    done = invoke("users", "set-password", uid, "carol", "--db", tmp_sqlite, input="correct-horse-battery\n", env=env)
     assert done.returncode == 0, done.stderr
     assert '"login": "carol"' in done.stdout and "correct-horse" not in done.stdout + done.stderr
     with services.db.read() as conn:
@@ -38,8 +34,7 @@ def test_cli_sets_a_password_from_stdin_and_stores_only_a_hash(tmp_sqlite: str) 
         raise AssertionError("a wrong password was accepted")
     except BadCredentials:
         pass
-    short = subprocess.run([sys.executable, "-m", "stakehouse.cli", "users", "set-password", uid, "carol",
-                            "--db", tmp_sqlite], input="short\n", text=True, capture_output=True, env=env, timeout=120)
+    short = invoke("users", "set-password", uid, "carol", "--db", tmp_sqlite, input="short\n", env=env)
     assert short.returncode != 0 and "password" in (short.stdout + short.stderr)
     services.close()
 
@@ -64,11 +59,9 @@ def test_cli_registers_oauth_clients_showing_the_secret_once(tmp_sqlite: str) ->
     key = new_server_key()
     services = Services(Settings(database_url=tmp_sqlite, server_key=key, sandbox=True))
     broker = services.accounts.create_user().uid
-    env = {**os.environ, "STAKEHOUSE_SERVER_KEY": key, "STAKEHOUSE_LOG_LEVEL": "WARNING"}
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "stakehouse.cli", "oauth", *args, "--db", tmp_sqlite],
-                              text=True, capture_output=True, env=env, timeout=120)
+    def cli(*args: str) -> Done:
+        return invoke("oauth", *args, "--db", tmp_sqlite, env={"STAKEHOUSE_SERVER_KEY": key})
 
     refused = cli("client-create", broker, "App", "--redirect-uri", "https://a.example/cb")
     assert refused.returncode != 0 and "not an FD broker of type oauth" in refused.stdout + refused.stderr

@@ -64,10 +64,25 @@ and each quote's ``absYield``, as given: the pricing is tested on its own):
   ``notional x (1 + absYield) / stk`` in ``ccy`` at or below the strike, else ``notional x
   (1 + absYield)``; exactly, rounded down to the paid currency's decimals; into funding.
 
-And the ND broker's daily rebates (trading-and-rebates.md §5): each fill of one of its sub-accounts
-earns ``0.4 x netFee`` (the fee in USDT at the fill's price, to 18 decimals; no markups, no credits
-here) rounded down to 8 decimals; the run at 00:00 Hong Kong time (16:00 UTC) pays the broker's
-funding account the day's total in USDT.
+And the ND broker's fee changes, contract credits and daily rebates (broker.md "Trading-fee
+changes", trading.md "Fees" and "Contract credits", trading-and-rebates.md §5):
+
+* a fee change (the broker's default, or one sub-account's own; ``absolute`` in bp up to 1000 with
+  one decimal, or ``percentage`` in whole percent up to 10000; a scope that covers spot USDT pairs or
+  not) takes effect at 00:00 Hong Kong time of the next day or of a later ``effDate``; at a fill of
+  a sub-account, per side, the change in effect that covers it wins by: its own before the
+  default, the more specific scope, the later effective time, the later set; the fee is the
+  received amount at the changed rate and the base fee at the level's rate, each rounded up, the
+  markup their difference;
+* a credit (USDT, at most 6 decimals) is granted to a sub-account, activated by it before its
+  activation deadline (its use period then starts), invalidated by the operator, and expires at
+  either deadline; at a fill, the active credits pay the fee, soonest to expire first: each owes
+  the rest of the fee valued in USDT at the fill's price rounded up to 6 decimals, and pays it
+  whole if it has that much left, else what its rest buys rounded down in the fee's currency (and
+  is used up); credits pay the base fee first, then the markup;
+* each fill earns the broker ``0.4 x netFee + markupFee`` (the base fee and the markup paid in
+  money, in USDT at the fill's price to 18 decimals) rounded down to 8 decimals; the run at 00:00
+  Hong Kong time (16:00 UTC) pays the broker's funding account the day's total in USDT.
 
 Users are known by the order they were created (index 0, 1, ...): the service makes the uids.
 """
@@ -299,6 +314,9 @@ class Model:
         self.nd_subs: set[int] = set()
         #: the ND rebate of every fill of the broker's sub-accounts: (when, rebate)
         self.nd_fills: list[tuple[dt.datetime, Decimal]] = []
+        #: the broker's fee changes in the order set, and the contract credits granted
+        self.fee_changes: list[FeeChange] = []
+        self.credits: list[Credit] = []
         self.dcd_orders: list[DcdOrder] = []
         #: product id -> notional sold
         self.dcd_sold: dict[str, Decimal] = {}
@@ -615,6 +633,90 @@ class Model:
         self.dcd_orders.append(order)
         return order
 
+    # -- the ND broker's fee changes and contract credits ---------------------------------------
+
+    def set_fee_change(self, user: int | None, *, specificity: int, covers_spot: bool, kind: str,
+                       taker: Decimal | None, maker: Decimal | None, eff_day: dt.date | None) -> FeeChange | None:
+        """A change the broker sets (``user`` None: its default), or None when it is refused."""
+        if user is not None and user not in self.nd_subs:
+            return None
+        if taker is None and maker is None:
+            return None
+        high, places = (Decimal(1000), 1) if kind == "absolute" else (Decimal(10000), 0)
+        for value in (taker, maker):
+            if value is not None and not (ZERO <= value <= high and fits(value, places)):
+                return None
+        hkt_today = (self.now + HKT_OFFSET).date()
+        day = eff_day if eff_day is not None else hkt_today + dt.timedelta(days=1)
+        effective = dt.datetime.combine(day, dt.time(0), dt.UTC) - HKT_OFFSET
+        if effective <= self.now:
+            return None
+        change = FeeChange(len(self.fee_changes), user, specificity, covers_spot, kind, taker, maker, effective)
+        self.fee_changes.append(change)
+        return change
+
+    def fee_rate(self, i: int, base: Decimal, liquidity: str, at: dt.datetime) -> Decimal:
+        """The rate sub-account ``i`` pays on a spot USDT pair at ``at``: ``base`` changed by the
+        broker's change that applies (no change for anyone else)."""
+        if i not in self.nd_subs:
+            return base
+        best: tuple[tuple[bool, int, dt.datetime, int], FeeChange] | None = None
+        for c in self.fee_changes:
+            value = c.taker if liquidity == "taker" else c.maker
+            if value is None or not c.covers_spot or c.effective_at > at or c.user not in (None, i):
+                continue
+            rank = (c.user is not None, c.specificity, c.effective_at, c.seq)
+            if best is None or rank > best[0]:
+                best = (rank, c)
+        if best is None:
+            return base
+        c = best[1]
+        value = c.taker if liquidity == "taker" else c.maker
+        assert value is not None
+        return base + value / 10_000 if c.kind == "absolute" else base * (1 + value / 100)
+
+    def grant_credit(self, i: int, amt: Decimal, activate_by: dt.datetime, period_ms: int) -> Credit | None:
+        if i not in self.nd_subs or not (ZERO < amt <= Decimal(10) ** 9 and fits(amt, 6)):
+            return None
+        if not 60_000 <= period_ms <= 366 * 86_400_000 or activate_by <= self.now:
+            return None
+        credit = Credit(i, amt, activate_by, dt.timedelta(milliseconds=period_ms))
+        self.credits.append(credit)
+        return credit
+
+    def activate_credit(self, i: int, credit: Credit) -> bool:
+        if i not in self.nd_subs or credit.user != i or credit.state(self.now) != "unactivated":
+            return False
+        credit.use_until = self.now + credit.period
+        return True
+
+    def invalidate_credit(self, credit: Credit) -> bool:
+        if credit.state(self.now) in ("expired", "invalid"):
+            return False
+        credit.invalid = True
+        return True
+
+    def pay_with_credits(self, i: int, fee: Decimal, fee_px: Decimal, places: int, at: dt.datetime) -> Decimal:
+        """What ``i``'s active credits pay of ``fee`` at ``at`` (soonest to expire first), spending them."""
+        paid = ZERO
+        active = sorted((c for c in self.credits if c.user == i and c.state(at) == "activated"),
+                        key=lambda c: (c.use_until, c.credit_id))
+        for c in active:
+            owed, left = fee - paid, c.amt - c.used
+            if owed <= 0:
+                break
+            if left <= 0:
+                continue
+            value = ceil_to(owed * fee_px, Decimal("0.000001"))
+            if left >= value:
+                c.used += value
+                paid += owed
+            else:
+                part = min(floor_to(left / fee_px, Decimal(1).scaleb(-places)), owed)
+                c.used = c.amt
+                paid += part
+        return paid
+
     def publish_staking_rate(self, ccy: str, bps: Decimal) -> bool:
         """For the current accrual day (whose end is after now: its run has not been planned)."""
         if bps < 0 or bps > MAX_RATE_BPS or not fits(bps, RATE_DECIMALS):
@@ -692,6 +794,46 @@ class SpotOrder:
     state: str = "live"
 
 
+#: Hong Kong time, UTC+8 (no daylight saving).
+HKT_OFFSET = dt.timedelta(hours=8)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeeChange:
+    """One fee change the ND broker set: for sub-account ``user``, or (None) its default."""
+
+    seq: int
+    user: int | None
+    #: scope fields set (0-3), and whether the scope covers a spot USDT pair at all
+    specificity: int
+    covers_spot: bool
+    kind: str
+    taker: Decimal | None
+    maker: Decimal | None
+    effective_at: dt.datetime
+
+
+@dataclasses.dataclass
+class Credit:
+    """A contract credit of ``amt`` USDT granted to sub-account ``user``."""
+
+    user: int
+    amt: Decimal
+    activate_by: dt.datetime
+    period: dt.timedelta
+    credit_id: int = 0
+    used: Decimal = ZERO
+    use_until: dt.datetime | None = None
+    invalid: bool = False
+
+    def state(self, at: dt.datetime) -> str:
+        if self.invalid:
+            return "invalid"
+        if self.use_until is None:
+            return "unactivated" if at < self.activate_by else "expired"
+        return "activated" if at < self.use_until else "expired"
+
+
 #: The ND rebate ratio of every broker level (the default) and the rebates' decimals.
 ND_RATIO = Decimal("0.4")
 REBATE_DECIMALS = 8
@@ -736,14 +878,23 @@ class Markets:
             return None
         return base, base, proceeds
 
-    def _fill(self, i: int, inst: Instrument, side: str, pay: Decimal, get: Decimal, rate: Decimal, *,
+    def _fill(self, i: int, inst: Instrument, side: str, pay: Decimal, get: Decimal, liquidity: str, *,
               held: Decimal, px: Decimal, at: dt.datetime) -> None:
         user = self.model.users[i]
         pay_ccy, get_ccy = (inst.quote, inst.base) if side == "buy" else (inst.base, inst.quote)
-        fee = min(ceil_to(get * rate, Decimal(1).scaleb(-SCALES[get_ccy])), get)
-        if i in self.model.nd_subs:  # the fee in USDT at the fill's price (the quote is USDT)
-            fee_usdt = round_down(fee * (px if get_ccy == inst.base else 1), 18)
-            self.model.nd_fills.append((at, round_down(ND_RATIO * fee_usdt, REBATE_DECIMALS)))
+        unit = Decimal(1).scaleb(-SCALES[get_ccy])
+        base_rate = self.taker if liquidity == "taker" else self.maker
+        fee = min(ceil_to(get * self.model.fee_rate(i, base_rate, liquidity, at), unit), get)
+        if i in self.model.nd_subs:
+            base_fee = min(ceil_to(get * base_rate, unit), get)
+            markup = fee - base_fee
+            fee_px = px if get_ccy == inst.base else Decimal(1)  # one unit of the fee's currency in USDT
+            credit = self.model.pay_with_credits(i, fee, fee_px, SCALES[get_ccy], at)
+            credit_base = min(credit, base_fee)
+            net_usdt = round_down((base_fee - credit_base) * fee_px, 18)
+            markup_usdt = round_down((markup - (credit - credit_base)) * fee_px, 18)
+            self.model.nd_fills.append((at, round_down(ND_RATIO * net_usdt + markup_usdt, REBATE_DECIMALS)))
+            fee -= credit  # what the sub-account pays in money
         if held:
             user.add(TRADING, pay_ccy, -held, LOCKED)
             user.add(TRADING, pay_ccy, held - pay)
@@ -801,7 +952,7 @@ class Markets:
         _, pay, get = traded
         if available < pay:
             return None
-        self._fill(i, inst, side, pay, get, self.taker, held=ZERO, px=index, at=self.model.now)
+        self._fill(i, inst, side, pay, get, "taker", held=ZERO, px=index, at=self.model.now)
         return "filled", None
 
     def cancel(self, order: SpotOrder) -> bool:
@@ -835,15 +986,16 @@ class Markets:
         for order in self.resting:
             if order.fills_at is None and self.crosses(order.side, order.px, self.index[order.inst]):
                 order.fills_at = end
-        for order in self.resting:
-            if order.fills_at is not None and order.fills_at <= until:
-                inst = self.instruments[order.inst]
-                traded = self._pay_and_get(inst, order.side, order.sz, False, order.px, order.locked)
-                assert traded is not None  # checked when it was placed
-                _, pay, get = traded
-                self._fill(order.user, inst, order.side, pay, get, self.maker, held=order.locked, px=order.px,
-                           at=order.fills_at)
-                order.state = "filled"
+        due = [o for o in self.resting if o.fills_at is not None and o.fills_at <= until]
+        for order in sorted(due, key=lambda o: o.fills_at or until):  # in time, then placement, order
+            inst = self.instruments[order.inst]
+            traded = self._pay_and_get(inst, order.side, order.sz, False, order.px, order.locked)
+            assert traded is not None  # checked when it was placed
+            _, pay, get = traded
+            assert order.fills_at is not None
+            self._fill(order.user, inst, order.side, pay, get, "maker", held=order.locked, px=order.px,
+                       at=order.fills_at)
+            order.state = "filled"
         self.resting = [o for o in self.resting if o.state == "live"]
 
 

@@ -5,8 +5,9 @@ Each seed is a whole simulated installation on a SQLite file of its own: users a
 its sub-accounts), purchases, redemptions and cancels of both liquid products (ETH and SOL), stakes
 and unstakes of two provider products (one queued, one instant), spot orders of every type and
 their cancels against index prices the operator pins, withdrawals on chain and inside and their
-cancels, DCDs bought by an ND broker's sub-accounts and paid at settlement, the broker's daily ND
-rebates on their fills, valid and invalid amounts, published rates and 30
+cancels, DCDs bought by an ND broker's sub-accounts and paid at settlement, the broker's fee changes
+(markups) on its sub-accounts' fills, contract credits granted, activated, spent, invalidated and
+expired, the broker's daily ND rebates on their fills, valid and invalid amounts, published rates and 30
 days of clock moves with every daily run, restarts between steps and crashes inside runs and
 operations, checked after every step against the audit and the independent model
 (``tests/sim/model.py``). The seeds are split into batches so that ``pytest -n 2`` spreads them.

@@ -58,9 +58,11 @@ from stakehouse.trading.service import PlaceRequest
 from stakehouse.wiring import Services
 from tests.sim.model import (
     FUNDING,
+    HKT_OFFSET,
     SCALES,
     TRADING,
     ZERO,
+    Credit,
     DcdProduct,
     Instrument,
     Markets,
@@ -94,12 +96,17 @@ GROUP_P = 0.4
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
        ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("sub_transfer", 5),
        ("order", 16), ("cancel_order", 3), ("set_price", 6), ("withdraw", 6), ("cancel_withdrawal", 3),
-       ("dcd", 6), ("advance", 18))
+       ("dcd", 6), ("fee_change", 3), ("credit", 6), ("advance", 18))
 #: A new user is a sub-account of the ND broker with probability ``SUB_P * ND_P`` (else, with ``SUB_P``,
 #: a plain master's sub-account).
 ND_P = 0.5
+#: The share of orders (and of transfers, which fund them) made by the ND broker's sub-accounts.
+ND_ORDER_P = 0.35
 #: The spot instruments traded, and the decimals of the index prices the operator sets on them.
 INSTRUMENTS = (("ETH-USDT", "ETH", 2), ("SOL-USDT", "SOL", 3))
+#: The scopes of the ND broker's fee changes: (instType, quoteCcyType, mgnType, covers a spot USDT pair).
+FEE_SCOPES = (("", "", "", True), ("SPOT", "", "", True), ("SPOT", "2", "", True), ("SPOT", "3", "", False),
+              ("SWAP", "", "", False), ("SWAP", "", "1", False), ("FUTURES", "", "2", False))
 #: The chains withdrawn on.
 CHAINS = ("ETH-ERC20", "USDT-ERC20")
 #: Where a run (of product {p}) is made to fail: (label, the table whose UPDATE is refused, when).
@@ -357,6 +364,12 @@ class World:
             want = user.expected_balances(acct)
             if got != want:
                 raise self.fail(f"user #{i} ({uid}) account {acct}: service {got}, model {want}")
+        if i in self.model.nd_subs:
+            got_credits = {c.credit_id: (c.state, c.used) for c in self.svc.credits.list(uid, limit=10**6)}
+            want_credits = {c.credit_id: (c.state(self.model.now), c.used) for c in self.model.credits if c.user == i}
+            if got_credits != want_credits:
+                raise self.fail(f"user #{i} ({uid}) credits (id: state, used): service {got_credits}, "
+                                f"model {want_credits}")
         staked = {b.ccy: (b.available, b.pending_unstake) for b in self.svc.provider_staking.account_balances(uid)}
         if staked != self.model.staking_balances(i):
             raise self.fail(f"user #{i} ({uid}) staking: service {staked}, model {self.model.staking_balances(i)}")
@@ -427,11 +440,16 @@ class World:
     def pick_user(self) -> int:
         return self.rng.randrange(len(self.uids))
 
-    def pick_holder(self, acct: int, ccy: str, *, masters: bool = False) -> int:
-        """Mostly a user holding some ``ccy`` in ``acct`` (a master, if asked), else anyone: operations
-        on empty accounts are refused, and a few of those are enough."""
+    def pick_nd_trader(self) -> int:
+        """Anyone, but an ND sub-account more often than the others: they trade most (their fills carry
+        markups, credits and rebates), so they get deposits and move funds to trading more."""
+        return self.rng.choice(sorted(self.model.nd_subs)) if self.rng.random() < ND_ORDER_P else self.pick_user()
+
+    def pick_holder(self, acct: int, ccy: str, *, masters: bool = False, nd: bool = False) -> int:
+        """Mostly a user holding some ``ccy`` in ``acct`` (a master, or an ND sub-account, if asked),
+        else anyone: operations on empty accounts are refused, and a few of those are enough."""
         holders = [i for i, u in enumerate(self.model.users)
-                   if u.get(acct, ccy) > 0 and (not masters or u.group == i)]
+                   if u.get(acct, ccy) > 0 and (not masters or u.group == i) and (not nd or i in self.model.nd_subs)]
         return self.rng.choice(holders) if holders and self.rng.random() < 0.85 else self.pick_user()
 
     def create_nd_sub(self) -> list[int]:
@@ -467,7 +485,7 @@ class World:
         return [i]
 
     def op_deposit(self) -> list[int]:
-        i = self.pick_user()
+        i = self.pick_nd_trader()
         ccy = self.rng.choices(["ETH", "SOL", "USDT"], [45, 35, 20])[0]
         places = {"ETH": 18, "SOL": 9, "USDT": 6}[ccy]
         amt = Decimal(self.rng.randint(1, 8000)) / 100 if ccy != "USDT" else Decimal(self.rng.randint(1, 10**7)) / 100
@@ -490,9 +508,10 @@ class World:
         return crash
 
     def op_transfer(self) -> list[int]:
-        i = self.pick_user()
+        i = self.pick_nd_trader()
         ccy = self.rng.choice(["ETH", "SOL", "USDT", "USDT", "BETH", "BETH", "OKSOL", "OKSOL"])
-        frm, to = (FUNDING, TRADING) if self.rng.random() < 0.55 else (TRADING, FUNDING)
+        to_trading = 0.8 if i in self.model.nd_subs else 0.55
+        frm, to = (FUNDING, TRADING) if self.rng.random() < to_trading else (TRADING, FUNDING)
         places = {"ETH": 18, "SOL": 9, "USDT": 6, "BETH": 8, "OKSOL": 8}[ccy]
         amt, how = self.amount_from(self.model.users[i].get(frm, ccy), places)
         ok = False if self._crash_pending() else self.model.transfer(i, ccy, amt, frm, to)
@@ -627,7 +646,7 @@ class World:
         assert markets is not None
         inst_id, base, _ = self.rng.choice(INSTRUMENTS)
         side = self.rng.choice(["buy", "sell"])
-        i = self.pick_holder(TRADING, "USDT" if side == "buy" else base)
+        i = self.pick_holder(TRADING, "USDT" if side == "buy" else base, nd=self.rng.random() < ND_ORDER_P)
         inst, index, user = markets.instruments[inst_id], markets.index[inst_id], self.model.users[i]
         ord_type = self.rng.choices(["market", "limit", "post_only", "ioc", "fok"], [4, 5, 2, 1, 1])[0]
         tgt = ""
@@ -777,6 +796,114 @@ class World:
         self.attempt("dcd_order", expected is not None, f"{text} at absYield {quote.abs_yield}",
                      lambda: self.svc.dcd.order(self.uids[i], quote.quote_id))
         return [i]
+
+    def op_fee_change(self) -> list[int]:
+        """The ND broker sets a fee change: its default (now and then), one sub-account's own, or one
+        for a sub-account that is not its own (refused); in force from a later Hong Kong day."""
+        subs = sorted(self.model.nd_subs)
+        plain = [i for i in self.sub_names if i not in self.model.nd_subs]
+        r = self.rng.random()
+        user = None if r < 0.3 else (self.rng.choice(plain) if plain and r > 0.95 else self.rng.choice(subs))
+        inst_type, quote_type, mgn_type, covers = self.rng.choice(FEE_SCOPES)
+        kind = self.rng.choice(["absolute", "percentage"])
+
+        def value() -> Decimal | None:
+            if self.rng.random() < 0.3:
+                return None  # this side is not changed
+            v = Decimal(self.rng.randint(0, 2000)) / 10 if kind == "absolute" else Decimal(self.rng.randint(0, 150))
+            r = self.rng.random()
+            if r < 0.05:
+                v += Decimal("0.01")  # too precise for either kind
+            elif r < 0.08:
+                v = Decimal(1001 if kind == "absolute" else 10001)  # too large
+            return v
+
+        taker, maker = value(), value()
+        days = self.rng.choice([None, None, 0, 1, 2, 4])  # after today (Hong Kong): 0 is refused
+        eff_day = None if days is None else (self.model.now + HKT_OFFSET).date() + dt.timedelta(days=days)
+        change = self.model.set_fee_change(
+            user, specificity=sum(bool(f) for f in (inst_type, quote_type, mgn_type)), covers_spot=covers, kind=kind,
+            taker=taker, maker=maker, eff_day=eff_day)
+        text = (f"fee change for {'all' if user is None else f'#{user}'} {kind} taker={taker} maker={maker} scope="
+                f"{inst_type}/{quote_type}/{mgn_type} effDate={eff_day} (model: {'ok' if change else 'refused'})")
+        self.note(text)
+        try:
+            self.svc.broker.set_fee_rate(
+                self.uids[self.broker], sub_name="" if user is None else self.sub_names[user], inst_type=inst_type,
+                quote_ccy_type=quote_type, mgn_type=mgn_type, chg_type=kind,
+                chg_taker="" if taker is None else str(taker), chg_maker="" if maker is None else str(maker),
+                eff_date="" if eff_day is None else eff_day.strftime("%Y%m%d"))
+        except DomainError as exc:
+            if change is not None:
+                raise self.fail(f"fee change refused, the model accepts it: {exc}") from exc
+        else:
+            if change is None:
+                raise self.fail("fee change accepted, the model refuses it")
+        return []
+
+    def op_credit(self) -> list[int]:
+        """The operator grants an ND sub-account a contract credit (or someone else: refused), a
+        sub-account activates one (its own, mostly), or the operator invalidates one."""
+        credits = self.model.credits
+        waiting = [c for c in credits if c.state(self.model.now) == "unactivated"]
+        r = self.rng.random()
+        if r < 0.45 or not credits or (r < 0.9 and not waiting and self.rng.random() < 0.8):
+            subs = sorted(self.model.nd_subs)
+            i = self.rng.choice(subs) if self.rng.random() < 0.9 else self.pick_user()
+            amt = Decimal(self.rng.randint(1, 5_000_000)).scaleb(-6) * self.rng.choice([1, 1, 10])
+            if self.rng.random() < 0.05:
+                amt += Decimal("0.0000001")
+            late = self.rng.random() < 0.05  # a deadline already past: refused
+            activate_by = self.model.now + dt.timedelta(
+                milliseconds=self.rng.randint(-3_600_000, -1) if late else self.rng.randint(1, 3 * 86_400_000))
+            r = self.rng.random()
+            period_ms = (59_999 if r < 0.05 else self.rng.randint(60_000, 86_400_000) if r < 0.5 else
+                         self.rng.randint(86_400_000, 20 * 86_400_000))
+            expected = self.model.grant_credit(i, amt, activate_by, period_ms)
+            self.note(f"grant #{i} a credit of {amt} USDT, activate by {activate_by.isoformat()}, "
+                      f"use for {period_ms} ms (model: {'ok' if expected else 'refused'})")
+            try:
+                granted = self.svc.credits.grant(self.uids[i], amt, activate_exp_at=activate_by,
+                                                 valid_period_ms=period_ms)
+            except DomainError as exc:
+                if expected is not None:
+                    raise self.fail(f"credit grant refused, the model accepts it: {exc}") from exc
+                return []
+            if expected is None:
+                raise self.fail("credit grant accepted, the model refuses it")
+            expected.credit_id = granted.credit_id
+            if self.rng.random() < 0.5:
+                self._activate(i, expected)  # the sub-account activates it at once
+            return [i]
+        if r < 0.9:
+            credit = self.rng.choice(waiting if waiting and self.rng.random() < 0.9 else credits)
+            i = credit.user if self.rng.random() < 0.9 else self.rng.choice(sorted(self.model.nd_subs))
+            self._activate(i, credit)
+            return [credit.user]
+        credit = self.rng.choice(credits)
+        ok = self.model.invalidate_credit(credit)
+        self.note(f"invalidate credit {credit.credit_id} of #{credit.user} (model: {'ok' if ok else 'refused'})")
+        try:
+            self.svc.credits.invalidate(credit.credit_id)
+        except DomainError as exc:
+            if ok:
+                raise self.fail(f"credit invalidation refused, the model accepts it: {exc}") from exc
+        else:
+            if not ok:
+                raise self.fail("credit invalidation accepted, the model refuses it")
+        return [credit.user]
+
+    def _activate(self, i: int, credit: Credit) -> None:
+        ok = self.model.activate_credit(i, credit)
+        self.note(f"#{i} activates credit {credit.credit_id} of #{credit.user} (model: {'ok' if ok else 'refused'})")
+        try:
+            self.svc.credits.activate(self.uids[i], credit.credit_id)
+        except DomainError as exc:
+            if ok:
+                raise self.fail(f"credit activation refused, the model accepts it: {exc}") from exc
+        else:
+            if not ok:
+                raise self.fail("credit activation accepted, the model refuses it")
 
     def op_advance(self) -> None:
         hours = self.rng.randint(1, 30)
