@@ -64,8 +64,9 @@ and each quote's ``absYield``, as given: the pricing is tested on its own):
   ``notional x (1 + absYield) / stk`` in ``ccy`` at or below the strike, else ``notional x
   (1 + absYield)``; exactly, rounded down to the paid currency's decimals; into funding.
 
-And the ND broker's fee changes, contract credits and daily rebates (broker.md "Trading-fee
-changes", trading.md "Fees" and "Contract credits", trading-and-rebates.md §5):
+And the ND broker's fee changes, contract credits and daily rebates, and an FD broker's rebates
+(broker.md "Trading-fee changes", trading.md "Fees" and "Contract credits", rebates.md,
+trading-and-rebates.md §5-6):
 
 * a fee change (the broker's default, or one sub-account's own; ``absolute`` in bp up to 1000 with
   one decimal, or ``percentage`` in whole percent up to 10000; a scope that covers spot USDT pairs or
@@ -80,6 +81,10 @@ changes", trading.md "Fees" and "Contract credits", trading-and-rebates.md §5):
   the rest of the fee valued in USDT at the fill's price rounded up to 6 decimals, and pays it
   whole if it has that much left, else what its rest buys rounded down in the fee's currency (and
   is used up); credits pay the base fee first, then the markup;
+* an FD broker (a master, type ``api``): a fill of an order tagged with its code, by anyone but the
+  broker and its sub-accounts, earns ``ratio x netFee`` rounded down to 8 decimals, of which the user
+  gets ``clientRebateRatio`` of it rounded down and the broker the rest; the same daily run pays
+  both into funding, unless the broker's identification has expired by then;
 * each fill earns the broker ``0.4 x netFee + markupFee`` (the base fee and the markup paid in
   money, in USDT at the fill's price to 18 decimals) rounded down to 8 decimals; the run at 00:00
   Hong Kong time (16:00 UTC) pays the broker's funding account the day's total in USDT.
@@ -314,7 +319,10 @@ class Model:
         self.nd_subs: set[int] = set()
         #: the ND rebate of every fill of the broker's sub-accounts: (when, rebate)
         self.nd_fills: list[tuple[dt.datetime, Decimal]] = []
-        #: the broker's fee changes in the order set, and the contract credits granted
+        #: the FD broker, and every fill tagged with its code that earns: (when, user, broker's share, user's)
+        self.fd: FdBroker | None = None
+        self.fd_fills: list[tuple[dt.datetime, int, Decimal, Decimal]] = []
+        #: the ND broker's fee changes in the order set, and the contract credits granted
         self.fee_changes: list[FeeChange] = []
         self.credits: list[Credit] = []
         self.dcd_orders: list[DcdOrder] = []
@@ -361,6 +369,11 @@ class Model:
             paid = sum((r for at, r in self.nd_fills if end - dt.timedelta(days=1) <= at < end), ZERO)
             if paid > 0:
                 self.users[self.broker].add(FUNDING, "USDT", paid)
+            if self.fd is not None and not self.fd.expired:  # the same run pays the FD broker and its users
+                for at, i, to_broker, to_user in self.fd_fills:
+                    if end - dt.timedelta(days=1) <= at < end:
+                        self.users[self.fd.user].add(FUNDING, "USDT", to_broker)
+                        self.users[i].add(FUNDING, "USDT", to_user)
             end += dt.timedelta(days=1)
         for order in self.dcd_orders:
             if not order.paid and order.sett_time <= until:
@@ -789,6 +802,7 @@ class SpotOrder:
     locked: Decimal
     minute: dt.datetime
     ord_id: str = ""
+    tag: str = ""
     #: the end of the first minute whose index crossed it (when it fills), once known
     fills_at: dt.datetime | None = None
     state: str = "live"
@@ -811,6 +825,17 @@ class FeeChange:
     taker: Decimal | None
     maker: Decimal | None
     effective_at: dt.datetime
+
+
+@dataclasses.dataclass
+class FdBroker:
+    """The FD broker (a master; type ``api``): its code, rebate ratio and the users' share of it."""
+
+    user: int
+    code: str
+    ratio: Decimal
+    client_ratio: Decimal
+    expired: bool = False
 
 
 @dataclasses.dataclass
@@ -879,22 +904,28 @@ class Markets:
         return base, base, proceeds
 
     def _fill(self, i: int, inst: Instrument, side: str, pay: Decimal, get: Decimal, liquidity: str, *,
-              held: Decimal, px: Decimal, at: dt.datetime) -> None:
+              held: Decimal, px: Decimal, at: dt.datetime, tag: str) -> None:
         user = self.model.users[i]
         pay_ccy, get_ccy = (inst.quote, inst.base) if side == "buy" else (inst.base, inst.quote)
         unit = Decimal(1).scaleb(-SCALES[get_ccy])
         base_rate = self.taker if liquidity == "taker" else self.maker
         fee = min(ceil_to(get * self.model.fee_rate(i, base_rate, liquidity, at), unit), get)
+        base_fee = min(ceil_to(get * base_rate, unit), get)
+        fee_px = px if get_ccy == inst.base else Decimal(1)  # one unit of the fee's currency in USDT
+        net_usdt = round_down(base_fee * fee_px, 18)
         if i in self.model.nd_subs:
-            base_fee = min(ceil_to(get * base_rate, unit), get)
             markup = fee - base_fee
-            fee_px = px if get_ccy == inst.base else Decimal(1)  # one unit of the fee's currency in USDT
             credit = self.model.pay_with_credits(i, fee, fee_px, SCALES[get_ccy], at)
             credit_base = min(credit, base_fee)
             net_usdt = round_down((base_fee - credit_base) * fee_px, 18)
             markup_usdt = round_down((markup - (credit - credit_base)) * fee_px, 18)
             self.model.nd_fills.append((at, round_down(ND_RATIO * net_usdt + markup_usdt, REBATE_DECIMALS)))
             fee -= credit  # what the sub-account pays in money
+        fd = self.model.fd
+        if fd is not None and tag == fd.code and user.group != fd.user:  # not the broker, nor its sub-accounts
+            rebate = round_down(fd.ratio * net_usdt, REBATE_DECIMALS)
+            to_user = round_down(rebate * fd.client_ratio, REBATE_DECIMALS)
+            self.model.fd_fills.append((at, i, rebate - to_user, to_user))
         if held:
             user.add(TRADING, pay_ccy, -held, LOCKED)
             user.add(TRADING, pay_ccy, held - pay)
@@ -903,7 +934,7 @@ class Markets:
         user.add(TRADING, get_ccy, get - fee)
 
     def place(self, i: int, inst_id: str, side: str, ord_type: str, sz: Decimal, px: Decimal | None,
-              tgt: str) -> tuple[str, SpotOrder | None] | None:
+              tgt: str, tag: str = "") -> tuple[str, SpotOrder | None] | None:
         """The order's state (``filled``, ``live``, ``canceled``) and, when it rests, its model; or
         None when it is refused (nothing placed)."""
         inst, index, user = self.instruments[inst_id], self.index[inst_id], self.model.users[i]
@@ -946,13 +977,13 @@ class Markets:
             assert px is not None
             user.add(TRADING, lock_ccy, -lock)
             user.add(TRADING, lock_ccy, lock, LOCKED)
-            order = SpotOrder(i, inst_id, side, sz, px, lock, minute_of(self.model.now))
+            order = SpotOrder(i, inst_id, side, sz, px, lock, minute_of(self.model.now), tag=tag)
             self.resting.append(order)
             return "live", order
         _, pay, get = traded
         if available < pay:
             return None
-        self._fill(i, inst, side, pay, get, "taker", held=ZERO, px=index, at=self.model.now)
+        self._fill(i, inst, side, pay, get, "taker", held=ZERO, px=index, at=self.model.now, tag=tag)
         return "filled", None
 
     def cancel(self, order: SpotOrder) -> bool:
@@ -994,7 +1025,7 @@ class Markets:
             _, pay, get = traded
             assert order.fills_at is not None
             self._fill(order.user, inst, order.side, pay, get, "maker", held=order.locked, px=order.px,
-                       at=order.fills_at)
+                       at=order.fills_at, tag=order.tag)
             order.state = "filled"
         self.resting = [o for o in self.resting if o.state == "live"]
 

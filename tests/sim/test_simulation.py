@@ -7,7 +7,8 @@ and unstakes of two provider products (one queued, one instant), spot orders of 
 their cancels against index prices the operator pins, withdrawals on chain and inside and their
 cancels, DCDs bought by an ND broker's sub-accounts and paid at settlement, the broker's fee changes
 (markups) on its sub-accounts' fills, contract credits granted, activated, spent, invalidated and
-expired, the broker's daily ND rebates on their fills, valid and invalid amounts, published rates and 30
+expired, the broker's daily ND rebates on their fills, orders tagged with an FD broker's code and
+its rebates (shared with the users), valid and invalid amounts, published rates and 30
 days of clock moves with every daily run, restarts between steps and crashes inside runs and
 operations, checked after every step against the audit and the independent model
 (``tests/sim/model.py``). The seeds are split into batches so that ``pytest -n 2`` spreads them.

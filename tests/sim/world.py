@@ -64,6 +64,7 @@ from tests.sim.model import (
     ZERO,
     Credit,
     DcdProduct,
+    FdBroker,
     Instrument,
     Markets,
     Model,
@@ -96,7 +97,7 @@ GROUP_P = 0.4
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
        ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("sub_transfer", 5),
        ("order", 16), ("cancel_order", 3), ("set_price", 6), ("withdraw", 6), ("cancel_withdrawal", 3),
-       ("dcd", 6), ("fee_change", 3), ("credit", 6), ("advance", 18))
+       ("dcd", 6), ("fee_change", 3), ("credit", 6), ("fd_expired", 1), ("advance", 18))
 #: A new user is a sub-account of the ND broker with probability ``SUB_P * ND_P`` (else, with ``SUB_P``,
 #: a plain master's sub-account).
 ND_P = 0.5
@@ -107,6 +108,12 @@ INSTRUMENTS = (("ETH-USDT", "ETH", 2), ("SOL-USDT", "SOL", 3))
 #: The scopes of the ND broker's fee changes: (instType, quoteCcyType, mgnType, covers a spot USDT pair).
 FEE_SCOPES = (("", "", "", True), ("SPOT", "", "", True), ("SPOT", "2", "", True), ("SPOT", "3", "", False),
               ("SWAP", "", "", False), ("SWAP", "", "1", False), ("FUTURES", "", "2", False))
+#: The FD broker's rebate ratio and its users' share, drawn from; the share of orders tagged with its
+#: code, and with a code no broker has.
+FD_RATIOS = (Decimal("0.2"), Decimal("0.3"), Decimal("0.5"))
+FD_CLIENT_RATIOS = (ZERO, Decimal("0.25"), Decimal("0.5"))
+FD_TAG_P = 0.3
+UNKNOWN_TAG_P = 0.03
 #: The chains withdrawn on.
 CHAINS = ("ETH-ERC20", "USDT-ERC20")
 #: Where a run (of product {p}) is made to fail: (label, the table whose UPDATE is refused, when).
@@ -243,6 +250,13 @@ class World:
         self.create_nd_sub()  # at least one: DCDs and ND rebates need one
         for _ in range(2):
             self.op_create_user()
+        # the next user (a master: the only other master so far is the ND broker) is an FD broker of type api
+        fd_user = next(i for i, u in enumerate(self.model.users) if u.group == i and i != self.broker)
+        ratio, client_ratio = self.rng.choice(FD_RATIOS), self.rng.choice(FD_CLIENT_RATIOS)
+        code = self.svc.fd_brokers.set_up(self.uids[fd_user], code=None, types=("api",), ratio=ratio,
+                                          client_ratio=client_ratio).code
+        self.model.fd = FdBroker(fd_user, code, ratio, client_ratio)
+        self.note(f"#{fd_user} is an FD broker: code {code}, ratio {ratio}, client ratio {client_ratio}")
 
     def _set_up_markets_and_chains(self) -> None:
         """Seeded fee rates, instrument rules, index prices and withdrawal chains, set as an operator
@@ -672,13 +686,17 @@ class World:
                 sz = max(floor_to(sz, inst.lot), inst.min_sz)  # mostly a valid size
         if sz <= 0:
             sz, how = inst.lot, "one lot"
+        assert self.model.fd is not None
+        r = self.rng.random()
+        tag = self.model.fd.code if r < FD_TAG_P else ("0000000000000000" if r < FD_TAG_P + UNKNOWN_TAG_P else "")
         crash = self._crash_pending()
         outcome = None if crash else markets.place(i, inst_id, side, ord_type, sz, px, tgt or
-                                                   ("quote_ccy" if in_quote else "base_ccy"))
+                                                   ("quote_ccy" if in_quote else "base_ccy"), tag)
         text = f"order #{i} {side} {ord_type} {sz} {inst_id}" + (f" @{px}" if px is not None else "") + \
-            (f" tgt={tgt}" if tgt else "") + f" ({how}, index {index}, model: {outcome[0] if outcome else 'refused'})"
+            (f" tgt={tgt}" if tgt else "") + (f" tag={tag}" if tag else "") + \
+            f" ({how}, index {index}, model: {outcome[0] if outcome else 'refused'})"
         order = self.attempt("order", outcome is not None, text, lambda: self.svc.trading.place(
-            self.uids[i], PlaceRequest(inst_id, "cash", side, ord_type, sz, px, tgt)))
+            self.uids[i], PlaceRequest(inst_id, "cash", side, ord_type, sz, px, tgt, tag=tag)))
         if order is not None and outcome is not None:
             state, resting = outcome
             if order.state != state:
@@ -892,6 +910,16 @@ class World:
             if not ok:
                 raise self.fail("credit invalidation accepted, the model refuses it")
         return [credit.user]
+
+    def op_fd_expired(self) -> list[int]:
+        """The operator marks the FD broker's identification expired (it earns nothing while it is) or
+        valid again."""
+        fd = self.model.fd
+        assert fd is not None
+        fd.expired = self.rng.random() < 0.5
+        self.svc.fd_brokers.set_expired(self.uids[fd.user], fd.expired)
+        self.note(f"FD broker #{fd.user} identification {'expired' if fd.expired else 'valid'}")
+        return []
 
     def _activate(self, i: int, credit: Credit) -> None:
         ok = self.model.activate_credit(i, credit)
