@@ -11,7 +11,7 @@ expired, the broker's daily ND rebates on their fills, orders tagged with an FD 
 its rebates (shared with the users), valid and invalid amounts, published rates and 30
 days of clock moves with every daily run, restarts between steps and crashes inside runs and
 operations, checked after every step against the audit and the independent model
-(``tests/sim/model.py``). The seeds are split into batches so that ``pytest -n 2`` spreads them.
+(``tests/sim/model.py``). The seeds are split into batches so that the pytest workers spread them.
 
 ``STAKEHOUSE_SIM_SEEDS`` sets how many seeds run here on SQLite (default :data:`DEFAULT_SEEDS`,
 chosen to fit the suite's time budget), ``STAKEHOUSE_SIM_FIRST`` the first seed; one more seed runs
@@ -30,10 +30,11 @@ import structlog
 
 from tests.sim.world import quiet_logs, run_seed
 
-#: Seeds in the suite: ~12-15 s of CPU each for 30 days on this machine's cores (bench/RESULTS.md); two
-#: keep the suite under its 15 minutes on 2 cores. ``bench/simulate.py`` runs hundreds.
-DEFAULT_SEEDS = 2
-BATCHES = 2
+#: Seeds in the suite: ~11-12 s of CPU each for 30 days on this machine's cores (bench/RESULTS.md); six
+#: keep the suite well under its 15 minutes on 2 cores. ``bench/simulate.py`` runs hundreds. One batch per
+#: pytest worker (``make test`` runs 3).
+DEFAULT_SEEDS = 6
+BATCHES = 3
 DAYS = 30
 
 
