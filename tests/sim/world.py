@@ -451,6 +451,19 @@ class World:
             return None
         return result
 
+    def decide(self, kind: str, ok: bool, fn: Callable[[], T]) -> T | None:
+        """Run a setting of the operator's or a broker's (it posts nothing, so no crash is injected): the
+        service must accept it exactly when the model does. Its result, or ``None`` when refused."""
+        try:
+            result = fn()
+        except DomainError as exc:
+            if ok:
+                raise self.fail(f"{kind} refused, the model accepts it: {exc}") from exc
+            return None
+        if not ok:
+            raise self.fail(f"{kind} accepted, the model refuses it")
+        return result
+
     def pick_user(self) -> int:
         return self.rng.randrange(len(self.uids))
 
@@ -585,14 +598,7 @@ class World:
             rate += Decimal("0.000000001")
         ok = self.model.publish_rate(product, rate)
         self.note(f"publish {product} rate {rate} for {self.model.today()} (model: {'ok' if ok else 'refused'})")
-        try:
-            self.svc.staking.publish_rate(product, self.model.today(), rate)
-        except DomainError as exc:
-            if ok:
-                raise self.fail(f"publish_rate refused, the model accepts it: {exc}") from exc
-        else:
-            if not ok:
-                raise self.fail("publish_rate accepted, the model refuses it")
+        self.decide("publish_rate", ok, lambda: self.svc.staking.publish_rate(product, self.model.today(), rate))
         return []
 
     def op_stake(self) -> list[int]:
@@ -622,14 +628,8 @@ class World:
         if self.svc.provider_staking.today() != day:
             raise self.fail(f"the provider's accrual day is {self.svc.provider_staking.today()}, the model's {day}")
         self.note(f"publish staking {ccy} rate {bps} bps for {day} (model: {'ok' if ok else 'refused'})")
-        try:
-            self.svc.provider_staking.publish_rate(self.provider, ccy, day, bps)
-        except DomainError as exc:
-            if ok:
-                raise self.fail(f"provider publish_rate refused, the model accepts it: {exc}") from exc
-        else:
-            if not ok:
-                raise self.fail("provider publish_rate accepted, the model refuses it")
+        self.decide("provider publish_rate", ok,
+                    lambda: self.svc.provider_staking.publish_rate(self.provider, ccy, day, bps))
         return []
 
     def op_sub_transfer(self) -> list[int]:
@@ -845,18 +845,11 @@ class World:
         text = (f"fee change for {'all' if user is None else f'#{user}'} {kind} taker={taker} maker={maker} scope="
                 f"{inst_type}/{quote_type}/{mgn_type} effDate={eff_day} (model: {'ok' if change else 'refused'})")
         self.note(text)
-        try:
-            self.svc.broker.set_fee_rate(
-                self.uids[self.broker], sub_name="" if user is None else self.sub_names[user], inst_type=inst_type,
-                quote_ccy_type=quote_type, mgn_type=mgn_type, chg_type=kind,
-                chg_taker="" if taker is None else str(taker), chg_maker="" if maker is None else str(maker),
-                eff_date="" if eff_day is None else eff_day.strftime("%Y%m%d"))
-        except DomainError as exc:
-            if change is not None:
-                raise self.fail(f"fee change refused, the model accepts it: {exc}") from exc
-        else:
-            if change is None:
-                raise self.fail("fee change accepted, the model refuses it")
+        self.decide("fee change", change is not None, lambda: self.svc.broker.set_fee_rate(
+            self.uids[self.broker], sub_name="" if user is None else self.sub_names[user], inst_type=inst_type,
+            quote_ccy_type=quote_type, mgn_type=mgn_type, chg_type=kind,
+            chg_taker="" if taker is None else str(taker), chg_maker="" if maker is None else str(maker),
+            eff_date="" if eff_day is None else eff_day.strftime("%Y%m%d")))
         return []
 
     def op_credit(self) -> list[int]:
@@ -880,15 +873,10 @@ class World:
             expected = self.model.grant_credit(i, amt, activate_by, period_ms)
             self.note(f"grant #{i} a credit of {amt} USDT, activate by {activate_by.isoformat()}, "
                       f"use for {period_ms} ms (model: {'ok' if expected else 'refused'})")
-            try:
-                granted = self.svc.credits.grant(self.uids[i], amt, activate_exp_at=activate_by,
-                                                 valid_period_ms=period_ms)
-            except DomainError as exc:
-                if expected is not None:
-                    raise self.fail(f"credit grant refused, the model accepts it: {exc}") from exc
+            granted = self.decide("credit grant", expected is not None, lambda: self.svc.credits.grant(
+                self.uids[i], amt, activate_exp_at=activate_by, valid_period_ms=period_ms))
+            if granted is None or expected is None:
                 return []
-            if expected is None:
-                raise self.fail("credit grant accepted, the model refuses it")
             expected.credit_id = granted.credit_id
             if self.rng.random() < 0.5:
                 self._activate(i, expected)  # the sub-account activates it at once
@@ -901,14 +889,7 @@ class World:
         credit = self.rng.choice(credits)
         ok = self.model.invalidate_credit(credit)
         self.note(f"invalidate credit {credit.credit_id} of #{credit.user} (model: {'ok' if ok else 'refused'})")
-        try:
-            self.svc.credits.invalidate(credit.credit_id)
-        except DomainError as exc:
-            if ok:
-                raise self.fail(f"credit invalidation refused, the model accepts it: {exc}") from exc
-        else:
-            if not ok:
-                raise self.fail("credit invalidation accepted, the model refuses it")
+        self.decide("credit invalidation", ok, lambda: self.svc.credits.invalidate(credit.credit_id))
         return [credit.user]
 
     def op_fd_expired(self) -> list[int]:
@@ -924,14 +905,7 @@ class World:
     def _activate(self, i: int, credit: Credit) -> None:
         ok = self.model.activate_credit(i, credit)
         self.note(f"#{i} activates credit {credit.credit_id} of #{credit.user} (model: {'ok' if ok else 'refused'})")
-        try:
-            self.svc.credits.activate(self.uids[i], credit.credit_id)
-        except DomainError as exc:
-            if ok:
-                raise self.fail(f"credit activation refused, the model accepts it: {exc}") from exc
-        else:
-            if not ok:
-                raise self.fail("credit activation accepted, the model refuses it")
+        self.decide("credit activation", ok, lambda: self.svc.credits.activate(self.uids[i], credit.credit_id))
 
     def op_advance(self) -> None:
         hours = self.rng.randint(1, 30)
