@@ -4,8 +4,9 @@
 hundreds). ``tests/service/test_cli.py`` keeps real processes for what only a process shows: the
 ``python -m stakehouse.cli`` entry point and start-up failures.
 
-A command configures structlog for itself (``stakehouse.cli.common.services_for``) with the runner's
-captured stderr as its output; the test process's logging is put back after each command."""
+A command configures structlog for itself (``stakehouse.cli.common.services_for``); its lines go to the
+``sys.stderr`` of the moment (``stakehouse.logging``), the runner's while it runs, and the test process's
+logging configuration is put back after each command."""
 
 from __future__ import annotations
 
