@@ -81,13 +81,19 @@ trading-and-rebates.md §5-6):
   the rest of the fee valued in USDT at the fill's price rounded up to 6 decimals, and pays it
   whole if it has that much left, else what its rest buys rounded down in the fee's currency (and
   is used up); credits pay the base fee first, then the markup;
+* fee levels: a user's base rates are its level's (``Lv1``, or ``VIP4``/``VIP6`` at seeded
+  discounts) at the fill;
+* each fill of an ND sub-account earns the broker ``0.4 x netFee + markupFee`` (the base fee and the
+  markup paid in money, in USDT at the fill's price to 18 decimals) rounded down to 8 decimals; the
+  run at 00:00 Hong Kong time (16:00 UTC) pays the broker's funding account, per sub-account, the
+  day's sum: nothing while the sub-account is in VIP fee-rate mode, and for a level of VIP4 and up
+  with a monthly cap at most what is left of it this Hong Kong month;
 * an FD broker (a master, type ``api``): a fill of an order tagged with its code, by anyone but the
-  broker and its sub-accounts, earns ``ratio x netFee`` rounded down to 8 decimals, of which the user
-  gets ``clientRebateRatio`` of it rounded down and the broker the rest; the same daily run pays
-  both into funding, unless the broker's identification has expired by then;
-* each fill earns the broker ``0.4 x netFee + markupFee`` (the base fee and the markup paid in
-  money, in USDT at the fill's price to 18 decimals) rounded down to 8 decimals; the run at 00:00
-  Hong Kong time (16:00 UTC) pays the broker's funding account the day's total in USDT.
+  broker and its sub-accounts, earns ``ratio x netFee`` rounded down to 8 decimals; the same run
+  gives each user's day: nothing while the broker's identification is expired or the user is above
+  VIP5, else the day's sum under the level's monthly cap (the broker's and the user's shares counted
+  together), handed out over the day's fills in time order (each at most its own), and each fill's
+  part split: the user ``clientRebateRatio`` of it rounded down, the broker the rest; into funding.
 
 Users are known by the order they were created (index 0, 1, ...): the service makes the uids.
 """
@@ -317,11 +323,18 @@ class Model:
         #: the ND broker and its sub-accounts (they may withdraw and receive internal withdrawals)
         self.broker = 0
         self.nd_subs: set[int] = set()
-        #: the ND rebate of every fill of the broker's sub-accounts: (when, rebate)
-        self.nd_fills: list[tuple[dt.datetime, Decimal]] = []
-        #: the FD broker, and every fill tagged with its code that earns: (when, user, broker's share, user's)
+        #: the ND rebate of every fill of the broker's sub-accounts: (when, sub-account, rebate)
+        self.nd_fills: list[tuple[dt.datetime, int, Decimal]] = []
+        #: fee levels other than Lv1, the monthly rebate caps of the capped levels, the ND sub-accounts in
+        #: VIP fee-rate mode, and the rebates recorded so far per (user, HKT month): ND, and FD with the broker
+        self.levels: dict[int, str] = {}
+        self.caps: dict[str, Decimal] = {}
+        self.vip_mode: set[int] = set()
+        self.nd_month: dict[tuple[int, dt.date], Decimal] = {}
+        self.fd_month: dict[tuple[int, dt.date], Decimal] = {}
+        #: the FD broker, and every fill tagged with its code that counts for it: (when, user, its rebate)
         self.fd: FdBroker | None = None
-        self.fd_fills: list[tuple[dt.datetime, int, Decimal, Decimal]] = []
+        self.fd_fills: list[tuple[dt.datetime, int, Decimal]] = []
         #: the ND broker's fee changes in the order set, and the contract credits granted
         self.fee_changes: list[FeeChange] = []
         self.credits: list[Credit] = []
@@ -365,15 +378,8 @@ class Model:
             self.markets.advance_to(until)
         end = dt.datetime.combine(self.now.date(), HKT_DAY_END, dt.UTC)
         end = end if end > self.now else end + dt.timedelta(days=1)
-        while end <= until:  # the ND rebate run of the Hong Kong day ending at ``end``
-            paid = sum((r for at, r in self.nd_fills if end - dt.timedelta(days=1) <= at < end), ZERO)
-            if paid > 0:
-                self.users[self.broker].add(FUNDING, "USDT", paid)
-            if self.fd is not None and not self.fd.expired:  # the same run pays the FD broker and its users
-                for at, i, to_broker, to_user in self.fd_fills:
-                    if end - dt.timedelta(days=1) <= at < end:
-                        self.users[self.fd.user].add(FUNDING, "USDT", to_broker)
-                        self.users[i].add(FUNDING, "USDT", to_user)
+        while end <= until:  # the ND and FD rebate run of the Hong Kong day ending at ``end``
+            self._rebate_run(end)
             end += dt.timedelta(days=1)
         for order in self.dcd_orders:
             if not order.paid and order.sett_time <= until:
@@ -392,6 +398,46 @@ class Model:
             self._unstake_settlement(end)
             end += dt.timedelta(days=1)
         self.now = until
+
+    def level(self, i: int) -> str:
+        return self.levels.get(i, "Lv1")
+
+    def cap(self, i: int) -> Decimal | None:
+        level = self.level(i)
+        return self.caps.get(level) if level in CAPPED_LEVELS else None
+
+    def _rebate_run(self, end: dt.datetime) -> None:
+        """The rebates of the Hong Kong day ending at ``end``, per user: a day's rebates summed; nothing
+        for an ND sub-account in VIP fee-rate mode, an FD user above VIP5 or while the FD broker is
+        expired; at most what is left of a capped level's monthly cap; the FD day handed out over its
+        fills in time order and each fill's part split between the user and the broker."""
+        start = end - dt.timedelta(days=1)
+        month = (start + HKT_OFFSET).date().replace(day=1)
+        nd: dict[int, Decimal] = {}
+        for at, i, rebate in self.nd_fills:
+            if start <= at < end:
+                nd[i] = nd.get(i, ZERO) + rebate
+        for i, raw in sorted(nd.items()):
+            income = ZERO if i in self.vip_mode else max(raw, ZERO)
+            income = capped(income, self.nd_month.get((i, month), ZERO), self.cap(i))
+            self.nd_month[(i, month)] = self.nd_month.get((i, month), ZERO) + income
+            self.users[self.broker].add(FUNDING, "USDT", income)
+        if self.fd is None:
+            return
+        fd: dict[int, list[Decimal]] = {}
+        for at, i, rebate in self.fd_fills:
+            if start <= at < end:
+                fd.setdefault(i, []).append(rebate)
+        for i, raws in sorted(fd.items()):
+            if self.fd.expired or self.level(i) in FD_TOP_LEVELS:
+                target = ZERO
+            else:
+                target = capped(max(sum(raws, ZERO), ZERO), self.fd_month.get((i, month), ZERO), self.cap(i))
+            self.fd_month[(i, month)] = self.fd_month.get((i, month), ZERO) + target
+            for part in allocate(raws, target):
+                to_user = round_down(part * self.fd.client_ratio, REBATE_DECIMALS)
+                self.users[self.fd.user].add(FUNDING, "USDT", part - to_user)
+                self.users[i].add(FUNDING, "USDT", to_user)
 
     def staking_rate_for(self, ccy: str, day: dt.date) -> Decimal | None:
         rates = self.staking_rates[ccy]
@@ -808,6 +854,28 @@ class SpotOrder:
     state: str = "live"
 
 
+#: Fee levels with a monthly rebate cap (when the operator sets one), and those whose FD rebates are nothing.
+CAPPED_LEVELS = ("VIP4", "VIP5", "VIP6", "VIP7", "VIP8")
+FD_TOP_LEVELS = ("VIP6", "VIP7", "VIP8")
+
+
+def capped(income: Decimal, so_far: Decimal, cap: Decimal | None) -> Decimal:
+    """A day's income under a monthly cap of which ``so_far`` is used: what is left of it, at least 0."""
+    if cap is None or income <= 0:
+        return income
+    return max(min(income, cap - so_far), ZERO)
+
+
+def allocate(raws: list[Decimal], target: Decimal) -> list[Decimal]:
+    """``target`` handed out over the fills' own rebates in order, each at most its own."""
+    out, left = [], target
+    for raw in raws:
+        given = max(ZERO, min(raw, left))
+        out.append(given)
+        left -= given
+    return out
+
+
 #: Hong Kong time, UTC+8 (no daylight saving).
 HKT_OFFSET = dt.timedelta(hours=8)
 
@@ -878,7 +946,8 @@ class Markets:
         self.model = model
         self.instruments = {i.inst_id: i for i in instruments}
         self.index = dict(index)
-        self.taker, self.maker = taker, maker
+        #: the base (taker, maker) rates of every fee level in use
+        self.rates = {"Lv1": (taker, maker)}
         self.resting: list[SpotOrder] = []
         #: every index price set: (when, price), in order
         self.history = {inst: [(model.now, px)] for inst, px in index.items()}
@@ -908,7 +977,8 @@ class Markets:
         user = self.model.users[i]
         pay_ccy, get_ccy = (inst.quote, inst.base) if side == "buy" else (inst.base, inst.quote)
         unit = Decimal(1).scaleb(-SCALES[get_ccy])
-        base_rate = self.taker if liquidity == "taker" else self.maker
+        taker, maker = self.rates[self.model.level(i)]
+        base_rate = taker if liquidity == "taker" else maker
         fee = min(ceil_to(get * self.model.fee_rate(i, base_rate, liquidity, at), unit), get)
         base_fee = min(ceil_to(get * base_rate, unit), get)
         fee_px = px if get_ccy == inst.base else Decimal(1)  # one unit of the fee's currency in USDT
@@ -919,13 +989,11 @@ class Markets:
             credit_base = min(credit, base_fee)
             net_usdt = round_down((base_fee - credit_base) * fee_px, 18)
             markup_usdt = round_down((markup - (credit - credit_base)) * fee_px, 18)
-            self.model.nd_fills.append((at, round_down(ND_RATIO * net_usdt + markup_usdt, REBATE_DECIMALS)))
+            self.model.nd_fills.append((at, i, round_down(ND_RATIO * net_usdt + markup_usdt, REBATE_DECIMALS)))
             fee -= credit  # what the sub-account pays in money
         fd = self.model.fd
         if fd is not None and tag == fd.code and user.group != fd.user:  # not the broker, nor its sub-accounts
-            rebate = round_down(fd.ratio * net_usdt, REBATE_DECIMALS)
-            to_user = round_down(rebate * fd.client_ratio, REBATE_DECIMALS)
-            self.model.fd_fills.append((at, i, rebate - to_user, to_user))
+            self.model.fd_fills.append((at, i, round_down(fd.ratio * net_usdt, REBATE_DECIMALS)))
         if held:
             user.add(TRADING, pay_ccy, -held, LOCKED)
             user.add(TRADING, pay_ccy, held - pay)

@@ -8,10 +8,10 @@ their cancels against index prices the operator pins, withdrawals on chain and i
 cancels, DCDs bought by an ND broker's sub-accounts and paid at settlement, the broker's fee changes
 (markups) on its sub-accounts' fills, contract credits granted, activated, spent, invalidated and
 expired, the broker's daily ND rebates on their fills, orders tagged with an FD broker's code and
-its rebates (shared with the users), valid and invalid amounts, published rates and 30
-days of clock moves with every daily run, restarts between steps and crashes inside runs and
-operations, checked after every step against the audit and the independent model
-(``tests/sim/model.py``). The seeds are split into batches so that the pytest workers spread them.
+its rebates (shared with the users), fee levels, monthly rebate caps and VIP fee-rate mode, valid
+and invalid amounts, published rates and 30 days of clock moves with every daily run, restarts
+between steps and crashes inside runs and operations, checked after every step against the audit and
+the independent model (``tests/sim/model.py``). The seeds are split into batches so that the pytest workers spread them.
 
 ``STAKEHOUSE_SIM_SEEDS`` sets how many seeds run here on SQLite (default :data:`DEFAULT_SEEDS`,
 chosen to fit the suite's time budget), ``STAKEHOUSE_SIM_FIRST`` the first seed; one more seed runs

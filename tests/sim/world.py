@@ -97,7 +97,7 @@ GROUP_P = 0.4
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
        ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("sub_transfer", 5),
        ("order", 16), ("cancel_order", 3), ("set_price", 6), ("withdraw", 6), ("cancel_withdrawal", 3),
-       ("dcd", 6), ("fee_change", 3), ("credit", 6), ("fd_expired", 1), ("advance", 18))
+       ("dcd", 6), ("fee_change", 3), ("credit", 6), ("fd_expired", 1), ("fee_level", 3), ("advance", 18))
 #: A new user is a sub-account of the ND broker with probability ``SUB_P * ND_P`` (else, with ``SUB_P``,
 #: a plain master's sub-account).
 ND_P = 0.5
@@ -114,6 +114,9 @@ FD_RATIOS = (Decimal("0.2"), Decimal("0.3"), Decimal("0.5"))
 FD_CLIENT_RATIOS = (ZERO, Decimal("0.25"), Decimal("0.5"))
 FD_TAG_P = 0.3
 UNKNOWN_TAG_P = 0.03
+#: The fee levels used (all users start at Lv1), and the monthly rebate caps drawn from.
+LEVELS = ("Lv1", "VIP4", "VIP6")
+CAPS = (None, Decimal("0.2"), Decimal("1"), Decimal("5"))
 #: The chains withdrawn on.
 CHAINS = ("ETH-ERC20", "USDT-ERC20")
 #: Where a run (of product {p}) is made to fail: (label, the table whose UPDATE is refused, when).
@@ -279,6 +282,17 @@ class World:
             index[inst_id] = px
             instruments.append(Instrument(inst_id, base, "USDT", tick, lot, min_sz, max_sz))
         self.model.markets = Markets(self.model, instruments, index, taker, maker)
+        # two VIP levels at seeded discounts, their monthly rebate caps (VIP4 and up may have one)
+        for level in LEVELS[1:]:
+            cut = self.rng.choice([Decimal("0.5"), Decimal("0.7"), Decimal("0.8")])
+            rates = ((taker * cut).quantize(Decimal("1e-8")), (maker * cut).quantize(Decimal("1e-8")))
+            self.svc.trading.set_fee_level(level, taker=rates[0], maker=rates[1])
+            self.model.markets.rates[level] = rates
+            cap = self.rng.choice(CAPS)
+            self.svc.rebates.set_cap(level, cap)
+            if cap is not None:
+                self.model.caps[level] = cap
+            self.note(f"{level}: taker={rates[0]} maker={rates[1]} monthly rebate cap={cap}")
         decimals = {c.chain: c.wd_tick_sz for c in self.svc.chain.chains(["ETH", "USDT"])}
         for chain in CHAINS:
             ccy = chain.split("-")[0]
@@ -900,6 +914,39 @@ class World:
         fd.expired = self.rng.random() < 0.5
         self.svc.fd_brokers.set_expired(self.uids[fd.user], fd.expired)
         self.note(f"FD broker #{fd.user} identification {'expired' if fd.expired else 'valid'}")
+        return []
+
+    def op_fee_level(self) -> list[int]:
+        """The operator moves a user to another fee level (mostly one who trades), sets a level's
+        monthly rebate cap, or switches a sub-account's VIP fee-rate mode (a master's is refused)."""
+        r = self.rng.random()
+        if r < 0.6:
+            i, level = self.pick_nd_trader(), self.rng.choice(LEVELS)
+            self.svc.trading.set_account_level(self.uids[i], level)
+            if level == "Lv1":
+                self.model.levels.pop(i, None)
+            else:
+                self.model.levels[i] = level
+            self.note(f"#{i} to fee level {level}")
+            return []
+        if r < 0.8:
+            level = self.rng.choice(LEVELS[1:])
+            cap = self.rng.choice((*CAPS, Decimal(-1), Decimal("0.000000001")))
+            ok = cap is None or (cap >= 0 and cap == cap.quantize(Decimal("1e-8")))
+            self.note(f"{level} monthly rebate cap {cap} (model: {'ok' if ok else 'refused'})")
+            self.decide("rebate cap", ok, lambda: self.svc.rebates.set_cap(level, cap))
+            if ok:
+                if cap is None:
+                    self.model.caps.pop(level, None)
+                else:
+                    self.model.caps[level] = cap
+            return []
+        i, on = self.pick_user(), self.rng.random() < 0.5
+        ok = self.model.users[i].group != i
+        self.note(f"#{i} VIP fee-rate mode {'on' if on else 'off'} (model: {'ok' if ok else 'refused'})")
+        self.decide("VIP fee-rate mode", ok, lambda: self.svc.rebates.set_vip_fee_mode(self.uids[i], on))
+        if ok:
+            (self.model.vip_mode.add if on else self.model.vip_mode.discard)(i)
         return []
 
     def _activate(self, i: int, credit: Credit) -> None:
