@@ -325,7 +325,7 @@ class Model:
         self.nd_subs: set[int] = set()
         #: the ND rebate of every fill of the broker's sub-accounts: (when, sub-account, rebate)
         self.nd_fills: list[tuple[dt.datetime, int, Decimal]] = []
-        #: fee levels other than Lv1, the monthly rebate caps of the capped levels, the ND sub-accounts in
+        #: fee levels other than Lv1, the monthly rebate caps of the capped levels, the sub-accounts in
         #: VIP fee-rate mode, and the rebates recorded so far per (user, HKT month): ND, and FD with the broker
         self.levels: dict[int, str] = {}
         self.caps: dict[str, Decimal] = {}
