@@ -982,15 +982,14 @@ class Markets:
         fee = min(ceil_to(get * self.model.fee_rate(i, base_rate, liquidity, at), unit), get)
         base_fee = min(ceil_to(get * base_rate, unit), get)
         fee_px = px if get_ccy == inst.base else Decimal(1)  # one unit of the fee's currency in USDT
-        net_usdt = round_down(base_fee * fee_px, 18)
-        if i in self.model.nd_subs:
-            markup = fee - base_fee
-            credit = self.model.pay_with_credits(i, fee, fee_px, SCALES[get_ccy], at)
-            credit_base = min(credit, base_fee)
-            net_usdt = round_down((base_fee - credit_base) * fee_px, 18)
-            markup_usdt = round_down((markup - (credit - credit_base)) * fee_px, 18)
+        nd = i in self.model.nd_subs  # only ND sub-accounts have markups and credits
+        credit = self.model.pay_with_credits(i, fee, fee_px, SCALES[get_ccy], at) if nd else ZERO
+        credit_base = min(credit, base_fee)  # credits pay the base fee first
+        net_usdt = round_down((base_fee - credit_base) * fee_px, 18)
+        if nd:
+            markup_usdt = round_down((fee - base_fee - (credit - credit_base)) * fee_px, 18)
             self.model.nd_fills.append((at, i, round_down(ND_RATIO * net_usdt + markup_usdt, REBATE_DECIMALS)))
-            fee -= credit  # what the sub-account pays in money
+        fee -= credit  # what the user pays in money
         fd = self.model.fd
         if fd is not None and tag == fd.code and user.group != fd.user:  # not the broker, nor its sub-accounts
             self.model.fd_fills.append((at, i, round_down(fd.ratio * net_usdt, REBATE_DECIMALS)))
