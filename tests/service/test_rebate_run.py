@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from stakehouse.assets.service import TransferRequest
 from stakehouse.config import Settings
-from stakehouse.db.tables import nd_rebate_records
+from stakehouse.db.tables import fd_rebate_records, nd_rebate_records
 from stakehouse.security import new_server_key
 from stakehouse.trading.service import PlaceRequest
 from stakehouse.wiring import Services
@@ -90,4 +90,34 @@ def test_two_workers_write_a_detail_file_once(make_db: Callable[[str], str], tmp
         assert s.audit().ok, s.audit().as_dict()
     finally:
         other.close()
+        s.close()
+
+
+def test_an_fd_users_monthly_cap_covers_both_broker_types(backend: str, make_db: Callable[[str], str]) -> None:
+    """A user at a capped level whose day has fills for an FD broker of both types (one with an API key,
+    one with a token of the broker's OAuth client): its two day records share what is left of the cap
+    (the api record takes it first), so the day pays the cap, not twice the cap."""
+    s = open_services(make_db(backend), START)
+    try:
+        s.prices.set_price("BTC-USDT", D(60000))
+        broker = s.accounts.create_user(kyc_level=2).uid
+        code = s.fd_brokers.set_up(broker, code=None, types=("api", "oauth"), ratio=D("0.5"), client_ratio=D(0)).code
+        client, _ = s.oauth.register_client(broker, name="App", redirect_uris=["https://a.example/cb"],
+                                            scopes=["read_only", "trade"])
+        user = s.accounts.create_user(kyc_level=2).uid
+        s.trading.set_account_level(user, "VIP4")
+        s.rebates.set_cap("VIP4", D("0.1"))
+        s.chain.credit_deposit(user, "USDT", D(2000))
+        s.assets.transfer(user, TransferRequest(ccy="USDT", amt=D(2000), from_type=6, to_type=18))
+        for auth, key in (("api", ""), ("oauth", client.client_id)):  # each fill alone earns more than the cap
+            s.trading.place(user, PlaceRequest("BTC-USDT", "cash", "buy", "market", D("0.01"), None, "base_ccy",
+                                               tag=code, auth=auth, api_key=key))
+        s.advance_clock(to=next_hkt_midnight(START) + dt.timedelta(minutes=1))
+        with s.db.read() as conn:
+            got = {r.broker_type: r.broker_rebate + r.user_rebate for r in conn.execute(
+                select(fd_rebate_records).where(fd_rebate_records.c.uid == user))}
+        assert got == {"api": D("0.1"), "oauth": D(0)}
+        assert {b.ccy: b.available for b in s.assets.balances(broker, 6)}.get("USDT") == D("0.1")
+        assert s.audit().ok, s.audit().as_dict()
+    finally:
         s.close()

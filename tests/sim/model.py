@@ -88,12 +88,15 @@ trading-and-rebates.md §5-6):
   run at 00:00 Hong Kong time (16:00 UTC) pays the broker's funding account, per sub-account, the
   day's sum: nothing while the sub-account is in VIP fee-rate mode, and for a level of VIP4 and up
   with a monthly cap at most what is left of it this Hong Kong month;
-* an FD broker (a master, type ``api``): a fill of an order tagged with its code, by anyone but the
-  broker and its sub-accounts, earns ``ratio x netFee`` rounded down to 8 decimals; the same run
-  gives each user's day: nothing while the broker's identification is expired or the user is above
-  VIP5, else the day's sum under the level's monthly cap (the broker's and the user's shares counted
-  together), handed out over the day's fills in time order (each at most its own), and each fill's
-  part split: the user ``clientRebateRatio`` of it rounded down, the broker the rest; into funding.
+* an FD broker (a master, of type ``api``, ``oauth`` or both): a fill of an order tagged with its code,
+  by anyone but the broker and its sub-accounts, placed with an API key (type ``api``) or with a token
+  of the broker's own OAuth client (type ``oauth``), for a type the broker has, earns
+  ``ratio x netFee`` rounded down to 8 decimals; the same run gives each user's day per type:
+  nothing while the broker's identification is expired or the user is above VIP5, else the day's
+  sum under the level's monthly cap (the broker's and the user's shares counted together, over both
+  types: the ``api`` day takes it first), handed out over the day's fills in time order (each at most
+  its own), and each fill's part split: the user ``clientRebateRatio`` of it rounded down, the
+  broker the rest; into funding.
 
 Users are known by the order they were created (index 0, 1, ...): the service makes the uids.
 """
@@ -332,9 +335,9 @@ class Model:
         self.vip_mode: set[int] = set()
         self.nd_month: dict[tuple[int, dt.date], Decimal] = {}
         self.fd_month: dict[tuple[int, dt.date], Decimal] = {}
-        #: the FD broker, and every fill tagged with its code that counts for it: (when, user, its rebate)
+        #: the FD broker, and every fill tagged with its code that counts for it: (when, broker type, user, its rebate)
         self.fd: FdBroker | None = None
-        self.fd_fills: list[tuple[dt.datetime, int, Decimal]] = []
+        self.fd_fills: list[tuple[dt.datetime, str, int, Decimal]] = []
         #: the ND broker's fee changes in the order set, and the contract credits granted
         self.fee_changes: list[FeeChange] = []
         self.credits: list[Credit] = []
@@ -424,11 +427,12 @@ class Model:
             self.users[self.broker].add(FUNDING, "USDT", income)
         if self.fd is None:
             return
-        fd: dict[int, list[Decimal]] = {}
-        for at, i, rebate in self.fd_fills:
+        fd: dict[tuple[str, int], list[Decimal]] = {}
+        for at, auth, i, rebate in self.fd_fills:
             if start <= at < end:
-                fd.setdefault(i, []).append(rebate)
-        for i, raws in sorted(fd.items()):
+                fd.setdefault((auth, i), []).append(rebate)
+        # a day record per (broker type, user); the records of a user take the cap in type order (api, oauth)
+        for (_auth, i), raws in sorted(fd.items()):
             if self.fd.expired or self.level(i) in FD_TOP_LEVELS:
                 target = ZERO
             else:
@@ -849,6 +853,9 @@ class SpotOrder:
     minute: dt.datetime
     ord_id: str = ""
     tag: str = ""
+    #: how the order was authenticated: ``api`` (an API key) or ``oauth`` (a token of OAuth client ``client``)
+    auth: str = "api"
+    client: str = ""
     #: the end of the first minute whose index crossed it (when it fills), once known
     fills_at: dt.datetime | None = None
     state: str = "live"
@@ -897,13 +904,21 @@ class FeeChange:
 
 @dataclasses.dataclass
 class FdBroker:
-    """The FD broker (a master; type ``api``): its code, rebate ratio and the users' share of it."""
+    """The FD broker (a master): its code, types (``api``, ``oauth``), rebate ratio, the users' share of
+    it, and the id of its OAuth client (when it is of type ``oauth``)."""
 
     user: int
     code: str
+    types: tuple[str, ...]
     ratio: Decimal
     client_ratio: Decimal
+    client: str = ""
     expired: bool = False
+
+    def counts(self, auth: str, client: str) -> bool:
+        """Whether an order authenticated so (``api``, or ``oauth`` with ``client``'s token) counts for
+        the broker: as one of its types, and for ``oauth`` only with a token of its own client."""
+        return auth in self.types and (auth == "api" or client == self.client)
 
 
 @dataclasses.dataclass
@@ -973,7 +988,7 @@ class Markets:
         return base, base, proceeds
 
     def _fill(self, i: int, inst: Instrument, side: str, pay: Decimal, get: Decimal, liquidity: str, *,
-              held: Decimal, px: Decimal, at: dt.datetime, tag: str) -> None:
+              held: Decimal, px: Decimal, at: dt.datetime, tag: str, auth: str, client: str) -> None:
         user = self.model.users[i]
         pay_ccy, get_ccy = (inst.quote, inst.base) if side == "buy" else (inst.base, inst.quote)
         unit = Decimal(1).scaleb(-SCALES[get_ccy])
@@ -991,8 +1006,8 @@ class Markets:
             self.model.nd_fills.append((at, i, round_down(ND_RATIO * net_usdt + markup_usdt, REBATE_DECIMALS)))
         fee -= credit  # what the user pays in money
         fd = self.model.fd
-        if fd is not None and tag == fd.code and user.group != fd.user:  # not the broker, nor its sub-accounts
-            self.model.fd_fills.append((at, i, round_down(fd.ratio * net_usdt, REBATE_DECIMALS)))
+        if fd is not None and tag == fd.code and user.group != fd.user and fd.counts(auth, client):
+            self.model.fd_fills.append((at, auth, i, round_down(fd.ratio * net_usdt, REBATE_DECIMALS)))
         if held:
             user.add(TRADING, pay_ccy, -held, LOCKED)
             user.add(TRADING, pay_ccy, held - pay)
@@ -1001,7 +1016,7 @@ class Markets:
         user.add(TRADING, get_ccy, get - fee)
 
     def place(self, i: int, inst_id: str, side: str, ord_type: str, sz: Decimal, px: Decimal | None,
-              tgt: str, tag: str = "") -> tuple[str, SpotOrder | None] | None:
+              tgt: str, tag: str = "", auth: str = "api", client: str = "") -> tuple[str, SpotOrder | None] | None:
         """The order's state (``filled``, ``live``, ``canceled``) and, when it rests, its model; or
         None when it is refused (nothing placed)."""
         inst, index, user = self.instruments[inst_id], self.index[inst_id], self.model.users[i]
@@ -1044,13 +1059,15 @@ class Markets:
             assert px is not None
             user.add(TRADING, lock_ccy, -lock)
             user.add(TRADING, lock_ccy, lock, LOCKED)
-            order = SpotOrder(i, inst_id, side, sz, px, lock, minute_of(self.model.now), tag=tag)
+            order = SpotOrder(i, inst_id, side, sz, px, lock, minute_of(self.model.now), tag=tag, auth=auth,
+                              client=client)
             self.resting.append(order)
             return "live", order
         _, pay, get = traded
         if available < pay:
             return None
-        self._fill(i, inst, side, pay, get, "taker", held=ZERO, px=index, at=self.model.now, tag=tag)
+        self._fill(i, inst, side, pay, get, "taker", held=ZERO, px=index, at=self.model.now, tag=tag, auth=auth,
+                   client=client)
         return "filled", None
 
     def cancel(self, order: SpotOrder) -> bool:
@@ -1092,7 +1109,7 @@ class Markets:
             _, pay, get = traded
             assert order.fills_at is not None
             self._fill(order.user, inst, order.side, pay, get, "maker", held=order.locked, px=order.px,
-                       at=order.fills_at, tag=order.tag)
+                       at=order.fills_at, tag=order.tag, auth=order.auth, client=order.client)
             order.state = "filled"
         self.resting = [o for o in self.resting if o.state == "live"]
 

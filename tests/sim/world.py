@@ -7,9 +7,9 @@ chains' fee, minimum, maximum and confirmations and the review time; the DCD ser
 strikes, sizes and quotas), the users, every operation and its amount, how far the clock moves,
 and where the process "crashes". Operations go through :class:`stakehouse.wiring.Services` (the
 service layer is the public interface here) on a SQLite file or a PostgreSQL database (where the
-runs' chunks go on two connections at once); after every step the audit, the users' balances
-(funding, trading, provider staking) and their reward rows are compared with
-:class:`tests.sim.model.Model`.
+runs' chunks go on two connections at once); after every step the audit (unless nothing was
+committed since it last passed: :meth:`World.data_version`), the users' balances (funding, trading,
+provider staking), credits and reward rows are compared with :class:`tests.sim.model.Model`.
 
 Crashes, without mocks or hooks in the code:
 
@@ -97,10 +97,13 @@ GROUP_P = 0.4
 OPS = (("create_user", 4), ("deposit", 14), ("transfer", 12), ("purchase", 20), ("redeem", 14), ("cancel", 4),
        ("publish_rate", 5), ("stake", 10), ("unstake", 7), ("publish_staking_rate", 3), ("sub_transfer", 5),
        ("order", 16), ("cancel_order", 3), ("set_price", 6), ("withdraw", 6), ("cancel_withdrawal", 3),
-       ("dcd", 6), ("fee_change", 3), ("credit", 6), ("fd_expired", 1), ("fee_level", 3), ("advance", 18))
+       ("dcd", 6), ("fee_change", 3), ("credit", 6), ("fd_expired", 1), ("fee_level", 3), ("trade", 4),
+       ("advance", 18))
 #: A new user is a sub-account of the ND broker with probability ``SUB_P * ND_P`` (else, with ``SUB_P``,
 #: a plain master's sub-account).
 ND_P = 0.5
+#: How many orders one order step places (one user's).
+ORDER_BURSTS = (1, 1, 2, 3)
 #: The share of orders (and of transfers, which fund them) made by the ND broker's sub-accounts.
 ND_ORDER_P = 0.35
 #: The spot instruments traded, and the decimals of the index prices the operator sets on them.
@@ -114,9 +117,14 @@ FD_RATIOS = (Decimal("0.2"), Decimal("0.3"), Decimal("0.5"))
 FD_CLIENT_RATIOS = (ZERO, Decimal("0.25"), Decimal("0.5"))
 FD_TAG_P = 0.3
 UNKNOWN_TAG_P = 0.03
+#: The FD broker's types drawn from; the share of orders placed with an OAuth token (of the FD broker's own
+#: client, else of another broker's).
+FD_TYPES = (("api",), ("oauth",), ("api", "oauth"), ("api", "oauth"))
+OAUTH_P = 0.4
+OWN_CLIENT_P = 0.8
 #: The fee levels used (all users start at Lv1), and the monthly rebate caps drawn from.
 LEVELS = ("Lv1", "VIP4", "VIP6")
-CAPS = (None, Decimal("0.2"), Decimal("1"), Decimal("5"))
+CAPS = (None, Decimal("0.2"), Decimal("1"), Decimal("5"), Decimal("20"), Decimal("100"))
 #: The chains withdrawn on.
 CHAINS = ("ETH-ERC20", "USDT-ERC20")
 #: Where a run (of product {p}) is made to fail: (label, the table whose UPDATE is refused, when).
@@ -191,6 +199,11 @@ class World:
         self.log: collections.deque[str] = collections.deque(maxlen=20)
         self.stats = Stats()
         self.step = 0
+        #: the connections :meth:`data_version` reads on (made at its first call)
+        self._sqlite_version: sqlite3.Connection | None = None
+        self._pg_version: psycopg.Connection[tuple[object, ...]] | None = None
+        #: :meth:`data_version` when the last audit passed
+        self.audited: int | str | None = None
         self.svc = self._open()
         assert self.svc.sandbox_clock is not None
         products = []
@@ -253,13 +266,28 @@ class World:
         self.create_nd_sub()  # at least one: DCDs and ND rebates need one
         for _ in range(2):
             self.op_create_user()
-        # the next user (a master: the only other master so far is the ND broker) is an FD broker of type api
+        # the next user (a master: the only other master so far is the ND broker) is an FD broker of seeded types
         fd_user = next(i for i, u in enumerate(self.model.users) if u.group == i and i != self.broker)
         ratio, client_ratio = self.rng.choice(FD_RATIOS), self.rng.choice(FD_CLIENT_RATIOS)
-        code = self.svc.fd_brokers.set_up(self.uids[fd_user], code=None, types=("api",), ratio=ratio,
+        types = self.rng.choice(FD_TYPES)
+        code = self.svc.fd_brokers.set_up(self.uids[fd_user], code=None, types=types, ratio=ratio,
                                           client_ratio=client_ratio).code
-        self.model.fd = FdBroker(fd_user, code, ratio, client_ratio)
-        self.note(f"#{fd_user} is an FD broker: code {code}, ratio {ratio}, client ratio {client_ratio}")
+        self.model.fd = FdBroker(fd_user, code, types, ratio, client_ratio,
+                                 client=self.oauth_client(fd_user) if "oauth" in types else "")
+        # the ND broker is an FD broker of type oauth too, only so that its OAuth client exists: orders placed with
+        # that client's tokens and the first broker's code earn nobody anything (the code is not its broker's)
+        self.svc.fd_brokers.set_up(self.uids[self.broker], code=None, types=("oauth",), ratio=Decimal("0.5"),
+                                   client_ratio=ZERO)
+        self.foreign_client = self.oauth_client(self.broker)
+        self.note(f"#{fd_user} is an FD broker: code {code}, types {types}, ratio {ratio}, client ratio "
+                  f"{client_ratio}, OAuth client {self.model.fd.client or '-'}; #{self.broker}'s OAuth client "
+                  f"{self.foreign_client}")
+
+    def oauth_client(self, i: int) -> str:
+        """A new OAuth client of FD broker #i (of type oauth): its id."""
+        client, _ = self.svc.oauth.register_client(self.uids[i], name=f"sim{i}", redirect_uris=["https://sim.example/cb"],
+                                                   scopes=["read_only", "trade"])
+        return client.client_id
 
     def _set_up_markets_and_chains(self) -> None:
         """Seeded fee rates, instrument rules, index prices and withdrawal chains, set as an operator
@@ -377,10 +405,33 @@ class World:
 
     # -- checks -----------------------------------------------------------------------------
 
+    def data_version(self) -> int | str:
+        """A value that changes whenever anything is committed to the database (by the services or by
+        :meth:`sql`): SQLite's ``data_version`` as seen by a connection of the simulation's own, which
+        changes on every commit of any other connection; PostgreSQL's WAL insert position, which moves
+        on every commit anywhere on the server (and on more, so it only ever re-runs an audit)."""
+        if self.sqlite:
+            if self._sqlite_version is None:
+                self._sqlite_version = sqlite3.connect(make_url(self.url).database or "", timeout=30)
+            return int(self._sqlite_version.execute("PRAGMA data_version").fetchone()[0])
+        if self._pg_version is None:
+            self._pg_version = psycopg.connect(libpq_conninfo(self.url), autocommit=True)
+        row = self._pg_version.execute(b"SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        assert row is not None
+        return str(row[0])
+
     def check(self, users: list[int] | None = None, *, rewards: bool = False) -> None:
-        report = self.svc.audit()
-        if not report.ok:
-            raise self.fail(f"audit failed: {report.as_dict()}")
+        """The audit (skipped when nothing was committed since the last clean one: its verdict is a
+        function of the database alone, which is then the one it passed on), then the users' balances,
+        credits, staking balances and, if asked, reward rows against the model (always)."""
+        version = self.data_version()
+        if version == self.audited:
+            self.stats.add("audit_unchanged")
+        else:
+            report = self.svc.audit()
+            if not report.ok:
+                raise self.fail(f"audit failed: {report.as_dict()}")
+            self.audited = version
         for i in (range(len(self.uids)) if users is None else users):
             self.check_user(i, rewards=rewards)
 
@@ -549,16 +600,20 @@ class World:
         return crash
 
     def op_transfer(self) -> list[int]:
-        i = self.pick_nd_trader()
+        """Funding to trading (mostly) or back, of any currency, by a holder of it (mostly; an ND
+        sub-account more often than the others)."""
         ccy = self.rng.choice(["ETH", "SOL", "USDT", "USDT", "BETH", "BETH", "OKSOL", "OKSOL"])
-        to_trading = 0.8 if i in self.model.nd_subs else 0.55
-        frm, to = (FUNDING, TRADING) if self.rng.random() < to_trading else (TRADING, FUNDING)
+        frm, to = (FUNDING, TRADING) if self.rng.random() < 0.65 else (TRADING, FUNDING)
+        i = self.pick_holder(frm, ccy, nd=self.rng.random() < ND_ORDER_P)
         places = {"ETH": 18, "SOL": 9, "USDT": 6, "BETH": 8, "OKSOL": 8}[ccy]
         amt, how = self.amount_from(self.model.users[i].get(frm, ccy), places)
+        self._transfer(i, ccy, amt, frm, to, how)
+        return [i]
+
+    def _transfer(self, i: int, ccy: str, amt: Decimal, frm: int, to: int, how: str) -> None:
         ok = False if self._crash_pending() else self.model.transfer(i, ccy, amt, frm, to)
         self.attempt("transfer", ok, f"transfer #{i} {amt} {ccy} {frm}->{to} ({how})",
                      lambda: self.svc.assets.transfer(self.uids[i], TransferRequest(ccy, amt, frm, to)))
-        return [i]
 
     def pick_product(self) -> Product:
         return self.model.products[self.rng.choice(NAMES)]
@@ -669,16 +724,57 @@ class World:
         return [src, dst]
 
     def op_order(self) -> list[int]:
-        """A spot order of any type, mostly valid, against the index the operator set."""
+        """One to three spot orders of one user (several fills of a user in a day: its rebates are cut by
+        caps and handed out over them in time order)."""
+        fd = self.model.fd
+        assert fd is not None
+        r = self.rng.random()  # the tag the user's app sends: the FD broker's code, a code of nobody, none
+        tag = fd.code if r < FD_TAG_P else ("0000000000000000" if r < FD_TAG_P + UNKNOWN_TAG_P else "")
+        i = self.one_order(None, tag)
+        for _ in range(self.rng.choice(ORDER_BURSTS) - 1):
+            self.one_order(i, tag)
+        return [i]
+
+    def op_trade(self) -> list[int]:
+        """A trader's session: two to four market orders of one user holding 100 USDT or more (one at a
+        capped fee level, if any, half the time; it moves USDT to trading first if it has less there),
+        each a part of what it holds, all with the same tag (mostly the FD broker's code), with an API
+        key or an OAuth token each: the day's fills of one user, its FD records of both types, and the
+        monthly cap they share."""
+        fd = self.model.fd
+        assert fd is not None
+        holders = [i for i, u in enumerate(self.model.users) if u.get(TRADING, "USDT") + u.get(FUNDING, "USDT") >= 100]
+        if not holders:
+            return []
+        capped = [i for i in holders if self.model.cap(i) is not None]
+        i = self.rng.choice(capped if capped and self.rng.random() < 0.5 else holders)
+        user = self.model.users[i]
+        if user.get(TRADING, "USDT") < 100:  # it moves some of its USDT to trading first
+            part = Decimal(self.rng.randint(50, 100)) / 100
+            self._transfer(i, "USDT", (user.get(FUNDING, "USDT") * part).quantize(Decimal("0.000001"), "ROUND_DOWN"),
+                           FUNDING, TRADING, "trader")
+        tag = fd.code if self.rng.random() < 0.7 else ""
+        for _ in range(self.rng.randint(2, 4)):
+            self.one_order(i, tag, trader=True)
+        return [i]
+
+    def one_order(self, i: int | None, tag: str, *, trader: bool = False) -> int:
+        """A spot order of any type, mostly valid, against the index the operator set, by user #i (or by
+        one picked here, mostly a holder of what it pays with), with ``tag``, placed with an API key or an
+        OAuth token; that user. A ``trader``'s order is a market order for 5-30 % of what it holds."""
         markets = self.model.markets
         assert markets is not None
         inst_id, base, _ = self.rng.choice(INSTRUMENTS)
         side = self.rng.choice(["buy", "sell"])
-        i = self.pick_holder(TRADING, "USDT" if side == "buy" else base, nd=self.rng.random() < ND_ORDER_P)
+        if i is None:
+            i = self.pick_holder(TRADING, "USDT" if side == "buy" else base, nd=self.rng.random() < ND_ORDER_P)
         inst, index, user = markets.instruments[inst_id], markets.index[inst_id], self.model.users[i]
-        ord_type = self.rng.choices(["market", "limit", "post_only", "ioc", "fok"], [4, 5, 2, 1, 1])[0]
+        if trader:
+            side = "sell" if user.get(TRADING, base) >= inst.min_sz and self.rng.random() < 0.4 else "buy"
+        ord_type = "market" if trader else self.rng.choices(["market", "limit", "post_only", "ioc", "fok"],
+                                                            [4, 5, 2, 1, 1])[0]
         tgt = ""
-        if ord_type == "market":
+        if ord_type == "market" and not trader:
             tgt = self.rng.choice(["", "", "", "base_ccy", "quote_ccy"])
         in_quote = ord_type == "market" and (tgt or ("quote_ccy" if side == "buy" else "base_ccy")) == "quote_ccy"
         px = None
@@ -690,7 +786,13 @@ class World:
             if px <= 0:
                 px = inst.tick
         lot_places = -inst.lot.as_tuple().exponent  # type: ignore[operator]
-        if in_quote:
+        part = Decimal(self.rng.randint(5, 30)) / 100
+        if trader and side == "buy":  # quote-sized (a market buy's default), at least about the minimum size
+            sz = max(user.get(TRADING, "USDT") * part, inst.min_sz * index * Decimal("1.05"))
+            sz, how = sz.quantize(Decimal("0.000001"), rounding="ROUND_DOWN"), "trader"
+        elif trader:  # base-sized (a market sell's default)
+            sz, how = max(floor_to(user.get(TRADING, base) * part, inst.lot), inst.min_sz), "trader"
+        elif in_quote:
             worth = user.get(TRADING, "USDT") if side == "buy" else user.get(TRADING, base) * index
             sz, how = self.amount_from(worth.quantize(Decimal("0.000001"), rounding="ROUND_DOWN"), 6)
         else:
@@ -700,17 +802,23 @@ class World:
                 sz = max(floor_to(sz, inst.lot), inst.min_sz)  # mostly a valid size
         if sz <= 0:
             sz, how = inst.lot, "one lot"
-        assert self.model.fd is not None
-        r = self.rng.random()
-        tag = self.model.fd.code if r < FD_TAG_P else ("0000000000000000" if r < FD_TAG_P + UNKNOWN_TAG_P else "")
+        fd = self.model.fd
+        assert fd is not None
+        # an API key, or a token of an OAuth client (the FD broker's own, if it has one, or another broker's)
+        auth, client = "api", ""
+        if self.rng.random() < OAUTH_P:
+            auth = "oauth"
+            client = fd.client if fd.client and self.rng.random() < OWN_CLIENT_P else self.foreign_client
         crash = self._crash_pending()
         outcome = None if crash else markets.place(i, inst_id, side, ord_type, sz, px, tgt or
-                                                   ("quote_ccy" if in_quote else "base_ccy"), tag)
+                                                   ("quote_ccy" if in_quote else "base_ccy"), tag, auth, client)
         text = f"order #{i} {side} {ord_type} {sz} {inst_id}" + (f" @{px}" if px is not None else "") + \
             (f" tgt={tgt}" if tgt else "") + (f" tag={tag}" if tag else "") + \
+            (f" oauth={client}" if auth == "oauth" else "") + \
             f" ({how}, index {index}, model: {outcome[0] if outcome else 'refused'})"
         order = self.attempt("order", outcome is not None, text, lambda: self.svc.trading.place(
-            self.uids[i], PlaceRequest(inst_id, "cash", side, ord_type, sz, px, tgt, tag=tag)))
+            self.uids[i], PlaceRequest(inst_id, "cash", side, ord_type, sz, px, tgt, tag=tag, auth=auth,
+                                       api_key=client)))
         if order is not None and outcome is not None:
             state, resting = outcome
             if order.state != state:
@@ -718,7 +826,7 @@ class World:
             if resting is not None:
                 resting.ord_id = str(order.ord_id)
                 self.orders.append(resting)
-        return [i]
+        return i
 
     def op_cancel_order(self) -> list[int]:
         markets = self.model.markets
@@ -1024,6 +1132,9 @@ class World:
 
     def close(self) -> None:
         self.svc.close()
+        for conn in (self._sqlite_version, self._pg_version):
+            if conn is not None:
+                conn.close()
 
 
 #: Days run at the end with no operations, so that the last redemptions are delivered and checked.

@@ -452,8 +452,10 @@ class JobRunner:
     def run_until(self, until: dt.datetime, step: StepFn | None = None, *,
                   progress: ProgressFn | None = None) -> list[RunRecord]:
         """Run every job period and event-source item due by ``until``, in due-time order: source
-        items due strictly before a period's end first, then that period's jobs. ``step(due)`` is
-        called before each piece of work (the sandbox moves its clock there).
+        items due strictly before a period's end first, then the jobs of every period that ends at
+        that moment, in registry order (a job makes no source item due before its own period's end,
+        so the sources are read once per moment, not once per job). ``step(due)`` is called before
+        each piece of work (the sandbox moves its clock there).
 
         The span is worked through in windows of ``WINDOW`` (periods and claims are read one window
         at a time, so memory stays flat however long the span); ``progress(reached, runs)`` is
@@ -463,10 +465,13 @@ class JobRunner:
         reached = self._done_until or self.origin()
         while reached < until:
             window_end = min(until, reached + WINDOW)
+            at: dt.datetime | None = None
             for period, _, job in self.due(window_end, after=reached):
-                self._run_sources(period.end - _TICK, step, ran)
-                if step is not None:
-                    step(period.end)
+                if period.end != at:  # once for all the periods that end at this moment
+                    self._run_sources(period.end - _TICK, step, ran)
+                    if step is not None:
+                        step(period.end)
+                    at = period.end
                 record = self.run_one(job, period)
                 if record:
                     ran.append(record)

@@ -259,6 +259,9 @@ def fd_rebate_run(conn: Connection, period: Period, *, ledger: Ledger, part: Chu
         return totals
     caps = _caps_by_uid(conn)
     pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    #: what the day's records so far gave each (broker, user): a user's records of both broker types share
+    #: one monthly cap (the ``api`` one, first in the fills' order, takes it first)
+    given: dict[tuple[str, str], Decimal] = {}
     rows = conn.execute(fd_fills(conn, period.start, period.end, part=part))
     for (broker_uid, broker_type, uid), grouped in itertools.groupby(rows, lambda r: (r.fd_uid, r.broker_type, r.uid)):
         group = list(grouped)
@@ -269,8 +272,9 @@ def fd_rebate_run(conn: Connection, period: Period, *, ledger: Ledger, part: Chu
         if broker.expired or level in rules.FD_TOP_LEVELS:
             target = ZERO
         else:
-            target = rules.capped(max(sum(raws, ZERO), ZERO), fd_month_to_date(conn, broker_uid, uid, day, before=day),
-                                  cap)
+            so_far = fd_month_to_date(conn, broker_uid, uid, day, before=day) + given.get((broker_uid, uid), ZERO)
+            target = rules.capped(max(sum(raws, ZERO), ZERO), so_far, cap)
+        given[(broker_uid, uid)] = given.get((broker_uid, uid), ZERO) + target
         shares = [rules.fd_split(a, broker.client_ratio) for a in rules.allocate(raws, target)]
         affiliated = conn.execute(select(fd_affiliations.c.uid).where(fd_affiliations.c.broker_uid == broker_uid,
                                                                       fd_affiliations.c.uid == uid)).first()

@@ -34,7 +34,8 @@ class SandboxClock:
         return wall_time()
 
     def now(self) -> dt.datetime:
-        with self.db.read() as conn:
+        """Business time: one single-statement read (no transaction: it reads one row)."""
+        with self.db.query() as conn:
             return self._now(conn)
 
     def _now(self, conn: Connection) -> dt.datetime:
