@@ -34,8 +34,7 @@ class SandboxClock:
         return wall_time()
 
     def now(self) -> dt.datetime:
-        """Business time: one single-statement read (no transaction: it reads one row)."""
-        with self.db.query() as conn:
+        with self.db.read() as conn:
             return self._now(conn)
 
     def _now(self, conn: Connection) -> dt.datetime:
