@@ -534,7 +534,7 @@ class World:
 
     def pick_nd_trader(self) -> int:
         """Anyone, but an ND sub-account more often than the others: they trade most (their fills carry
-        markups, credits and rebates), so they get deposits and move funds to trading more."""
+        markups, credits and rebates), so they get more of the deposits and of the fee-level moves."""
         return self.rng.choice(sorted(self.model.nd_subs)) if self.rng.random() < ND_ORDER_P else self.pick_user()
 
     def pick_holder(self, acct: int, ccy: str, *, masters: bool = False, nd: bool = False) -> int:
