@@ -723,8 +723,8 @@ def check_settled(services: Any, products: list[Product], broker: str, expected:
         for p in products:
             k = p.product_id
             n, amount, yld, markup, ccy_lo, ccy_hi = conn.execute(
-                select(func.count(), money_sum(conn, c.sett_amt), money_sum(conn, c.yield_amt),
-                       money_sum(conn, c.markup_amt), func.min(c.sett_ccy), func.max(c.sett_ccy))
+                select(func.count(), money_sum(c.sett_amt), money_sum(c.yield_amt),
+                       money_sum(c.markup_amt), func.min(c.sett_ccy), func.max(c.sett_ccy))
                 .where(c.product_id == k)).one()
             got = (n, Decimal(amount), Decimal(yld), Decimal(markup), ccy_lo, ccy_hi)
             want = (expected.count[k], expected.amount[k], expected.yield_amt[k], expected.markup[k], p.pay_ccy,
@@ -732,7 +732,7 @@ def check_settled(services: Any, products: list[Product], broker: str, expected:
             if got != want:
                 raise AssertionError(f"{k}: settled {got}, expected {want}")
             users_n, users_sum = conn.execute(
-                select(func.count(), money_sum(conn, postings.c.amount))
+                select(func.count(), money_sum(postings.c.amount))
                 .select_from(postings.join(journal_entries, journal_entries.c.id == postings.c.entry_id)
                              .join(ledger_accounts, ledger_accounts.c.id == postings.c.account_id))
                 .where(journal_entries.c.type == "dcd_settle", journal_entries.c.ref == k,  # its chunks' entries

@@ -275,7 +275,7 @@ def check_run(conn: Any, period: Any, subs: int, raw_sum: Decimal, expected: Exp
 
     c = nd_rebate_records.c
     key = period.key.replace("-", "")
-    count, income = conn.execute(select(func.count(), money_sum(conn, c.income)).where(c.day == key)).one()
+    count, income = conn.execute(select(func.count(), money_sum(c.income)).where(c.day == key)).one()
     if count != subs or Decimal(income) != raw_sum or raw_sum != expected.raw:
         raise AssertionError(f"{count} records (expected {subs}), income {income}, bare raw {raw_sum}, "
                              f"expected raw {expected.raw}")

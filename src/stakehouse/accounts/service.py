@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Table, func, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, func, or_, select, update
 
 from stakehouse.accounts import rules
 from stakehouse.clock import Clock
@@ -145,7 +145,13 @@ def live_key_with_user(conn: Connection, table: Table, api_key: str) -> tuple[An
     return row, User(**{f: getattr(row, f"u_{f}") for f in User.__dataclass_fields__})
 
 
+#: One user by uid, read on every request (built once: see "Prebuilt statements" in docs/architecture.md).
+
+_USER = select(users).where(users.c.uid == bindparam("uid"))
+
+
 class AccountService:
+
     def __init__(self, db: Database, clock: Clock, box: SecretBox) -> None:
         self.db = db
         self.clock = clock
@@ -217,7 +223,8 @@ class AccountService:
         return conn.execute(select(users.c.uid).where(users.c.sub_name == sub_name)).first() is not None
 
     def _get(self, conn: Connection, uid: str) -> User:
-        row = conn.execute(select(users).where(users.c.uid == uid)).first()
+        row = conn.execute(_USER, {"uid": uid}).first()
+
         if row is None:
             raise NotFound("User", uid)
         return user_from_row(row)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from stakehouse.db.engine import Database
 
@@ -29,10 +31,22 @@ def revision(db: Database) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@cache
+def head() -> str | None:
+    """The newest revision of the migrations shipped with this code (read once per process: Alembic
+    compiles every migration file to find it)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
 def upgrade(db: Database) -> None:
     """Bring the schema to the newest revision; safe to call from several processes. Alembic's own
-    lines are kept out of the log (``logging.py``); one structured line says what changed."""
+    lines are kept out of the log (``logging.py``); one structured line says what changed. A schema
+    already at :func:`head` (every start but the first) costs one read."""
     before = revision(db)
+    if before is not None and before == head():
+        return
     command.upgrade(alembic_config(db), "head")
     after = revision(db)
     if after != before:

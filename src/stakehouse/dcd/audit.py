@@ -14,21 +14,30 @@ from stakehouse.dcd import rules
 from stakehouse.ledger.audit import AuditCheck, CheckResult
 from stakehouse.money import ZERO
 
+# The checks' statements, built once ("Prebuilt statements" in docs/architecture.md).
+_ORDERS = select(dcd_orders.c.notional, dcd_orders.c.notional_ccy, dcd_orders.c.sett_amt, dcd_orders.c.sett_ccy,
+                 dcd_orders.c.markup_amt, dcd_orders.c.state)
+_BOOK = (select(ledger_accounts.c.ccy, ledger_accounts.c.available, ledger_accounts.c.locked)
+         .where(ledger_accounts.c.owner == "s:dcd_book"))
+_SETTLED = (select(dcd_orders.c.ord_id, dcd_orders.c.notional, dcd_orders.c.abs_yield, dcd_orders.c.sett_price,
+                   dcd_orders.c.sett_amt, dcd_orders.c.sett_ccy, dcd_products.c.opt_type, dcd_products.c.stk,
+                   dcd_products.c.ccy, dcd_products.c.alt_ccy)
+            .join(dcd_products, dcd_products.c.product_id == dcd_orders.c.product_id)
+            .where(dcd_orders.c.state == "settled"))
+
 
 def _book_holds_open_orders(conn: Connection) -> list[CheckResult]:
+
     result = CheckResult("dcd: the book = subscriptions - payouts - markups, per currency", 0)
     want: dict[str, Decimal] = {}
-    for o in conn.execute(select(dcd_orders.c.notional, dcd_orders.c.notional_ccy, dcd_orders.c.sett_amt,
-                                 dcd_orders.c.sett_ccy, dcd_orders.c.markup_amt, dcd_orders.c.state)):
+    for o in conn.execute(_ORDERS):
         if o.state == "rejected":
             continue
         want[o.notional_ccy] = want.get(o.notional_ccy, ZERO) + o.notional
         if o.state == "settled":
             want[o.sett_ccy] = want.get(o.sett_ccy, ZERO) - o.sett_amt
             want[o.notional_ccy] -= o.markup_amt
-    have = {r.ccy: r.available + r.locked for r in conn.execute(
-        select(ledger_accounts.c.ccy, ledger_accounts.c.available, ledger_accounts.c.locked)
-        .where(ledger_accounts.c.owner == "s:dcd_book"))}
+    have = {r.ccy: r.available + r.locked for r in conn.execute(_BOOK)}
     for ccy in sorted(set(want) | set(have)):
         result.checked += 1
         if want.get(ccy, ZERO) != have.get(ccy, ZERO):
@@ -39,12 +48,7 @@ def _book_holds_open_orders(conn: Connection) -> list[CheckResult]:
 def _settled_orders_paid_the_rule(conn: Connection) -> list[CheckResult]:
     result = CheckResult("dcd: each settled order paid what its settlement price gives", 0)
     scales = {ccy: cur.scale for ccy, cur in all_currencies(conn).items()}
-    for o in conn.execute(select(dcd_orders.c.ord_id, dcd_orders.c.notional, dcd_orders.c.abs_yield,
-                                 dcd_orders.c.sett_price, dcd_orders.c.sett_amt, dcd_orders.c.sett_ccy,
-                                 dcd_products.c.opt_type, dcd_products.c.stk, dcd_products.c.ccy,
-                                 dcd_products.c.alt_ccy)
-                          .join(dcd_products, dcd_products.c.product_id == dcd_orders.c.product_id)
-                          .where(dcd_orders.c.state == "settled")):
+    for o in conn.execute(_SETTLED):
         result.checked += 1
         want = rules.settlement(o.opt_type, o.notional, o.abs_yield, o.stk, o.sett_price, ccy=o.ccy,
                                 alt_ccy=o.alt_ccy, scales=scales)

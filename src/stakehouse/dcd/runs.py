@@ -50,7 +50,17 @@ def index_at(conn: Connection, prices: PriceService, inst_id: str, at: dt.dateti
     return found.px if found is not None else None
 
 
+#: What the event sources read on every poll of the job runner (built once: "Prebuilt statements" in
+#: docs/architecture.md): how far products are listed; the first live order to fix, the first to pay.
+_LISTED_UNTIL = select(dcd_state.c.listed_until).where(dcd_state.c.id == 1)
+_FIRST_EXPIRY = (select(dcd_orders.c.exp_time).where(dcd_orders.c.state == "live")
+                 .order_by(dcd_orders.c.exp_time).limit(1))
+_FIRST_SETTLEMENT = (select(dcd_orders.c.sett_time).where(dcd_orders.c.state == "pending_settled")
+                     .order_by(dcd_orders.c.sett_time).limit(1))
+
+
 class DcdListing:
+
     """Event source ``dcd_listing``."""
 
     name = "dcd_listing"
@@ -63,7 +73,7 @@ class DcdListing:
 
     def next_due(self) -> dt.datetime | None:
         with self.db.query() as conn:
-            listed = conn.execute(select(dcd_state.c.listed_until).where(dcd_state.c.id == 1)).scalar_one_or_none()
+            listed = conn.execute(_LISTED_UNTIL).scalar_one_or_none()
         return listed + ONE_DAY if listed is not None else rules.listing_boundary(self.clock.now())
 
     def run_due(self, until: dt.datetime) -> int:
@@ -119,12 +129,9 @@ class DcdSettlement:
         self.chunk_size = max(1, chunk_size)
 
     def next_due(self) -> dt.datetime | None:
-        c = dcd_orders.c
         with self.db.query() as conn:
-            fix = conn.execute(select(c.exp_time).where(c.state == "live").order_by(c.exp_time).limit(1)
-                               ).scalar_one_or_none()
-            pay = conn.execute(select(c.sett_time).where(c.state == "pending_settled").order_by(c.sett_time).limit(1)
-                               ).scalar_one_or_none()
+            fix = conn.execute(_FIRST_EXPIRY).scalar_one_or_none()
+            pay = conn.execute(_FIRST_SETTLEMENT).scalar_one_or_none()
         found = [t for t in (fix, pay) if t is not None]
         return min(found) if found else None
 

@@ -328,7 +328,7 @@ class DcdService:
         c = dcd_orders.c
         with self.db.read() as conn:
             rows = conn.execute(select(c.product_id, c.state, c.notional_ccy, func.count().label("n"),
-                                       money_sum(conn, c.notional).label("notional"))
+                                       money_sum(c.notional).label("notional"))
                                 .where(c.state.in_(["live", "pending_settled"]))
                                 .group_by(c.product_id, c.state, c.notional_ccy).order_by(c.product_id)).all()
         return [dict(r._mapping) for r in rows]

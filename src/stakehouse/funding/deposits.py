@@ -64,6 +64,12 @@ from stakehouse.money import round_down
 
 log = structlog.get_logger(__name__)
 
+#: When the earliest pending deposit moves next (read on every poll of the job runner; built once:
+#: "Prebuilt statements" in docs/architecture.md).
+_NEXT_DUE = select(func.min(deposits.c.next_at)).where(deposits.c.state.in_(PENDING_STATES),
+                                                       deposits.c.next_at.is_not(None))
+
+
 #: Tags of tag chains: 9-digit numbers, unique per chain.
 _TAG_LOW, _TAG_SPAN = 100_000_000, 900_000_000
 
@@ -491,9 +497,7 @@ class ChainService:
 
     def next_due(self) -> dt.datetime | None:
         with self.db.query() as conn:
-            due: dt.datetime | None = conn.execute(
-                select(func.min(deposits.c.next_at)).where(deposits.c.state.in_(PENDING_STATES),
-                                                           deposits.c.next_at.is_not(None))).scalar_one_or_none()
+            due: dt.datetime | None = conn.execute(_NEXT_DUE).scalar_one_or_none()
         return due
 
     def run_due(self, until: dt.datetime) -> int:

@@ -51,8 +51,14 @@ from stakehouse.ledger.rules import FUNDING, LOCKED, AccountRef, Leg
 FEE_ACCOUNT = "withdrawal_fees"
 
 
+#: When the earliest withdrawal moves next (read on every poll of the job runner; built once:
+#: "Prebuilt statements" in docs/architecture.md).
+_NEXT_DUE = select(func.min(withdrawals.c.next_at)).where(withdrawals.c.next_at.is_not(None))
+
+
 @dataclass(frozen=True)
 class WithdrawalRequest:
+
     ccy: str
     amt: Decimal
     dest: int
@@ -350,8 +356,7 @@ class WithdrawalService:
 
     def next_due(self) -> dt.datetime | None:
         with self.db.query() as conn:
-            due: dt.datetime | None = conn.execute(select(func.min(withdrawals.c.next_at)).where(
-                withdrawals.c.next_at.is_not(None))).scalar_one_or_none()
+            due: dt.datetime | None = conn.execute(_NEXT_DUE).scalar_one_or_none()
         return due
 
     def run_due(self, until: dt.datetime) -> int:

@@ -25,16 +25,22 @@ class Checked:
     violations: list[str] = field(default_factory=list)
 
 
+# The check's statements, built once ("Prebuilt statements" in docs/architecture.md).
+_P, _C, _R = job_run_plans.c, job_run_chunks.c, job_runs.c
+_CHUNKS = select(_C.job, _C.period, _C.done_at, _C.totals)
+_CLAIMED = select(_R.job, _R.period).join(job_run_plans, (_P.job == _R.job) & (_P.period == _R.period))
+_PLANS = select(_P.job, _P.period, _P.planned, _P.finished_at, _P.totals)
+
+
 def chunked_runs(conn: Connection) -> Checked:
     result = Checked("chunked runs: chunks done, totals summed")
-    p, c, r = job_run_plans.c, job_run_chunks.c, job_runs.c
     chunks: dict[tuple[str, str], list[tuple[bool, Totals]]] = {}
-    for row in conn.execute(select(c.job, c.period, c.done_at, c.totals)):
+    for row in conn.execute(_CHUNKS):
         chunks.setdefault((row.job, row.period), []).append((row.done_at is not None, totals_from_json(row.totals)))
-    claimed = {(row.job, row.period) for row in conn.execute(
-        select(r.job, r.period).join(job_run_plans, (p.job == r.job) & (p.period == r.period)))}
+    claimed = {(row.job, row.period) for row in conn.execute(_CLAIMED)}
     in_progress = 0
-    for plan in conn.execute(select(p.job, p.period, p.planned, p.finished_at, p.totals)):
+    for plan in conn.execute(_PLANS):
+
         result.checked += 1
         key = (plan.job, plan.period)
         mine = chunks.get(key, [])

@@ -402,41 +402,39 @@ class JobRunner:
         event sources, interleaved in due-time order)."""
         return self.run_until(self.clock.now())
 
-    def _earliest_source(self, limit: dt.datetime, skip: set[str]) -> tuple[EventSource, dt.datetime] | None:
-        """The source with the earliest item due by ``limit`` (registration order on ties), leaving
-        out the sources in ``skip``."""
-        best: tuple[EventSource, dt.datetime] | None = None
+    def _dues(self, skip: set[str]) -> list[tuple[EventSource, dt.datetime]]:
+        """Each source's earliest pending item (leaving out the sources in ``skip``), as read now."""
+        dues = []
         for source in self.sources:
-            if source.name in skip:
-                continue
-            due = source.next_due()
-            if due is not None and due <= limit and (best is None or due < best[1]):
-                best = (source, due)
-        return best
+            if source.name not in skip and (due := source.next_due()) is not None:
+                dues.append((source, due))
+        return dues
 
-    def _horizon(self, source: EventSource, due: dt.datetime, limit: dt.datetime) -> dt.datetime:
+    @staticmethod
+    def _horizon(source: EventSource, due: dt.datetime, limit: dt.datetime,
+                 dues: list[tuple[EventSource, dt.datetime]]) -> dt.datetime:
         """How far ``source`` may go in one call: its own due item, or, for a source that
         ``batches`` (the market's minute step), everything up to ``limit`` or the next item of
-        another source, whichever is first (time order is kept; the calls are fewer)."""
+        another source (``dues``, read with ``due``), whichever is first (time order is kept; the
+        calls are fewer)."""
         if not getattr(source, "batches", False):
             return due
-        horizon = limit
-        for other in self.sources:
-            if other is not source:
-                other_due = other.next_due()
-                if other_due is not None and other_due < horizon:
-                    horizon = other_due
-        return max(horizon, due)
+        return max(min([limit, *(d for other, d in dues if other is not source)]), due)
 
     def _run_sources(self, limit: dt.datetime, step: StepFn | None, ran: list[RunRecord]) -> None:
-        """Every source item due by ``limit``, earliest first across sources."""
+        """Every source item due by ``limit``, earliest first across sources (registration order
+        on ties)."""
         stuck: set[tuple[str, dt.datetime]] = set()
         skip: set[str] = set()
-        while (found := self._earliest_source(limit, skip)) is not None:
-            source, due = found
+        while True:
+            dues = self._dues(skip)
+            due_now = [(source, due) for source, due in dues if due <= limit]
+            if not due_now:
+                return
+            source, due = min(due_now, key=lambda item: item[1])  # the first of the earliest
             if step is not None:
                 step(due)
-            done = source.run_due(self._horizon(source, due, limit))
+            done = source.run_due(self._horizon(source, due, limit, dues))
             if done:
                 ran.append(RunRecord(source.name, due.isoformat(), due, f"{done} done"))
                 stuck.clear()

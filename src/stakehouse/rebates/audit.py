@@ -8,7 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from stakehouse.broker.access import broker_sub_accounts
 from stakehouse.db.tables import (
@@ -27,13 +27,22 @@ from stakehouse.rebates.files import FileStore, read_rebates
 Key = tuple[str, ...]
 
 
+# The checks' statements, built once ("Prebuilt statements" in docs/architecture.md).
+_PAYOUTS = (select(journal_entries.c.id, postings.c.amount)
+            .join(postings, postings.c.entry_id == journal_entries.c.id)
+            .join(ledger_accounts, ledger_accounts.c.id == postings.c.account_id)
+            .where(journal_entries.c.type == bindparam("entry_type"), ledger_accounts.c.acct_type == FUNDING))
+_ND_RECORDS = select(nd_rebate_records.c.broker_uid, nd_rebate_records.c.day, nd_rebate_records.c.income,
+                     nd_rebate_records.c.entry_id)
+_FD_RECORDS = select(fd_rebate_records.c.broker_uid, fd_rebate_records.c.broker_type, fd_rebate_records.c.day,
+                     fd_rebate_records.c.broker_rebate, fd_rebate_records.c.user_rebate, fd_rebate_records.c.entry_id)
+
+
 def _paid(conn: Connection, entry_type: str) -> dict[int, Decimal]:
+
     """Per payout entry of ``entry_type``: what it put into users' funding accounts."""
     paid: dict[int, Decimal] = {}
-    for p in conn.execute(select(journal_entries.c.id, postings.c.amount)
-                          .join(postings, postings.c.entry_id == journal_entries.c.id)
-                          .join(ledger_accounts, ledger_accounts.c.id == postings.c.account_id)
-                          .where(journal_entries.c.type == entry_type, ledger_accounts.c.acct_type == FUNDING)):
+    for p in conn.execute(_PAYOUTS, {"entry_type": entry_type}):
         paid[p.id] = paid.get(p.id, ZERO) + p.amount
     return paid
 
@@ -51,8 +60,7 @@ def _compare(result: CheckResult, days: dict[Key, tuple[Decimal, set[int | None]
 def _paid_equals_records(conn: Connection) -> list[CheckResult]:
     nd = CheckResult("rebates: each ND (broker, day) paid = the sum of its records", 0)
     days: dict[Key, tuple[Decimal, set[int | None]]] = {}
-    c = nd_rebate_records.c
-    for r in conn.execute(select(c.broker_uid, c.day, c.income, c.entry_id)):
+    for r in conn.execute(_ND_RECORDS):
         total, entries = days.get((r.broker_uid, r.day), (ZERO, set()))
         entries.add(r.entry_id)
         days[(r.broker_uid, r.day)] = (total + r.income, entries)
@@ -60,8 +68,7 @@ def _paid_equals_records(conn: Connection) -> list[CheckResult]:
     fd = CheckResult("rebates: each FD (broker, type, day) paid = the sum of its records (broker's and users' shares)",
                      0)
     days = {}
-    f = fd_rebate_records.c
-    for g in conn.execute(select(f.broker_uid, f.broker_type, f.day, f.broker_rebate, f.user_rebate, f.entry_id)):
+    for g in conn.execute(_FD_RECORDS):
         total, entries = days.get((g.broker_uid, g.broker_type, g.day), (ZERO, set()))
         entries.add(g.entry_id)
         days[(g.broker_uid, g.broker_type, g.day)] = (total + g.broker_rebate + g.user_rebate, entries)
@@ -108,6 +115,7 @@ def _file_records(conn: Connection, file: Row[Any]) -> dict[tuple[str, str], Dec
         return want
     f = fd_rebate_records.c
     for r in conn.execute(select(f.day, f.broker_rebate, f.user_rebate).where(
+
             f.broker_uid == broker_uid, f.broker_type == file.broker_type, f.day >= begin, f.day < end,
             f.rebate_time <= finished)):
         if r.broker_rebate + r.user_rebate:

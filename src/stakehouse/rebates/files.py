@@ -45,6 +45,12 @@ from stakehouse.rebates.runs import fd_fills
 
 log = structlog.get_logger(__name__)
 
+#: When the earliest file still being made was asked for (read on every poll of the job runner; built
+#: once: "Prebuilt statements" in docs/architecture.md).
+_FIRST_ONGOING = (select(rebate_files.c.requested_at).where(rebate_files.c.state == "ongoing")
+                  .order_by(rebate_files.c.requested_at).limit(1))
+
+
 ND_COLUMNS = ("subAcct", "instId", "ordId", "tradeId", "amt", "fee", "execType", "rebate", "rebateCat", "netFee",
               "markupFee", "ts")
 FD_COLUMNS = ("brokerCode", "level", "instId", "ordId", "spotTradeAmt", "derivativeTradeAmt", "fee", "netFee",
@@ -210,10 +216,8 @@ class RebateFiles:
         self.delay = delay
 
     def next_due(self) -> dt.datetime | None:
-        c = rebate_files.c
         with self.db.query() as conn:
-            first = conn.execute(select(c.requested_at).where(c.state == "ongoing").order_by(c.requested_at)
-                                 .limit(1)).scalar_one_or_none()
+            first = conn.execute(_FIRST_ONGOING).scalar_one_or_none()
         return None if first is None else first + self.delay
 
     def run_due(self, until: dt.datetime) -> int:

@@ -76,9 +76,9 @@ def nd_day_select(conn: Connection, start: dt.datetime, end: dt.datetime, part: 
     ``markupFee``, and the ratio used. The benchmark's bare statement is this one."""
     ratio = nd_ratio_column()
     f = fills.c
-    return (select(f.broker_uid, f.uid, money_sum(conn, nd_fill_rebate_sql(conn, ratio, f.net_fee_usdt,
+    return (select(f.broker_uid, f.uid, money_sum(nd_fill_rebate_sql(conn, ratio, f.net_fee_usdt,
                                                                            f.markup_usdt)).label("raw"),
-                   money_sum(conn, f.net_fee_usdt).label("net_fee"), money_sum(conn, f.markup_usdt).label("markup"),
+                   money_sum(f.net_fee_usdt).label("net_fee"), money_sum(f.markup_usdt).label("markup"),
                    ratio.label("ratio"))
             .select_from(fills.join(brokers, brokers.c.uid == f.broker_uid)
                          .outerjoin(nd_rebate_ratios, nd_rebate_ratios.c.level == brokers.c.level))
@@ -94,7 +94,7 @@ def ratio_of(conn: Connection, level: int) -> Decimal:
 def month_to_date(conn: Connection, uid: str, day: dt.date, *, before: dt.date | None = None) -> Decimal:
     """The sub-account's ND rebates recorded for the days of ``day``'s HKT month (before ``before``)."""
     c = nd_rebate_records.c
-    q = select(money_sum(conn, c.income)).where(c.uid == uid, c.day >= rules.month_start(day).strftime("%Y%m%d"))
+    q = select(money_sum(c.income)).where(c.uid == uid, c.day >= rules.month_start(day).strftime("%Y%m%d"))
     if before is not None:
         q = q.where(c.day < before.strftime("%Y%m%d"))
     found: Decimal | None = conn.execute(q).scalar_one()
@@ -105,7 +105,7 @@ def fd_month_to_date(conn: Connection, broker_uid: str, uid: str, day: dt.date, 
                      before: dt.date | None = None) -> Decimal:
     """The user's FD rebates (broker's and user's shares) with this broker in ``day``'s HKT month."""
     c = fd_rebate_records.c
-    q = (select(money_sum(conn, c.broker_rebate), money_sum(conn, c.user_rebate))
+    q = (select(money_sum(c.broker_rebate), money_sum(c.user_rebate))
          .where(c.broker_uid == broker_uid, c.uid == uid, c.day >= rules.month_start(day).strftime("%Y%m%d")))
     if before is not None:
         q = q.where(c.day < before.strftime("%Y%m%d"))
@@ -142,7 +142,7 @@ def _nd_month_sums(conn: Connection, day: dt.date, uids: set[str]) -> dict[str, 
         return {}
     c = nd_rebate_records.c
     return {r.uid: r.total for r in conn.execute(
-        select(c.uid, money_sum(conn, c.income).label("total"))
+        select(c.uid, money_sum(c.income).label("total"))
         .where(c.uid.in_(sorted(uids)), c.day >= rules.month_start(day).strftime("%Y%m%d"),
                c.day < day.strftime("%Y%m%d")).group_by(c.uid))}
 

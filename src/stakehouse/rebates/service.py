@@ -85,7 +85,7 @@ class RebateService:
                 match.append(c.rebate_time >= query.begin_time)
             if query.end_time is not None:
                 match.append(c.rebate_time < query.end_time)
-            count, total = conn.execute(select(func.count(), money_sum(conn, c.income)).where(*match)).one()
+            count, total = conn.execute(select(func.count(), money_sum(c.income)).where(*match)).one()
             rows = conn.execute(select(nd_rebate_records).where(*match).order_by(c.rebate_time.desc(), c.id.desc())
                                 .offset((query.page - 1) * query.limit).limit(query.limit)).all()
         return RecordPage([Record(names.get(r.uid, ""), r.uid, r.day, r.rebate_date, r.rebate_time, r.income,

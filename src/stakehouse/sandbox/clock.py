@@ -16,8 +16,12 @@ from stakehouse.db.engine import Database
 from stakehouse.db.tables import clock_state
 from stakehouse.errors import InvalidParameter
 
+#: The clock's one row, read by every ``now()`` (built once: see "Prebuilt statements" in docs/architecture.md).
+_STATE = select(clock_state).where(clock_state.c.id == 1)
+
 
 class SandboxClock:
+
     controllable = True
 
     def __init__(self, db: Database) -> None:
@@ -38,7 +42,8 @@ class SandboxClock:
             return self._now(conn)
 
     def _now(self, conn: Connection) -> dt.datetime:
-        row = conn.execute(select(clock_state).where(clock_state.c.id == 1)).one()
+        row = conn.execute(_STATE).one()
+
         if not row.running:
             return row.base_time  # type: ignore[no-any-return]
         return row.base_time + (wall_time() - row.base_wall)  # type: ignore[no-any-return]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from stakehouse.assets.prices import UsdPrice
 from stakehouse.assets.rules import Instrument
@@ -92,7 +92,13 @@ def seed_paths(conn: Connection, now: dt.datetime, *, sandbox: bool) -> None:
             put_point(conn, inst_id, path, now)
 
 
+#: How far an instrument's path is priced, read before every index read (built once: "Prebuilt
+#: statements" in docs/architecture.md).
+_PRICED_UNTIL = select(price_paths.c.priced_until).where(price_paths.c.inst_id == bindparam("inst_id"))
+
+
 class PriceService:
+
     def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
         self.db = db
         self.clock = clock
@@ -108,10 +114,10 @@ class PriceService:
         if not self.walking:
             return
         end = minute_of(until)
-        mine = price_paths.c.inst_id == inst_id
-        behind = conn.execute(select(price_paths.c.priced_until).where(mine)).scalar_one_or_none()
+        behind = conn.execute(_PRICED_UNTIL, {"inst_id": inst_id}).scalar_one_or_none()
         if behind is None or to_ms(behind) >= end:
             return
+        mine = price_paths.c.inst_id == inst_id
         conn.execute(for_update(conn, select(price_paths.c.inst_id).where(mine))).one()  # callers take turns
         path = conn.execute(select(price_paths, instruments.c.tick_sz)
                             .join(instruments, instruments.c.inst_id == price_paths.c.inst_id).where(mine)).one()

@@ -61,7 +61,17 @@ def _first_cross(side: str, px: Decimal, minutes: list[Minute], starts: list[int
     return None
 
 
+#: What the event sources read on every poll of the job runner (built once: "Prebuilt statements" in
+#: docs/architecture.md): the minute the market has stepped to; the first credits to expire.
+_STEPPED_UNTIL = select(market_state.c.stepped_until).where(market_state.c.id == 1)
+_FIRST_ACTIVATE_EXP = (select(contract_credits.c.activate_exp_at).where(contract_credits.c.state == "unactivated")
+                       .order_by(contract_credits.c.activate_exp_at).limit(1))
+_FIRST_USE_EXP = (select(contract_credits.c.use_exp_at).where(contract_credits.c.state == "activated")
+                  .order_by(contract_credits.c.use_exp_at).limit(1))
+
+
 class MarketSource:
+
     """Event source ``market``: the next minute to finish is due at its end."""
 
     name = "market"
@@ -75,8 +85,7 @@ class MarketSource:
 
     def next_due(self) -> dt.datetime | None:
         with self.db.query() as conn:
-            until = conn.execute(select(market_state.c.stepped_until)
-                                 .where(market_state.c.id == 1)).scalar_one_or_none()
+            until = conn.execute(_STEPPED_UNTIL).scalar_one_or_none()
         return None if until is None else until + dt.timedelta(milliseconds=MINUTE_MS)
 
     def run_due(self, until: dt.datetime) -> int:
@@ -152,12 +161,9 @@ class CreditExpiry:
         self.db = db
 
     def next_due(self) -> dt.datetime | None:
-        c = contract_credits.c
         with self.db.query() as conn:
-            a = conn.execute(select(c.activate_exp_at).where(c.state == "unactivated")
-                             .order_by(c.activate_exp_at).limit(1)).scalar_one_or_none()
-            u = conn.execute(select(c.use_exp_at).where(c.state == "activated")
-                             .order_by(c.use_exp_at).limit(1)).scalar_one_or_none()
+            a = conn.execute(_FIRST_ACTIVATE_EXP).scalar_one_or_none()
+            u = conn.execute(_FIRST_USE_EXP).scalar_one_or_none()
         found = [t for t in (a, u) if t is not None]
         return min(found) if found else None
 

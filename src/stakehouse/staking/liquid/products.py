@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from stakehouse.db.dialect import dialect_insert, for_update
 from stakehouse.db.tables import job_run_plans, staking_products, staking_rates, staking_reward_runs
@@ -40,12 +40,16 @@ def _config(row: Any) -> ProductConfig:
     return ProductConfig(**{f.name: getattr(row, f.name) for f in dataclasses.fields(ProductConfig)})
 
 
+#: One product's settings (read by most staking calls; built once: "Prebuilt statements" in docs/architecture.md).
+_PRODUCT = select(staking_products).where(staking_products.c.product == bindparam("product"))
+
+
 def load_product(conn: Connection, product: str, *, lock: bool = False) -> ProductConfig:
+
     """A product's settings; ``lock`` holds its row until the transaction ends (PostgreSQL; a
     SQLite writer holds the whole database), so that a rate published for a day and that day's
     reward run cannot interleave."""
-    q = select(staking_products).where(staking_products.c.product == product)
-    row = conn.execute(for_update(conn, q) if lock else q).first()
+    row = conn.execute(for_update(conn, _PRODUCT) if lock else _PRODUCT, {"product": product}).first()
     if row is None:
         raise NotFound("Staking product", product[:16])
     return _config(row)

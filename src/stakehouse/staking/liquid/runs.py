@@ -259,9 +259,9 @@ def _entry_key(product: str, period: Period, chunk: int) -> str:
 def _totals(conn: Connection, product: str, day: str, part: Chunk) -> dict[str, Any]:
     r = staking_rewards.c
     query = select(
-        func.count().label("holders"), money_sum(conn, r.eligible).label("eligible"),
-        money_sum(conn, r.gross).label("gross"), money_sum(conn, r.net).label("net"),
-        money_sum(conn, r.fee).label("fee"),
+        func.count().label("holders"), money_sum(r.eligible).label("eligible"),
+        money_sum(r.gross).label("gross"), money_sum(r.net).label("net"),
+        money_sum(r.fee).label("fee"),
     ).where(r.product == product, r.day == day, *part.bounds(r.uid))
     row = conn.execute(query).one()._mapping
     return {"holders": int(row["holders"]),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from stakehouse.accounts.service import AccountService, User
 from stakehouse.clock import Clock
@@ -122,8 +122,14 @@ def staked(cfg: ProductConfig) -> AccountRef:
 def issuance(cfg: ProductConfig) -> AccountRef:
     return AccountRef.system("issuance", cfg.token_ccy)
 
+#: A user's reward rows of one product (built once: "Prebuilt statements" in docs/architecture.md).
+_REWARDS = (select(staking_rewards)
+            .where(staking_rewards.c.uid == bindparam("uid"), staking_rewards.c.product == bindparam("product"))
+            .order_by(staking_rewards.c.day))
+
 
 class StakingService:
+
     def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService, calendar: Daily,
                  ) -> None:
         self.db = db
@@ -364,7 +370,7 @@ class StakingService:
             row = conn.execute(select(c.available, c.locked).where(
                 c.owner == f"u:{uid}", c.acct_type == FUNDING, c.ccy == cfg.token_ccy)).first()
             r = staking_rewards.c
-            total = conn.execute(select(money_sum(conn, r.net)).where(r.uid == uid, r.product == product)
+            total = conn.execute(select(money_sum(r.net)).where(r.uid == uid, r.product == product)
                                  ).scalar_one_or_none()
             latest = conn.execute(select(r.net).where(r.uid == uid, r.product == product)
                                   .order_by(r.day.desc()).limit(1)).scalar_one_or_none()
@@ -416,7 +422,7 @@ class StakingService:
     def cap_use(self, product: str, day: dt.date) -> Decimal:
         """What the settlement run of ``day`` scheduled (0 until it has run)."""
         with self.db.read() as conn:
-            total = conn.execute(select(money_sum(conn, redemption_parts.c.amount)).where(
+            total = conn.execute(select(money_sum(redemption_parts.c.amount)).where(
                 redemption_parts.c.product == product,
                 redemption_parts.c.scheduled_day == day.isoformat())).scalar_one_or_none()
         return Decimal(total) if total is not None else ZERO
@@ -430,12 +436,10 @@ class StakingService:
             return [dict(r._mapping) for r in rows]
 
     def rewards_of(self, uid: str, product: str) -> list[dict[str, Any]]:
-        r = staking_rewards.c
         with self.db.read() as conn:
             products.load_product(conn, product)  # an unknown product or user is NotFound, not []
             self.accounts.get_in(conn, uid)
-            rows = conn.execute(select(staking_rewards).where(r.uid == uid, r.product == product)
-                                .order_by(r.day))
+            rows = conn.execute(_REWARDS, {"uid": uid, "product": product})
             return [dict(x._mapping) for x in rows]
 
     # -- corrections -------------------------------------------------------------------

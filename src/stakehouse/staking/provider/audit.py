@@ -23,13 +23,29 @@ _IN = ("Deposit", "Interest", "AdminCreditAdjustment")
 _OUT = ("AdminDebitAdjustment",)
 
 
+# The checks' statements, built once ("Prebuilt statements" in docs/architecture.md).
+_E, _A = provider_events.c, ledger_accounts.c
+_HISTORY = (select(_E.uid, _E.provider_no, _E.ccy, _E.type, money_sum(_E.amount).label("amount"),
+                   money_sum(_E.paid).label("paid"))
+            .group_by(_E.uid, _E.provider_no, _E.ccy, _E.type))
+_STAKING_ACCOUNTS = (select(_A.uid, _A.acct_type, _A.ccy, _A.available, _A.locked)
+                     .where(_A.acct_type > STAKING_BASE))
+_INTEREST = (select(_E.provider_no, _E.ccy, _E.accrual_day, func.count().label("n"),
+                    money_sum(_E.amount).label("amount"))
+             .where(_E.type == "Interest").group_by(_E.provider_no, _E.ccy, _E.accrual_day))
+
+_RUNS = select(provider_accrual_runs)
+_RUNNING = select(job_run_plans.c.period).where(job_run_plans.c.job == INTEREST_JOB,
+                                                 job_run_plans.c.finished_at.is_(None))
+_PAYMENTS = (select(_E.redeem_id, money_sum(_E.amount).label("amount")).where(_E.type == "RedeemPayment")
+             .group_by(_E.redeem_id))
+_UNSTAKES = select(_E.id, _E.amount, _E.paid, _E.status, _E.entry_id).where(_E.type == "Redeem")
+
+
 def _balances_match_history(conn: Connection) -> CheckResult:
-    e, a = provider_events.c, ledger_accounts.c
     total: dict[tuple[str, int, str], Decimal] = defaultdict(Decimal)
     locked: dict[tuple[str, int, str], Decimal] = defaultdict(Decimal)
-    for r in conn.execute(select(e.uid, e.provider_no, e.ccy, e.type, money_sum(conn, e.amount).label("amount"),
-                                 money_sum(conn, e.paid).label("paid"))
-                          .group_by(e.uid, e.provider_no, e.ccy, e.type)):
+    for r in conn.execute(_HISTORY):
         key = (r.uid, r.provider_no, r.ccy)
         amount, paid = Decimal(r.amount), Decimal(r.paid) if r.paid is not None else ZERO
         if r.type in _IN:
@@ -41,7 +57,7 @@ def _balances_match_history(conn: Connection) -> CheckResult:
             locked[key] += amount - paid
     result = CheckResult("staking balances equal their history", 0)
     seen = set()
-    for r in conn.execute(select(a.uid, a.acct_type, a.ccy, a.available, a.locked).where(a.acct_type > STAKING_BASE)):
+    for r in conn.execute(_STAKING_ACCOUNTS):
         key = (r.uid, r.acct_type - STAKING_BASE, r.ccy)
         seen.add(key)
         result.checked += 1
@@ -55,19 +71,15 @@ def _balances_match_history(conn: Connection) -> CheckResult:
 
 
 def _runs_match_events(conn: Connection) -> CheckResult:
-    e = provider_events.c
-    paid = {(r.provider_no, r.ccy, r.accrual_day): (int(r.n), Decimal(r.amount)) for r in conn.execute(
-        select(e.provider_no, e.ccy, e.accrual_day, func.count().label("n"), money_sum(conn, e.amount).label("amount"))
-        .where(e.type == "Interest").group_by(e.provider_no, e.ccy, e.accrual_day))}
+    paid = {(r.provider_no, r.ccy, r.accrual_day): (int(r.n), Decimal(r.amount)) for r in conn.execute(_INTEREST)}
     result = CheckResult("interest runs equal their events", 0)
-    for r in conn.execute(select(provider_accrual_runs)):
+    for r in conn.execute(_RUNS):
         result.checked += 1
         got = paid.pop((r.provider_no, r.ccy, r.day), (0, ZERO))
         if got != (r.holders, r.total):
             result.violations.append(f"run {r.provider_no} {r.ccy} {r.day}: {r.holders} stakers {r.total}, "
                                      f"events {got[0]} {got[1]}")
-    running = set(conn.execute(select(job_run_plans.c.period).where(
-        job_run_plans.c.job == INTEREST_JOB, job_run_plans.c.finished_at.is_(None))).scalars())
+    running = set(conn.execute(_RUNNING).scalars())
     for key, got in paid.items():
         if key[2] not in running:  # a run in progress has paid some chunks, not yet recorded
             result.violations.append(f"interest events without a run: {key} {got}")
@@ -75,12 +87,10 @@ def _runs_match_events(conn: Connection) -> CheckResult:
 
 
 def _unstakes_match_payments(conn: Connection) -> CheckResult:
-    e = provider_events.c
-    payments = {r.redeem_id: Decimal(r.amount) for r in conn.execute(
-        select(e.redeem_id, money_sum(conn, e.amount).label("amount")).where(e.type == "RedeemPayment")
-        .group_by(e.redeem_id))}
+    payments = {r.redeem_id: Decimal(r.amount) for r in conn.execute(_PAYMENTS)}
     result = CheckResult("unstakes paid as their payments say", 0)
-    for r in conn.execute(select(e.id, e.amount, e.paid, e.status, e.entry_id).where(e.type == "Redeem")):
+    for r in conn.execute(_UNSTAKES):
+
         result.checked += 1
         expected = payments.get(r.id, ZERO) if r.id in payments or r.status == "pending" else r.paid
         if r.paid != expected or r.paid > r.amount or (r.status == "done") != (r.paid == r.amount):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, bindparam, select
 
 from stakehouse.accounts.service import AccountService
 from stakehouse.assets.prices import UsdPrice, UsdPrices
@@ -255,7 +255,17 @@ def rate_on(conn: Connection, product: ProviderProduct, day: dt.date) -> Decimal
     return found
 
 
+#: A user's staking balances by provider (built once: "Prebuilt statements" in docs/architecture.md).
+_STAKING_ROWS = (
+    select(ledger_accounts.c.acct_type, ledger_accounts.c.ccy, ledger_accounts.c.available, ledger_accounts.c.locked,
+           staking_providers.c.provider_id)
+    .join(staking_providers, staking_providers.c.provider_no == ledger_accounts.c.acct_type - STAKING_BASE)
+    .where(ledger_accounts.c.owner == bindparam("owner"), ledger_accounts.c.acct_type > STAKING_BASE)
+    .order_by(ledger_accounts.c.ccy, staking_providers.c.provider_no))
+
+
 class ProviderStakingService:
+
     def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService, calendar: Daily,
                  usd: UsdPrices) -> None:
         self.db = db
@@ -475,12 +485,7 @@ class ProviderStakingService:
     # -- reading ---------------------------------------------------------------------------
 
     def _staking_rows(self, conn: Connection, uid: str) -> Sequence[Any]:
-        a = ledger_accounts.c
-        return conn.execute(
-            select(a.acct_type, a.ccy, a.available, a.locked, staking_providers.c.provider_id)
-            .join(staking_providers, staking_providers.c.provider_no == a.acct_type - STAKING_BASE)
-            .where(a.owner == f"u:{uid}", a.acct_type > STAKING_BASE)
-            .order_by(a.ccy, staking_providers.c.provider_no)).all()
+        return conn.execute(_STAKING_ROWS, {"owner": f"u:{uid}"}).all()
 
     def balances(self, uid: str) -> list[StakingBalance]:
         """Non-zero staking balances per currency, split by provider (pending unstakes excluded)."""
