@@ -52,8 +52,16 @@ transfers and withdrawals):
   internal withdrawals (``dest`` 3) to another master or ND sub-account: at once, no fee.
 
 And dual-currency deposits (dcd.md §1, §4, §5), bought by an ND broker's sub-accounts on the
-products the daily listing offers (the model takes each product's strike, sizes, quota and times,
-and each quote's ``absYield``, as given: the pricing is tested on its own):
+products the daily listing offers (the model takes each product's strike, sizes, quota and times as
+given):
+
+* each quote's yields are derived again (dcd.md §3, :func:`dcd_yield` and :func:`dcd_annual_yield`):
+  Black-Scholes with zero rates at the index the operator pinned last, the time to expiry in 365-day
+  years and the series' volatility, less the platform's margin, in binary floating point (the
+  service works in 50-digit decimals): the quote's ``absYield`` must be that value rounded down to 8
+  decimals, within the float's error; its ``annualYield`` is then exact. The model then uses the
+  quote's ``absYield``;
+
 
 * a quote: a positive notional in the product's currency with at most its decimals, within the
   minimum and maximum, a multiple of the step, within the quota left; the order: the notional
@@ -109,6 +117,7 @@ import itertools
 import math
 from decimal import ROUND_DOWN, Decimal
 from fractions import Fraction
+from statistics import NormalDist
 from zoneinfo import ZoneInfo
 
 ZERO = Decimal(0)
@@ -1163,3 +1172,36 @@ class DcdOrder:
         else:
             amount, ccy = (grown / Fraction(p.stk), p.ccy) if price <= p.stk else (grown, p.alt_ccy)
         return Decimal(math.floor(amount * 10**SCALES[ccy])).scaleb(-SCALES[ccy]), ccy
+
+
+#: How far the float derivation of a yield may be from the exact value (far above a double's error on
+#: yields below 1, far below the 1E-8 the yields are rounded to).
+DCD_FLOAT_SLACK = 1e-12
+
+
+def dcd_yield(opt_type: str, spot: Decimal, stk: Decimal, now: dt.datetime, exp_time: dt.datetime, vol: Decimal,
+              margin: Decimal) -> float:
+    """dcd.md §3 derived again, in floats: the premium of the option the user sells (Black-Scholes, zero
+    rates; a call on the notional's units, a put on ``notional / stk`` units) over the notional's value,
+    times ``1 - margin`` (no broker markup). Before the rounding down to 8 decimals."""
+    s, k, years = float(spot), float(stk), (exp_time - now).total_seconds() / (365 * 86_400)
+    if years <= 0:
+        call = max(s - k, 0.0)
+    else:
+        sd = float(vol) * math.sqrt(years)
+        d1 = (math.log(s / k) + sd * sd / 2) / sd
+        cdf = NormalDist().cdf
+        call = s * cdf(d1) - k * cdf(d1 - sd)
+    put = call - s + k  # put-call parity at zero rates
+    raw = call / s if opt_type == "C" else put / k
+    return raw * (1 - float(margin))
+
+
+def dcd_annual_yield(abs_yield: Decimal, now: dt.datetime, exp_time: dt.datetime) -> Decimal:
+    """``absYield x 365 / days`` from the next whole hour after ``now`` (interest accrual) to expiry,
+    rounded half up to 4 decimals, exactly; 0 when expiry is not after the accrual time."""
+    accrual = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    days = Fraction(int((exp_time - accrual).total_seconds() * 1000), 86_400_000)
+    if days <= 0:
+        return ZERO
+    return Decimal(math.floor(Fraction(abs_yield) * 365 / days * 10**4 + Fraction(1, 2))).scaleb(-4)

@@ -5,7 +5,9 @@ Each seed is a whole simulated installation on a SQLite file of its own: users a
 its sub-accounts), purchases, redemptions and cancels of both liquid products (ETH and SOL), stakes
 and unstakes of two provider products (one queued, one instant), spot orders of every type and
 their cancels against index prices the operator pins, withdrawals on chain and inside and their
-cancels, DCDs bought by an ND broker's sub-accounts and paid at settlement, the broker's fee changes
+cancels, DCDs bought by an ND broker's sub-accounts (each quote priced again by the model) and paid at
+settlement, the broker's fee changes
+
 (markups) on its sub-accounts' fills, contract credits granted, activated, spent, invalidated and
 expired, the broker's daily ND rebates on their fills, orders tagged with an FD broker's code (of type
 api, oauth or both; placed with an API key or a token of its own or another broker's OAuth client) and

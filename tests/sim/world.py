@@ -57,6 +57,7 @@ from stakehouse.security import new_server_key
 from stakehouse.trading.service import PlaceRequest
 from stakehouse.wiring import Services
 from tests.sim.model import (
+    DCD_FLOAT_SLACK,
     FUNDING,
     HKT_OFFSET,
     SCALES,
@@ -76,6 +77,8 @@ from tests.sim.model import (
     Withdrawal,
     WithdrawalChain,
     accrual_end_after,
+    dcd_annual_yield,
+    dcd_yield,
     floor_to,
 )
 
@@ -87,6 +90,11 @@ NAMES = tuple(name for name, *_ in PRODUCTS)
 TRIGGER = "sim_crash"
 #: Probabilities per step.
 RESTART_P = 0.015
+#: Two processes share the database, as API workers and the job worker do (two ``Services`` on it); a
+#: step runs on one of them, the other with probability ``SWITCH_P``: no process may rely on what it
+#: alone remembers (its runner's progress, its caches) after the other has changed the database.
+PROCESSES = 2
+SWITCH_P = 0.3
 OP_CRASH_P = 0.03
 RUN_CRASH_P = 0.25
 #: Of the users created, the share that are sub-accounts of an earlier master.
@@ -205,6 +213,8 @@ class World:
         #: :meth:`data_version` when the last audit passed
         self.audited: int | str | None = None
         self.svc = self._open()
+        #: the processes (``svc`` is the one the current step runs on)
+        self.procs = [self.svc]
         assert self.svc.sandbox_clock is not None
         products = []
         for name, staked, token, unbonding, default_fast in PRODUCTS:
@@ -224,8 +234,12 @@ class World:
                   self.rng.choice([Decimal(3), Decimal(200)])),
             "P": (Decimal(10), self.rng.choice([Decimal(20000), Decimal(10**6)]), Decimal(1),
                   self.rng.choice([Decimal(30000), Decimal(5 * 10**6)]))}
+        #: The series' volatility and platform margin (the model prices each quote with them again).
+        self.dcd_vol = self.rng.choice([Decimal("0.3"), Decimal("0.55"), Decimal("0.9")])
+        self.dcd_margin = self.rng.choice([ZERO, Decimal("0.2"), Decimal("0.35")])
         self.svc.dcd.set_series("ETH", "USDT", {
-            "enabled": True, "tenors": self.rng.choice(["1", "1,2", "1,3"]),
+            "enabled": True, "tenors": self.rng.choice(["1", "1,2", "1,3"]), "vol": self.dcd_vol,
+            "margin": self.dcd_margin,
             "strike_pcts": self.rng.choice(["-2,2", "-1,1,3", "-5,-1,1,5"]), "strike_tick": Decimal(10),
             **{f"{side}_{k}": v for side, opt in (("call", "C"), ("put", "P"))
                for k, v in zip(("min", "max", "step", "quota"), self.dcd_sizes[opt], strict=True)}})
@@ -282,6 +296,7 @@ class World:
         self.note(f"#{fd_user} is an FD broker: code {code}, types {types}, ratio {ratio}, client ratio "
                   f"{client_ratio}, OAuth client {self.model.fd.client or '-'}; #{self.broker}'s OAuth client "
                   f"{self.foreign_client}")
+        self.procs += [self._open() for _ in range(PROCESSES - 1)]
 
     def oauth_client(self, i: int) -> str:
         """A new OAuth client of FD broker #i (of type oauth): its id."""
@@ -390,10 +405,11 @@ class World:
         self.armed = ""
 
     def restart(self, reason: str) -> None:
+        k = self.procs.index(self.svc)
         self.svc.close()
-        self.svc = self._open()
+        self.svc = self.procs[k] = self._open()
         self.stats.add("restart")
-        self.note(f"restart ({reason})")
+        self.note(f"restart of process {k} ({reason})")
         assert self.svc.sandbox_clock is not None
         if self.svc.clock_running():
             raise self.fail("the sandbox clock runs again after a restart")
@@ -931,13 +947,32 @@ class World:
             return [i]
         if not self.model.dcd_quotable(product, notional):
             raise self.fail(f"DCD quote of {notional} {ccy} on {p.product_id} accepted, the model refuses it")
+        self.check_dcd_yields(product, quote.abs_yield, quote.annual_yield)
         crash = self._crash_pending()
         expected = None if crash else self.model.dcd_order(i, product, notional, quote.abs_yield)
         self.attempt("dcd_order", expected is not None, f"{text} at absYield {quote.abs_yield}",
                      lambda: self.svc.dcd.order(self.uids[i], quote.quote_id))
         return [i]
 
+    def check_dcd_yields(self, product: DcdProduct, abs_yield: Decimal, annual_yield: Decimal) -> None:
+        """The quote's yields against the model's own pricing at the index pinned last (dcd.md §3)."""
+        markets = self.model.markets
+        assert markets is not None
+        index = markets.index[f"{product.ccy}-{product.alt_ccy}"]
+        want = dcd_yield(product.opt_type, index, product.stk, self.model.now, product.exp_time, self.dcd_vol,
+                         self.dcd_margin)
+        # absYield is the exact value rounded down to 8 decimals: in (exact - 1E-8, exact]
+        if not want - 1e-8 - DCD_FLOAT_SLACK < float(abs_yield) <= want + DCD_FLOAT_SLACK:
+            raise self.fail(f"DCD {product.product_id} at index {index}: absYield {abs_yield}, the model "
+                            f"prices {want:.12f} (vol {self.dcd_vol}, margin {self.dcd_margin})")
+        annual = dcd_annual_yield(abs_yield, self.model.now, product.exp_time)
+        if annual_yield != annual:
+            raise self.fail(f"DCD {product.product_id}: annualYield {annual_yield}, the model {annual}")
+        self.stats.add("dcd_priced" if abs_yield else "dcd_priced_zero")
+
+
     def op_fee_change(self) -> list[int]:
+
         """The ND broker sets a fee change: its default (now and then), one sub-account's own, or one
         for a sub-account that is not its own (refused); in force from a later Hong Kong day."""
         subs = sorted(self.model.nd_subs)
@@ -1087,7 +1122,10 @@ class World:
             if not report.ok:
                 raise self.fail(f"audit failed after the crash: {report.as_dict()}") from exc
             self.restart("after a crash inside a run")
+            self.svc = self.rng.choice(self.procs)  # the restarted process or the other resumes the run
+            self.note(f"process {self.procs.index(self.svc)} resumes")
             reached = self.svc.clock.now()
+
             if not self.model.now <= reached <= target:
                 raise self.fail(f"after the crash the clock is {reached.isoformat()}") from exc
             self.svc.advance_clock(by=dt.timedelta(0))  # resumes the interrupted run
@@ -1113,6 +1151,12 @@ class World:
             if self.rng.random() < RESTART_P:
                 self.restart("between steps")
                 self.check_clock()
+            if self.rng.random() < SWITCH_P:
+                k = self.rng.randrange(len(self.procs))
+                if self.procs[k] is not self.svc:
+                    self.svc = self.procs[k]
+                    self.stats.add("switch")
+                    self.note(f"on process {k}")
             kind = self.rng.choices(kinds, weights)[0]
             if kind == "create_user" and len(self.uids) >= self.max_users:
                 kind = "deposit"
@@ -1131,7 +1175,9 @@ class World:
         return self.stats
 
     def close(self) -> None:
-        self.svc.close()
+        for svc in self.procs:
+            svc.close()
+
         for conn in (self._sqlite_version, self._pg_version):
             if conn is not None:
                 conn.close()

@@ -210,7 +210,7 @@ class JobRunner:
         if isinstance(job.run, Chunked):
             return self._run_chunked(job, job.run, period)
         with self.db.write(exclusive=job.exclusive) as conn:
-            if not self._claim(conn, job, period):
+            if not self._claim(conn, job, period, self.clock.now()):
                 return None
             if job.exclusive:
                 raise_stamp_floor(conn, period.end)
@@ -232,20 +232,22 @@ class JobRunner:
         with self.db.write(exclusive=job.exclusive) as conn:
             if self._ran(conn, job, period):
                 return None
-            plan = self._plan(conn, job, chunked, period)
+            at = self.clock.now()  # when the run starts (the sandbox clock is a read: once, not per record)
+            plan = self._plan(conn, job, chunked, period, at)
             if plan is not None and job.exclusive:
                 raise_stamp_floor(conn, period.end)
             if plan is not None and len(plan.chunks) <= 1:
-                if not self._claim(conn, job, period):  # cannot happen: the plan's row is this run's
+                if not self._claim(conn, job, period, at):  # cannot happen: the plan's row is this run's
                     raise ChunksPending(f"{job.name} {period.key}: claimed by another process")
                 totals = dict.fromkeys(chunked.totals, Decimal(0))
                 for part in plan.chunks:
-                    add_totals(totals, self._do_chunk(conn, job, chunked, period, plan.params, part))
-                return self._finish(conn, job, chunked, period, plan.params, totals)
+                    add_totals(totals, self._do_chunk(conn, job, chunked, period, plan.params, part, at))
+                return self._finish(conn, job, chunked, period, plan.params, totals, self.clock.now())
         params = self._params(job, period)
         self._work_chunks(job, chunked, period, params)
         with self.db.write() as conn:
-            if not self._claim(conn, job, period):
+            at = self.clock.now()
+            if not self._claim(conn, job, period, at):
                 return None
             totals = dict.fromkeys(chunked.totals, Decimal(0))
             c = job_run_chunks.c
@@ -253,13 +255,13 @@ class JobRunner:
                 if row.done_at is None:  # a chunk failed after it was claimed: the next poll goes on
                     raise ChunksPending(f"{job.name} {period.key}: a chunk is not done")
                 add_totals(totals, totals_from_json(row.totals))
-            return self._finish(conn, job, chunked, period, params, totals)
+            return self._finish(conn, job, chunked, period, params, totals, at)
 
-    def _plan(self, conn: Connection, job: Job, chunked: Chunked, period: Period) -> Plan | None:
+    def _plan(self, conn: Connection, job: Job, chunked: Chunked, period: Period, at: dt.datetime) -> Plan | None:
         """Write the run's plan and chunks; ``None`` if another process has planned it."""
         planned = conn.execute(
             dialect_insert(conn)(job_run_plans)
-            .values(job=job.name, period=period.key, planned=0, params="{}", started_at=self.clock.now(),
+            .values(job=job.name, period=period.key, planned=0, params="{}", started_at=at,
                     totals="{}")
             .on_conflict_do_nothing(index_elements=["job", "period"])
             .returning(job_run_plans.c.job)
@@ -277,22 +279,22 @@ class JobRunner:
         return plan
 
     def _finish(self, conn: Connection, job: Job, chunked: Chunked, period: Period, params: dict[str, str],
-                totals: dict[str, Decimal]) -> RunRecord:
-        """Record the run (the job's ``finish``, ``job_runs``, the plan), in ``conn``'s transaction,
-        which has claimed the period."""
+                totals: dict[str, Decimal], at: dt.datetime) -> RunRecord:
+        """Record the run (the job's ``finish``, ``job_runs``, the plan) as finished ``at``, in
+        ``conn``'s transaction, which has claimed the period."""
         result = chunked.finish(conn, period, params, totals)
         conn.execute(job_runs.update().where(job_runs.c.job == job.name, job_runs.c.period == period.key)
-                     .values(result=result, finished_at=self.clock.now()))
+                     .values(result=result, finished_at=at))
         conn.execute(job_run_plans.update().where(*self._plan_key(job, period))
-                     .values(finished_at=self.clock.now(), totals=totals_json(totals)))
+                     .values(finished_at=at, totals=totals_json(totals)))
         log.info("job_ran", job=job.name, period=period.key, result=result)
         return RunRecord(job.name, period.key, period.end, result)
 
-    def _claim(self, conn: Connection, job: Job, period: Period) -> bool:
-        """Claim ``job_runs(job, period)`` in ``conn``'s transaction; False if a process has."""
+    def _claim(self, conn: Connection, job: Job, period: Period, at: dt.datetime) -> bool:
+        """Claim ``job_runs(job, period)`` in ``conn``'s transaction (``at``: now); False if a process has."""
         return conn.execute(
             dialect_insert(conn)(job_runs)
-            .values(job=job.name, period=period.key, due_at=period.end, finished_at=self.clock.now(), result="")
+            .values(job=job.name, period=period.key, due_at=period.end, finished_at=at, result="")
             .on_conflict_do_nothing(index_elements=["job", "period"])
             .returning(job_runs.c.job)
         ).scalar_one_or_none() is not None
@@ -356,17 +358,17 @@ class JobRunner:
             ).order_by(c.chunk).limit(1).with_for_update(skip_locked=True)).first()
             if row is None:
                 return None
-            self._do_chunk(conn, job, chunked, period, params, Chunk(row.chunk, row.lo, row.hi))
+            self._do_chunk(conn, job, chunked, period, params, Chunk(row.chunk, row.lo, row.hi), self.clock.now())
         CHUNK_SECONDS.labels(job.name).observe(time.perf_counter() - started)
         return int(row.chunk)
 
     def _do_chunk(self, conn: Connection, job: Job, chunked: Chunked, period: Period, params: dict[str, str],
-                  part: Chunk) -> dict[str, Decimal]:
-        """One chunk, marked done with its totals in ``conn``'s transaction (which has claimed it)."""
+                  part: Chunk, at: dt.datetime) -> dict[str, Decimal]:
+        """One chunk, marked done ``at`` with its totals in ``conn``'s transaction (which has claimed it)."""
         totals = chunked.chunk(conn, period, params, part)
         c = job_run_chunks.c
         conn.execute(job_run_chunks.update().where(c.job == job.name, c.period == period.key, c.chunk == part.number)
-                     .values(done_at=self.clock.now(), totals=totals_json(totals)))
+                     .values(done_at=at, totals=totals_json(totals)))
         CHUNKS_DONE.labels(job.name).inc()
         log.info("job_chunk_done", job=job.name, period=period.key, chunk=part.number)
         return totals
