@@ -61,8 +61,6 @@ given):
   service works in 50-digit decimals): the quote's ``absYield`` must be that value rounded down to 8
   decimals, within the float's error; its ``annualYield`` is then exact. The model then uses the
   quote's ``absYield``;
-
-
 * a quote: a positive notional in the product's currency with at most its decimals, within the
   minimum and maximum, a multiple of the step, within the quota left; the order: the notional
   debited from funding (enough available), the quota consumed;

@@ -1,27 +1,33 @@
 """The seeded generator and driver of the deterministic simulation (issue 19, scope 6).
 
 One ``random.Random(seed)`` decides everything: the installation's settings (each liquid product's
-fee rate, daily redemption cap and fast allowance; the provider products' precision, minimum,
-cap and unbonding days; the spot fee rates, instrument rules and index prices; the withdrawal
-chains' fee, minimum, maximum and confirmations and the review time; the DCD series' tenors,
-strikes, sizes and quotas), the users, every operation and its amount, how far the clock moves,
-and where the process "crashes". Operations go through :class:`stakehouse.wiring.Services` (the
-service layer is the public interface here) on a SQLite file or a PostgreSQL database (where the
-runs' chunks go on two connections at once); after every step the audit (unless nothing was
-committed since it last passed: :meth:`World.data_version`), the users' balances (funding, trading,
-provider staking), credits and reward rows are compared with :class:`tests.sim.model.Model`.
+fee rate, daily redemption cap and fast allowance; the provider products' precision, minimum, cap
+and unbonding days; the spot fee rates, instrument rules and index prices; the withdrawal chains'
+fee, minimum, maximum and confirmations and the review time; the DCD series' tenors, strikes, sizes,
+quotas, volatility and margin), the users, every operation and its amount, which process runs it,
+how far the clock moves, and where the process "crashes". Operations go through
+:class:`stakehouse.wiring.Services` (the service layer is the public interface here) on a SQLite
+file or a PostgreSQL database (where the runs' chunks go on two connections at once); after every
+step the audit (unless nothing was committed since it last passed: :meth:`World.data_version`), the
+users' balances (funding, trading, provider staking), credits and reward rows are compared with
+:class:`tests.sim.model.Model`.
+
+Two processes share the database (two ``Services`` on it, as API workers and the job worker): each
+step runs on one of them, chosen by the seed (:data:`SWITCH_P`), so no process may rely on what it
+alone remembers once the other has changed the database.
 
 Crashes, without mocks or hooks in the code:
 
-* **restart** between steps: ``Services.close()`` and a new ``Services`` on the same database (all
-  in-process state is lost; the sandbox clock must come back from the database, frozen);
+* **restart** between steps: ``Services.close()`` of the step's process and a new ``Services`` on the
+  same database (all its in-process state is lost; the sandbox clock must come back from the
+  database, frozen);
 * **inside a run**: a trigger makes the database refuse one write of the daily runs (a chunk of
   a liquid reward or settlement run, of the provider interest run or of the ND rebate run marked
   done, a reward run's plan or finish, a settlement, interest or rebate run's last statement, a
   DCD product's fixing or payment); the transaction rolls back whole
-  and the error comes out of ``advance_clock``. The trigger is dropped, the process restarts,
-  ``advance_clock(by=0)`` resumes what is due, then the clock goes on to where the step wanted it:
-  nothing may be paid twice or skipped;
+  and the error comes out of ``advance_clock``. The trigger is dropped, the process restarts, one of
+  the two processes (either) resumes what is due with ``advance_clock(by=0)``, then the clock goes
+  on to where the step wanted it: nothing may be paid twice or skipped;
 * **inside an operation**: a trigger refuses the operation's postings; nothing of it may remain.
 
 No wall time is read: the database is created with its sandbox clock frozen at ``START``, and only
@@ -970,9 +976,7 @@ class World:
             raise self.fail(f"DCD {product.product_id}: annualYield {annual_yield}, the model {annual}")
         self.stats.add("dcd_priced" if abs_yield else "dcd_priced_zero")
 
-
     def op_fee_change(self) -> list[int]:
-
         """The ND broker sets a fee change: its default (now and then), one sub-account's own, or one
         for a sub-account that is not its own (refused); in force from a later Hong Kong day."""
         subs = sorted(self.model.nd_subs)
@@ -1125,7 +1129,6 @@ class World:
             self.svc = self.rng.choice(self.procs)  # the restarted process or the other resumes the run
             self.note(f"process {self.procs.index(self.svc)} resumes")
             reached = self.svc.clock.now()
-
             if not self.model.now <= reached <= target:
                 raise self.fail(f"after the crash the clock is {reached.isoformat()}") from exc
             self.svc.advance_clock(by=dt.timedelta(0))  # resumes the interrupted run
@@ -1177,7 +1180,6 @@ class World:
     def close(self) -> None:
         for svc in self.procs:
             svc.close()
-
         for conn in (self._sqlite_version, self._pg_version):
             if conn is not None:
                 conn.close()

@@ -146,12 +146,10 @@ def live_key_with_user(conn: Connection, table: Table, api_key: str) -> tuple[An
 
 
 #: One user by uid, read on every request (built once: see "Prebuilt statements" in docs/architecture.md).
-
 _USER = select(users).where(users.c.uid == bindparam("uid"))
 
 
 class AccountService:
-
     def __init__(self, db: Database, clock: Clock, box: SecretBox) -> None:
         self.db = db
         self.clock = clock
@@ -224,7 +222,6 @@ class AccountService:
 
     def _get(self, conn: Connection, uid: str) -> User:
         row = conn.execute(_USER, {"uid": uid}).first()
-
         if row is None:
             raise NotFound("User", uid)
         return user_from_row(row)

@@ -27,7 +27,6 @@ _SETTLED = (select(dcd_orders.c.ord_id, dcd_orders.c.notional, dcd_orders.c.abs_
 
 
 def _book_holds_open_orders(conn: Connection) -> list[CheckResult]:
-
     result = CheckResult("dcd: the book = subscriptions - payouts - markups, per currency", 0)
     want: dict[str, Decimal] = {}
     for o in conn.execute(_ORDERS):

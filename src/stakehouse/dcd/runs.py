@@ -60,7 +60,6 @@ _FIRST_SETTLEMENT = (select(dcd_orders.c.sett_time).where(dcd_orders.c.state == 
 
 
 class DcdListing:
-
     """Event source ``dcd_listing``."""
 
     name = "dcd_listing"

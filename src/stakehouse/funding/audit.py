@@ -26,7 +26,6 @@ _FUNDING_LOCKED = select(ledger_accounts.c.locked).where(
 
 
 def _entries_in_step(conn: Connection) -> list[CheckResult]:
-
     """Every on-chain withdrawal has its hold, and a final entry exactly when it is final; every
     internal one is a success with its entry and exactly one matching type-3 deposit."""
     result = CheckResult("withdrawals: entries match their states", 0)

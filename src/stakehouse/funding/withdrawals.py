@@ -58,7 +58,6 @@ _NEXT_DUE = select(func.min(withdrawals.c.next_at)).where(withdrawals.c.next_at.
 
 @dataclass(frozen=True)
 class WithdrawalRequest:
-
     ccy: str
     amt: Decimal
     dest: int

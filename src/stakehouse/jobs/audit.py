@@ -40,7 +40,6 @@ def chunked_runs(conn: Connection) -> Checked:
     claimed = {(row.job, row.period) for row in conn.execute(_CLAIMED)}
     in_progress = 0
     for plan in conn.execute(_PLANS):
-
         result.checked += 1
         key = (plan.job, plan.period)
         mine = chunks.get(key, [])

@@ -39,7 +39,6 @@ _FD_RECORDS = select(fd_rebate_records.c.broker_uid, fd_rebate_records.c.broker_
 
 
 def _paid(conn: Connection, entry_type: str) -> dict[int, Decimal]:
-
     """Per payout entry of ``entry_type``: what it put into users' funding accounts."""
     paid: dict[int, Decimal] = {}
     for p in conn.execute(_PAYOUTS, {"entry_type": entry_type}):
@@ -115,7 +114,6 @@ def _file_records(conn: Connection, file: Row[Any]) -> dict[tuple[str, str], Dec
         return want
     f = fd_rebate_records.c
     for r in conn.execute(select(f.day, f.broker_rebate, f.user_rebate).where(
-
             f.broker_uid == broker_uid, f.broker_type == file.broker_type, f.day >= begin, f.day < end,
             f.rebate_time <= finished)):
         if r.broker_rebate + r.user_rebate:

@@ -21,7 +21,6 @@ _STATE = select(clock_state).where(clock_state.c.id == 1)
 
 
 class SandboxClock:
-
     controllable = True
 
     def __init__(self, db: Database) -> None:
@@ -43,7 +42,6 @@ class SandboxClock:
 
     def _now(self, conn: Connection) -> dt.datetime:
         row = conn.execute(_STATE).one()
-
         if not row.running:
             return row.base_time  # type: ignore[no-any-return]
         return row.base_time + (wall_time() - row.base_wall)  # type: ignore[no-any-return]

@@ -22,7 +22,6 @@ _CREDITS = select(contract_credits.c.credit_id, contract_credits.c.amt, contract
 
 
 def _fees(conn: Connection) -> list[CheckResult]:
-
     """1. Every fill's fee = base fee + markup, credit part within it; the fee accounts hold the
     sums of the fills (base fees in ``s:trading_fees``, markups in ``s:broker_markup``, credit-paid
     parts out of ``s:fee_credits``), per currency."""

@@ -98,7 +98,6 @@ _PRICED_UNTIL = select(price_paths.c.priced_until).where(price_paths.c.inst_id =
 
 
 class PriceService:
-
     def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
         self.db = db
         self.clock = clock

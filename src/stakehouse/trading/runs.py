@@ -71,7 +71,6 @@ _FIRST_USE_EXP = (select(contract_credits.c.use_exp_at).where(contract_credits.c
 
 
 class MarketSource:
-
     """Event source ``market``: the next minute to finish is due at its end."""
 
     name = "market"

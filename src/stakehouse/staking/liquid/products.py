@@ -45,7 +45,6 @@ _PRODUCT = select(staking_products).where(staking_products.c.product == bindpara
 
 
 def load_product(conn: Connection, product: str, *, lock: bool = False) -> ProductConfig:
-
     """A product's settings; ``lock`` holds its row until the transaction ends (PostgreSQL; a
     SQLite writer holds the whole database), so that a rate published for a day and that day's
     reward run cannot interleave."""

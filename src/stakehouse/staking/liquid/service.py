@@ -129,7 +129,6 @@ _REWARDS = (select(staking_rewards)
 
 
 class StakingService:
-
     def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService, calendar: Daily,
                  ) -> None:
         self.db = db

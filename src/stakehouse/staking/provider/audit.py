@@ -90,7 +90,6 @@ def _unstakes_match_payments(conn: Connection) -> CheckResult:
     payments = {r.redeem_id: Decimal(r.amount) for r in conn.execute(_PAYMENTS)}
     result = CheckResult("unstakes paid as their payments say", 0)
     for r in conn.execute(_UNSTAKES):
-
         result.checked += 1
         expected = payments.get(r.id, ZERO) if r.id in payments or r.status == "pending" else r.paid
         if r.paid != expected or r.paid > r.amount or (r.status == "done") != (r.paid == r.amount):

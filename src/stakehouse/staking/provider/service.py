@@ -265,7 +265,6 @@ _STAKING_ROWS = (
 
 
 class ProviderStakingService:
-
     def __init__(self, db: Database, clock: Clock, ledger: Ledger, accounts: AccountService, calendar: Daily,
                  usd: UsdPrices) -> None:
         self.db = db
