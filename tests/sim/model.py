@@ -58,9 +58,11 @@ given):
 * each quote's yields are derived again (dcd.md §3, :func:`dcd_yield` and :func:`dcd_annual_yield`):
   Black-Scholes with zero rates at the index the operator pinned last, the time to expiry in 365-day
   years and the series' volatility, less the platform's margin, in binary floating point (the
-  service works in 50-digit decimals): the quote's ``absYield`` must be that value rounded down to 8
-  decimals, within the float's error; its ``annualYield`` is then exact. The model then uses the
-  quote's ``absYield``;
+  service works in 50-digit decimals); of that the user gets ``1 - markUp`` and the ND broker
+  ``markUp`` (the quote's, often none): the quote's ``absYield`` must be the user's part rounded down
+  to 8 decimals, within the float's error; its ``annualYield`` is then exact. The model then uses
+  the quote's ``absYield``, and the broker's part rounded down to 8 decimals (a markup whose part
+  lies within the float's error of that rounding is not asked for: the model could not tell);
 * a quote: a positive notional in the product's currency with at most its decimals, within the
   minimum and maximum, a multiple of the step, within the quota left; the order: the notional
   debited from funding (enough available), the quota consumed;
@@ -68,7 +70,9 @@ given):
   ``settTime`` a call pays ``notional x (1 + absYield) x stk`` in the alternative currency when the
   price is at or above the strike, else ``notional x (1 + absYield)`` in its own; a put pays
   ``notional x (1 + absYield) / stk`` in ``ccy`` at or below the strike, else ``notional x
-  (1 + absYield)``; exactly, rounded down to the paid currency's decimals; into funding.
+  (1 + absYield)``; exactly, rounded down to the paid currency's decimals; into funding; and the
+  ND broker ``notional x`` its part, rounded down to the notional currency's decimals, into its
+  funding account.
 
 And the ND broker's fee changes, contract credits and daily rebates, and an FD broker's rebates
 (broker.md "Trading-fee changes", trading.md "Fees" and "Contract credits", rebates.md,
@@ -396,6 +400,11 @@ class Model:
                 order.paid = True
                 amount, ccy = order.payout(self._index_before(order.inst, order.exp_time))
                 self.users[order.user].add(FUNDING, ccy, amount)
+                scale = SCALES[order.product.notional_ccy]
+                markup = Decimal(math.floor(Fraction(order.notional) * Fraction(order.markup_yield) * 10**scale)
+                                 ).scaleb(-scale)
+                if markup:
+                    self.users[order.broker].add(FUNDING, order.product.notional_ccy, markup)
         for w in self.withdrawals:
             if not w.cancelled and not w.done:
                 w.broadcast = w.broadcast or w.broadcast_at <= until
@@ -693,13 +702,16 @@ class Model:
                 and product.min_size <= notional <= product.max_size and multiple(notional, product.step)
                 and notional <= left and self.now < product.stop_trading_time)
 
-    def dcd_order(self, i: int, product: DcdProduct, notional: Decimal, abs_yield: Decimal) -> DcdOrder | None:
+    def dcd_order(self, i: int, product: DcdProduct, notional: Decimal, abs_yield: Decimal, *, broker: int,
+                  markup_yield: Decimal = ZERO) -> DcdOrder | None:
+        """An order of ND sub-account #i (its broker #``broker`` is paid ``markup_yield`` of the notional at
+        settlement), or None when it is refused."""
         user = self.users[i]
         if not self.dcd_quotable(product, notional) or user.get(FUNDING, product.notional_ccy) < notional:
             return None
         user.add(FUNDING, product.notional_ccy, -notional)
         self.dcd_sold[product.product_id] = self.dcd_sold.get(product.product_id, ZERO) + notional
-        order = DcdOrder(i, product, notional, abs_yield)
+        order = DcdOrder(i, product, notional, abs_yield, broker, markup_yield)
         self.dcd_orders.append(order)
         return order
 
@@ -1146,6 +1158,9 @@ class DcdOrder:
     product: DcdProduct
     notional: Decimal
     abs_yield: Decimal
+    #: the user's ND broker, paid ``notional x markup_yield`` (rounded down) at settlement
+    broker: int
+    markup_yield: Decimal = ZERO
     paid: bool = False
 
     @property

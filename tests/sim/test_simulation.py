@@ -5,16 +5,17 @@ Each seed is a whole simulated installation on a SQLite file of its own: users a
 its sub-accounts), purchases, redemptions and cancels of both liquid products (ETH and SOL), stakes
 and unstakes of two provider products (one queued, one instant), spot orders of every type and their
 cancels against index prices the operator pins, withdrawals on chain and inside and their cancels,
-DCDs bought by an ND broker's sub-accounts (each quote priced again by the model) and paid at
-settlement, the broker's fee changes (markups) on its sub-accounts' fills, contract credits granted,
-activated, spent, invalidated and expired, the broker's daily ND rebates on their fills, orders
-tagged with an FD broker's code (of type api, oauth or both; placed with an API key or a token of
-its own or another broker's OAuth client) and its rebates (shared with the users), fee levels,
-monthly rebate caps and VIP fee-rate mode, valid and invalid amounts, published rates and 30 days of
-clock moves with every daily run, two processes on the database (each step on either), restarts
-between steps and crashes inside runs and operations, checked after every step against the audit
-(not run again when nothing was committed since it last passed) and the independent model
-(``tests/sim/model.py``). The seeds are split into batches so that the pytest workers spread them.
+DCDs bought by an ND broker's sub-accounts (each quote priced again by the model, some with the
+broker's markup) and paid at settlement, the broker's fee changes (markups) on its sub-accounts'
+fills, contract credits granted, activated, spent, invalidated and expired, the broker's daily ND
+rebates on their fills, orders tagged with an FD broker's code (of type api, oauth or both; placed
+with an API key or a token of its own or another broker's OAuth client) and its rebates (shared with
+the users), fee levels, monthly rebate caps and VIP fee-rate mode, valid and invalid amounts,
+published rates and 30 days of clock moves with every daily run, two processes on the database (each
+step on either), restarts between steps and crashes inside runs and operations, checked after every
+step against the audit (not run again when nothing was committed since it last passed) and the
+independent model (``tests/sim/model.py``). The seeds are split into batches so that the pytest
+workers spread them.
 
 ``STAKEHOUSE_SIM_SEEDS`` sets how many seeds run here on SQLite (default :data:`DEFAULT_SEEDS`,
 chosen to fit the suite's time budget), ``STAKEHOUSE_SIM_FIRST`` the first seed; one more seed runs

@@ -40,6 +40,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import math
 import random
 import sqlite3
 from collections.abc import Callable
@@ -943,9 +944,11 @@ class World:
         notional, how = self.amount_from(min(self.model.users[i].get(FUNDING, ccy), left), max(places, 0), low)
         if self.rng.random() < 0.5:
             notional = (notional / step).to_integral_value(rounding="ROUND_DOWN") * step  # mostly on the step
-        text = f"DCD #{i} {notional} {ccy} of {p.product_id} ({how})"
+        priced = self.dcd_priced(product)
+        markup = self.pick_markup(priced)
+        text = f"DCD #{i} {notional} {ccy} of {p.product_id} ({how}), markUp {markup}"
         try:
-            quote = self.svc.dcd.quote(self.uids[i], QuoteRequest(p.product_id, notional, ccy, tag="", markup=ZERO))
+            quote = self.svc.dcd.quote(self.uids[i], QuoteRequest(p.product_id, notional, ccy, tag="", markup=markup))
         except DomainError as exc:
             self.note(f"{text}: quote refused ({type(exc).__name__}: {exc})")
             if self.model.dcd_quotable(product, notional):
@@ -953,24 +956,42 @@ class World:
             return [i]
         if not self.model.dcd_quotable(product, notional):
             raise self.fail(f"DCD quote of {notional} {ccy} on {p.product_id} accepted, the model refuses it")
-        self.check_dcd_yields(product, quote.abs_yield, quote.annual_yield)
+        self.check_dcd_yields(product, priced, markup or ZERO, quote.abs_yield, quote.annual_yield)
+        # the broker's part rounded down (never below 0: a far out-of-the-money float may be -1E-17)
+        markup_yield = Decimal(max(0, math.floor(priced * float(markup or ZERO) * 1e8))).scaleb(-8)
         crash = self._crash_pending()
-        expected = None if crash else self.model.dcd_order(i, product, notional, quote.abs_yield)
+        expected = None if crash else self.model.dcd_order(i, product, notional, quote.abs_yield, broker=self.broker,
+                                                           markup_yield=markup_yield)
         self.attempt("dcd_order", expected is not None, f"{text} at absYield {quote.abs_yield}",
                      lambda: self.svc.dcd.order(self.uids[i], quote.quote_id))
         return [i]
 
-    def check_dcd_yields(self, product: DcdProduct, abs_yield: Decimal, annual_yield: Decimal) -> None:
-        """The quote's yields against the model's own pricing at the index pinned last (dcd.md §3)."""
+    def dcd_priced(self, product: DcdProduct) -> float:
+        """The model's yield of ``product`` now, before the broker's markup (dcd.md §3)."""
         markets = self.model.markets
         assert markets is not None
-        index = markets.index[f"{product.ccy}-{product.alt_ccy}"]
-        want = dcd_yield(product.opt_type, index, product.stk, self.model.now, product.exp_time, self.dcd_vol,
-                         self.dcd_margin)
+        return dcd_yield(product.opt_type, markets.index[f"{product.ccy}-{product.alt_ccy}"], product.stk,
+                         self.model.now, product.exp_time, self.dcd_vol, self.dcd_margin)
+
+    def pick_markup(self, priced: float) -> Decimal | None:
+        """The ND broker's markUp for a quote (often none). One whose part of ``priced`` lies within the
+        float's error of an 8-decimal step is not asked for: the model could not tell how it rounds."""
+        markup = self.rng.choice([None, None, ZERO, Decimal("0.1"), Decimal("0.25"), Decimal("0.5")])
+        part = priced * float(markup or ZERO) * 1e8
+        if part >= 1 and min(part % 1, 1 - part % 1) < DCD_FLOAT_SLACK * 1e8:
+            self.note(f"markUp {markup} not asked for: its part {part / 1e8:.12f} is at a rounding step")
+            return None
+        return markup
+
+    def check_dcd_yields(self, product: DcdProduct, priced: float, markup: Decimal, abs_yield: Decimal,
+                         annual_yield: Decimal) -> None:
+        """The quote's yields against the model's own pricing (``priced``, at the index pinned last,
+        dcd.md §3), the user's part of it being ``1 - markup``."""
+        want = priced * (1 - float(markup))
         # absYield is the exact value rounded down to 8 decimals: in (exact - 1E-8, exact]
         if not want - 1e-8 - DCD_FLOAT_SLACK < float(abs_yield) <= want + DCD_FLOAT_SLACK:
-            raise self.fail(f"DCD {product.product_id} at index {index}: absYield {abs_yield}, the model "
-                            f"prices {want:.12f} (vol {self.dcd_vol}, margin {self.dcd_margin})")
+            raise self.fail(f"DCD {product.product_id}: absYield {abs_yield}, the model prices {want:.12f} (vol "
+                            f"{self.dcd_vol}, margin {self.dcd_margin}, markUp {markup})")
         annual = dcd_annual_yield(abs_yield, self.model.now, product.exp_time)
         if annual_yield != annual:
             raise self.fail(f"DCD {product.product_id}: annualYield {annual_yield}, the model {annual}")
