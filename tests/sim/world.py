@@ -977,8 +977,8 @@ class World:
         """The ND broker's markUp for a quote (often none). One whose part of ``priced`` lies within the
         float's error of an 8-decimal step is not asked for: the model could not tell how it rounds."""
         markup = self.rng.choice([None, None, ZERO, Decimal("0.1"), Decimal("0.25"), Decimal("0.5")])
-        part = priced * float(markup or ZERO) * 1e8
-        if part >= 1 and min(part % 1, 1 - part % 1) < DCD_FLOAT_SLACK * 1e8:
+        part = priced * float(markup or ZERO) * 1e8  # in units of 1E-8
+        if round(part) >= 1 and abs(part - round(part)) < DCD_FLOAT_SLACK * 1e8:
             self.note(f"markUp {markup} not asked for: its part {part / 1e8:.12f} is at a rounding step")
             return None
         return markup
