@@ -1210,6 +1210,12 @@ def dcd_yield(opt_type: str, spot: Decimal, stk: Decimal, now: dt.datetime, exp_
     return raw * (1 - float(margin))
 
 
+def dcd_markup_units(priced: float, markup: Decimal) -> float:
+    """The broker's part of a quote's yield ``priced`` (from :func:`dcd_yield`), in units of 1E-8 (the
+    yields' step): rounded down, it is the ``markup_yield`` the broker is paid at settlement."""
+    return priced * float(markup) * 1e8
+
+
 def dcd_annual_yield(abs_yield: Decimal, now: dt.datetime, exp_time: dt.datetime) -> Decimal:
     """``absYield x 365 / days`` from the next whole hour after ``now`` (interest accrual) to expiry,
     rounded half up to 4 decimals, exactly; 0 when expiry is not after the accrual time."""

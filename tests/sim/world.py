@@ -85,6 +85,7 @@ from tests.sim.model import (
     WithdrawalChain,
     accrual_end_after,
     dcd_annual_yield,
+    dcd_markup_units,
     dcd_yield,
     floor_to,
 )
@@ -958,7 +959,7 @@ class World:
             raise self.fail(f"DCD quote of {notional} {ccy} on {p.product_id} accepted, the model refuses it")
         self.check_dcd_yields(product, priced, markup or ZERO, quote.abs_yield, quote.annual_yield)
         # the broker's part rounded down (never below 0: a far out-of-the-money float may be -1E-17)
-        markup_yield = Decimal(max(0, math.floor(priced * float(markup or ZERO) * 1e8))).scaleb(-8)
+        markup_yield = Decimal(max(0, math.floor(dcd_markup_units(priced, markup or ZERO)))).scaleb(-8)
         crash = self._crash_pending()
         expected = None if crash else self.model.dcd_order(i, product, notional, quote.abs_yield, broker=self.broker,
                                                            markup_yield=markup_yield)
@@ -977,7 +978,7 @@ class World:
         """The ND broker's markUp for a quote (often none). One whose part of ``priced`` lies within the
         float's error of an 8-decimal step is not asked for: the model could not tell how it rounds."""
         markup = self.rng.choice([None, None, ZERO, Decimal("0.1"), Decimal("0.25"), Decimal("0.5")])
-        part = priced * float(markup or ZERO) * 1e8  # in units of 1E-8
+        part = dcd_markup_units(priced, markup or ZERO)
         if round(part) >= 1 and abs(part - round(part)) < DCD_FLOAT_SLACK * 1e8:
             self.note(f"markUp {markup} not asked for: its part {part / 1e8:.12f} is at a rounding step")
             return None

@@ -18,9 +18,15 @@ log = structlog.get_logger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(db: Database) -> Config:
+def _scripts() -> Config:
+    """A configuration that names the migration scripts only."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def alembic_config(db: Database) -> Config:
+    cfg = _scripts()
     cfg.attributes["engine"] = db.engine
     return cfg
 
@@ -35,9 +41,7 @@ def revision(db: Database) -> str | None:
 def head() -> str | None:
     """The newest revision of the migrations shipped with this code (read once per process: Alembic
     compiles every migration file to find it)."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return ScriptDirectory.from_config(_scripts()).get_current_head()
 
 
 def upgrade(db: Database) -> None:
