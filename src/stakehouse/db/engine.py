@@ -89,6 +89,13 @@ def _decadd(a: Any, b: Any) -> str:
     return to_plain(_dec(a) + _dec(b))
 
 
+def _deccmp(a: Any, b: Any) -> int:
+    """-1, 0 or 1 as ``a`` is below, equal to or above ``b``, exactly, over decimal TEXT for SQLite
+    (``deccmp``; text does not order as numbers do)."""
+    x, y = _dec(a), _dec(b)
+    return (x > y) - (x < y)
+
+
 def _dectrunc(a: Any, scale: int) -> str:
     """``a`` rounded toward zero to ``scale`` decimals, as PostgreSQL's ``trunc(a, scale)`` (``dectrunc``)."""
     return to_plain(round_down(_dec(a), int(scale)))
@@ -122,6 +129,7 @@ def _sqlite_engine(url: str, *, immediate: bool | None) -> Engine:
         dbapi_conn.create_function("decmul", 2, _decmul, deterministic=True)
         dbapi_conn.create_function("decadd", 2, _decadd, deterministic=True)
         dbapi_conn.create_function("dectrunc", 2, _dectrunc, deterministic=True)
+        dbapi_conn.create_function("deccmp", 2, _deccmp, deterministic=True)
 
     if immediate is not None:
 

@@ -14,8 +14,8 @@ from decimal import Decimal
 from sqlalchemy import Connection, Select, bindparam, select
 
 from stakehouse.db.tables import ledger_accounts, staking_reward_runs, staking_rewards
-from stakehouse.ledger.audit import CheckResult, money_sum
-from stakehouse.money import ZERO
+from stakehouse.ledger.audit import CheckResult, money_add, money_below, money_sum
+from stakehouse.money import ZERO, to_plain
 from stakehouse.staking.liquid.products import load_products
 from stakehouse.staking.liquid.service import issuance, staked
 
@@ -30,9 +30,11 @@ _RUN_SUMS = (select(_R.product, _R.day, money_sum(_R.gross).label("gross"), mone
                     money_sum(_R.fee).label("fee"))
              .group_by(_R.product, _R.day))
 _RUNS = select(staking_reward_runs)
-_ROWS = select(_R.product, _R.day, _R.uid, _R.gross, _R.net, _R.fee)
-#: On PostgreSQL the check is made in SQL; SQLite's money is text: checked as the rows stream.
-_BAD_ROWS = _ROWS.where((_R.net + _R.fee != _R.gross) | (_R.net < 0) | (_R.fee < 0))
+#: The rows that break ``net + fee = gross`` or have a negative part: the database compares, exactly on both
+#: (``money_add``, ``money_below``), and only those rows come back (a run has a row per holder).
+_BAD_ROWS = (select(_R.product, _R.day, _R.uid, _R.gross, _R.net, _R.fee)
+             .where((money_add(_R.net, _R.fee) != _R.gross) | money_below(_R.net, ZERO) | money_below(_R.fee, ZERO))
+             .order_by(_R.product, _R.day, _R.uid))
 
 
 def _sum(conn: Connection, statement: Select[Decimal, Decimal], **params: str) -> Decimal:
@@ -61,12 +63,13 @@ def reward_totals(conn: Connection) -> list[CheckResult]:
         row = sums.get((run.product, run.day))
         gross, net, fee = (Decimal(row.gross), Decimal(row.net), Decimal(row.fee)) if row else (ZERO, ZERO, ZERO)
         if net + fee != gross or (gross, net, fee) != (run.gross, run.net, run.fee):
-            result.violations.append(f"{run.product} {run.day}: rows gross {gross} net {net} fee {fee}, "
-                                     f"run gross {run.gross} net {run.net} fee {run.fee}")
-    for row in conn.execute(_BAD_ROWS if conn.dialect.name == "postgresql" else _ROWS):
+            result.violations.append(f"{run.product} {run.day}: rows gross {to_plain(gross)} net {to_plain(net)} "
+                                     f"fee {to_plain(fee)}, run gross {to_plain(run.gross)} net {to_plain(run.net)} "
+                                     f"fee {to_plain(run.fee)}")
+    for row in conn.execute(_BAD_ROWS):
         if row.net + row.fee != row.gross or row.net < 0 or row.fee < 0:
-            result.violations.append(f"{row.product} {row.day} {row.uid}: gross {row.gross} net {row.net} "
-                                     f"fee {row.fee}")
+            result.violations.append(f"{row.product} {row.day} {row.uid}: gross {to_plain(row.gross)} "
+                                     f"net {to_plain(row.net)} fee {to_plain(row.fee)}")
     return [result]
 
 

@@ -8,28 +8,62 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from decimal import Decimal
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, literal, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from stakehouse.db.tables import job_run_plans, ledger_accounts, provider_accrual_runs, provider_events
-from stakehouse.ledger.audit import CheckResult, money_sum
+from stakehouse.db.types import Money
+from stakehouse.ledger.audit import CheckResult, money_add, money_below, money_sum
 from stakehouse.ledger.rules import STAKING_BASE
-from stakehouse.money import ZERO
+from stakehouse.money import ZERO, to_plain
 from stakehouse.staking.provider.service import INTEREST_JOB
 
 _IN = ("Deposit", "Interest", "AdminCreditAdjustment")
 _OUT = ("AdminDebitAdjustment",)
 
 
-# The checks' statements, built once ("Prebuilt statements" in docs/architecture.md).
+# The checks' statements, built once ("Prebuilt statements" in docs/architecture.md). The balance and
+# unstake checks return what is off, not every staker: the database compares (exactly: ``money_add``,
+# ``money_below``; on SQLite equal money is equal canonical text), and Python computes the message.
 _E, _A = provider_events.c, ledger_accounts.c
-_HISTORY = (select(_E.uid, _E.provider_no, _E.ccy, _E.type, money_sum(_E.amount).label("amount"),
-                   money_sum(_E.paid).label("paid"))
-            .group_by(_E.uid, _E.provider_no, _E.ccy, _E.type))
-_STAKING_ACCOUNTS = (select(_A.uid, _A.acct_type, _A.ccy, _A.available, _A.locked)
-                     .where(_A.acct_type > STAKING_BASE))
+_NOTHING = literal(ZERO, Money())
+_REDEEMS = ("Redeem", "AdminRedeem")
+
+
+def _part(types: tuple[str, ...], column: ColumnElement[Decimal]) -> ColumnElement[Decimal]:
+    return func.coalesce(money_sum(case((_E.type.in_(types), column))), _NOTHING, type_=Money())
+
+
+#: Per (uid, provider, ccy): what came in, what an adjustment took out, what unstakes asked for and paid.
+_HISTORY = (select(_E.uid, _E.provider_no, _E.ccy, _part(_IN, _E.amount).label("came_in"),
+                   _part(_OUT, _E.amount).label("taken_out"), _part(_REDEEMS, _E.amount).label("unstaked"),
+                   _part(_REDEEMS, func.coalesce(_E.paid, _NOTHING)).label("paid"))
+            .group_by(_E.uid, _E.provider_no, _E.ccy).subquery("history"))
+_H = _HISTORY.c
+_STAKING_COUNT = select(func.count()).select_from(ledger_accounts).where(_A.acct_type > STAKING_BASE)
+_OF_ACCOUNT = (_H.uid == _A.uid) & (_A.acct_type == _H.provider_no + STAKING_BASE) & (_H.ccy == _A.ccy)
+_PARTS = ("came_in", "taken_out", "unstaked", "paid")
+
+
+def _history(name: str) -> ColumnElement[Decimal]:
+    return func.coalesce(_H[name], _NOTHING, type_=Money())
+
+
+#: total = in - out - paid and locked = unstaked - paid, as sums (no subtraction: SQLite's is not exact).
+_ACCOUNTS_OFF = (select(_A.uid, _A.acct_type, _A.ccy, _A.available, _A.locked,
+                        *(_history(name).label(name) for name in _PARTS))
+                 .select_from(ledger_accounts.outerjoin(_HISTORY, _OF_ACCOUNT))
+                 .where(_A.acct_type > STAKING_BASE,
+                        (money_add(money_add(money_add(_A.available, _A.locked), _history("taken_out")),
+                                   _history("paid")) != _history("came_in"))
+                        | (money_add(_A.locked, _history("paid")) != _history("unstaked")))
+                 .order_by(_A.id))
+_HISTORY_OFF_BOOKS = (select(_H.uid, _H.provider_no, _H.ccy, _H.came_in, _H.taken_out, _H.unstaked, _H.paid)
+                      .where(~select(_A.id).where(_OF_ACCOUNT).exists(),
+                             money_add(_H.taken_out, _H.paid) != _H.came_in)
+                      .order_by(_H.uid, _H.provider_no, _H.ccy))
 _INTEREST = (select(_E.provider_no, _E.ccy, _E.accrual_day, func.count().label("n"),
                     money_sum(_E.amount).label("amount"))
              .where(_E.type == "Interest").group_by(_E.provider_no, _E.ccy, _E.accrual_day))
@@ -38,35 +72,33 @@ _RUNS = select(provider_accrual_runs)
 _RUNNING = select(job_run_plans.c.period).where(job_run_plans.c.job == INTEREST_JOB,
                                                  job_run_plans.c.finished_at.is_(None))
 _PAYMENTS = (select(_E.redeem_id, money_sum(_E.amount).label("amount")).where(_E.type == "RedeemPayment")
-             .group_by(_E.redeem_id))
-_UNSTAKES = select(_E.id, _E.amount, _E.paid, _E.status, _E.entry_id).where(_E.type == "Redeem")
+             .group_by(_E.redeem_id).subquery("payments"))
+_UNSTAKE_COUNT = select(func.count()).select_from(provider_events).where(_E.type == "Redeem")
+_PAYMENTS_SAY = case((_PAYMENTS.c.redeem_id.is_not(None) | (_E.status == "pending"),
+                      func.coalesce(_PAYMENTS.c.amount, _NOTHING)), else_=_E.paid)
+#: An unstake's ``paid`` against its payments (once it has any, or while it is pending), within its
+#: amount, and ``done`` exactly when all of it is paid.
+_UNSTAKES_OFF = (select(_E.id, _E.amount, _E.paid, _E.status, _PAYMENTS.c.amount.label("payments"))
+                 .select_from(provider_events.outerjoin(_PAYMENTS, _PAYMENTS.c.redeem_id == _E.id))
+                 .where(_E.type == "Redeem",
+                        (_E.paid != _PAYMENTS_SAY) | money_below(_E.amount, _E.paid)
+                        | ((func.coalesce(_E.status, "") == "done") != (_E.paid == _E.amount)))
+                 .order_by(_E.id))
 
 
 def _balances_match_history(conn: Connection) -> CheckResult:
-    total: dict[tuple[str, int, str], Decimal] = defaultdict(Decimal)
-    locked: dict[tuple[str, int, str], Decimal] = defaultdict(Decimal)
-    for r in conn.execute(_HISTORY):
-        key = (r.uid, r.provider_no, r.ccy)
-        amount, paid = Decimal(r.amount), Decimal(r.paid) if r.paid is not None else ZERO
-        if r.type in _IN:
-            total[key] += amount
-        elif r.type in _OUT:
-            total[key] -= amount
-        elif r.type in ("Redeem", "AdminRedeem"):
-            total[key] -= paid
-            locked[key] += amount - paid
-    result = CheckResult("staking balances equal their history", 0)
-    seen = set()
-    for r in conn.execute(_STAKING_ACCOUNTS):
-        key = (r.uid, r.acct_type - STAKING_BASE, r.ccy)
-        seen.add(key)
-        result.checked += 1
-        if r.available + r.locked != total[key] or r.locked != locked[key]:
-            result.violations.append(f"u:{r.uid} provider {key[1]} {r.ccy}: balance {r.available}+{r.locked} locked, "
-                                     f"history {total[key]} with {locked[key]} being paid out")
-    for key in set(total) - seen:
-        if total[key] != 0:
-            result.violations.append(f"u:{key[0]} provider {key[1]} {key[2]}: history {total[key]}, no account")
+    result = CheckResult("staking balances equal their history", conn.execute(_STAKING_COUNT).scalar_one())
+    for r in conn.execute(_ACCOUNTS_OFF):
+        total, locked = r.came_in - r.taken_out - r.paid, r.unstaked - r.paid
+        if r.available + r.locked != total or r.locked != locked:
+            result.violations.append(
+                f"u:{r.uid} provider {r.acct_type - STAKING_BASE} {r.ccy}: balance {to_plain(r.available)}"
+                f"+{to_plain(r.locked)} locked, history {to_plain(total)} with {to_plain(locked)} being paid out")
+    for r in conn.execute(_HISTORY_OFF_BOOKS):
+        total = r.came_in - r.taken_out - r.paid
+        if total != 0:
+            result.violations.append(f"u:{r.uid} provider {r.provider_no} {r.ccy}: history {to_plain(total)}, "
+                                     f"no account")
     return result
 
 
@@ -87,14 +119,13 @@ def _runs_match_events(conn: Connection) -> CheckResult:
 
 
 def _unstakes_match_payments(conn: Connection) -> CheckResult:
-    payments = {r.redeem_id: Decimal(r.amount) for r in conn.execute(_PAYMENTS)}
-    result = CheckResult("unstakes paid as their payments say", 0)
-    for r in conn.execute(_UNSTAKES):
-        result.checked += 1
-        expected = payments.get(r.id, ZERO) if r.id in payments or r.status == "pending" else r.paid
+    result = CheckResult("unstakes paid as their payments say", conn.execute(_UNSTAKE_COUNT).scalar_one())
+    for r in conn.execute(_UNSTAKES_OFF):
+        payments = r.payments if r.payments is not None else ZERO
+        expected = payments if r.payments is not None or r.status == "pending" else r.paid
         if r.paid != expected or r.paid > r.amount or (r.status == "done") != (r.paid == r.amount):
-            result.violations.append(f"unstake {r.id}: amount {r.amount}, paid {r.paid} ({r.status}), "
-                                     f"payments {payments.get(r.id, ZERO)}")
+            result.violations.append(f"unstake {r.id}: amount {to_plain(r.amount)}, paid {to_plain(r.paid)} "
+                                     f"({r.status}), payments {to_plain(payments)}")
     return result
 
 
