@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import os
 import secrets
 import sys
@@ -72,6 +71,7 @@ from reward_run import (
     run_cases,
     shared_cells,
     sizes_and_backends,
+    timed_audit,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,8 +363,7 @@ def run_case(backend: str, n: int, args: argparse.Namespace) -> Case:
             if args.explain and pg:  # D+2 before its run is D+1 before its run, one day further
                 case.explain = explain_chunk(services, capture.seen, p2.start, p3.start)
             if args.audit:
-                report = services.audit()
-                case.audit = "ok" if report.ok else json.dumps(report.as_dict())[:2000]
+                timed_audit(services, case)
             if args.write_floor:  # last: what it leaves behind (dead rows) must not slow the runs
                 case.writes_s = write_floor(services, product.provider_no, n, p3.key, p3.end, rate_bps)
         finally:

@@ -198,6 +198,9 @@ class Case:
     day2: Run | None = None
     verified: str = ""
     audit: str = ""
+    #: --audit: the audit's seconds and the growth of the process's peak resident set while it ran
+    audit_s: float | None = None
+    audit_mb: float | None = None
     error: str = ""
     #: bench/provider_interest.py --explain: the plan of one chunk's read
     explain: str = ""
@@ -290,6 +293,16 @@ def verify(services: Any, day: str, n: int, expected_net_units: int) -> str:
     return f"{day}: {n} rows, net {expected}"
 
 
+def timed_audit(services: Any, case: Case) -> None:
+    """The full audit, into ``case``: its verdict, seconds and peak memory growth."""
+    with PeakMemory(False) as mem:
+        started = time.perf_counter()
+        report = services.audit()
+        case.audit_s = time.perf_counter() - started
+    case.audit_mb = mem.rss_mb
+    case.audit = "ok" if report.ok else json.dumps(report.as_dict())[:2000]
+
+
 def run_case(backend: str, n: int, args: argparse.Namespace) -> Case:
     from stakehouse.config import Settings
     from stakehouse.security import new_server_key
@@ -345,8 +358,7 @@ def run_case(backend: str, n: int, args: argparse.Namespace) -> Case:
                 case.verified += ("; " if case.verified else "") + verify(services, period.key, n, expected)
             case.day1, case.day2 = runs
             if args.audit:
-                report = services.audit()
-                case.audit = "ok" if report.ok else json.dumps(report.as_dict())[:2000]
+                timed_audit(services, case)
             if args.write_floor:  # last: what it leaves behind (dead rows) must not slow the runs
                 p3 = services.calendar.period_of_day(day2 + dt.timedelta(days=1))
                 case.writes_s = write_floor(services, n, p3.key, p3.end)
@@ -378,7 +390,8 @@ def common_arguments(p: argparse.ArgumentParser, who: str) -> None:
                    help="PostgreSQL URL of an existing database to create the bench database from "
                         "(default: $STAKEHOUSE_TEST_PG_URL)")
     p.add_argument("--floor-repeat", type=int, default=3, help="floor runs, the fastest counts (default 3)")
-    p.add_argument("--audit", action="store_true", help="run the full audit after the runs (slow, not timed)")
+    p.add_argument("--audit", action="store_true",
+                   help="run the full audit after the runs, timed, with its peak memory (not a goal of the run)")
     p.add_argument("--no-write-floor", dest="write_floor", action="store_false",
                    help="skip the bare-writes reference (same rows written by plain SQL, rolled back)")
     p.add_argument("--tracemalloc", action="store_true",
@@ -432,7 +445,8 @@ def run_cases(script: str, args: argparse.Namespace, sizes: list[int], backends:
                 assert case.day1 is not None and case.day2 is not None
                 print(f"  load {case.load_s:.1f}s, floor {case.floor_s:.3f}s, day 1 {case.day1.seconds:.2f}s "
                       f"({case.day1.result}), day 2 {case.day2.seconds:.2f}s; verified {case.verified}"
-                      + (f"; audit {case.audit}" if case.audit else ""), flush=True)
+                      + (f"; audit {case.audit} in {case.audit_s:.2f}s, peak +{case.audit_mb:.0f} MB"
+                         if case.audit else ""), flush=True)
             cases.append(case)
     return cases
 
