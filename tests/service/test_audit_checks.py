@@ -22,12 +22,14 @@ from stakehouse.db.tables import (
     contract_credits,
     dcd_orders,
     deposits,
+    fd_rebate_records,
     fills,
     job_run_chunks,
     job_run_plans,
     job_runs,
     journal_entries,
     ledger_accounts,
+    nd_rebate_records,
     orders,
     postings,
     provider_events,
@@ -46,6 +48,7 @@ from stakehouse.trading.service import Order, PlaceRequest
 from stakehouse.wiring import Services
 from tests.service.test_provider_staking import START, open_services
 from tests.service.test_provider_staking import World as ProviderWorld
+from tests.service.test_rebate_run import day_of_fills, next_hkt_midnight
 from tests.service.test_reward_run import PRODUCT, next_day_start, staker
 from tests.service.test_reward_run import _services as reward_services
 from tests.service.test_trading_concurrency import trader
@@ -501,3 +504,64 @@ def test_an_internal_withdrawal_out_of_step_with_its_deposit(books: tuple[Servic
     state = 0 if tamper == "pending" else 2
     assert found[WITHDRAWALS][0].startswith(f"internal withdrawal {w.wd_id} in state {state}: entry ")
     assert found[WITHDRAWALS][0].endswith(f", {deposits_now} deposits")
+
+
+# -- broker rebates (rebates/audit.py) ----------------------------------------------------------------
+
+ND_PAID = "rebates: each ND (broker, day) paid = the sum of its records"
+FD_PAID = "rebates: each FD (broker, type, day) paid = the sum of its records (broker's and users' shares)"
+
+
+@pytest.fixture
+def rebated(make_db: Callable[[str], str], backend: str) -> Iterator[tuple[Services, str, str, str]]:
+    """One day's rebates paid: an ND broker's three sub-accounts' fills (0.72 USDT) and an FD broker's
+    user's fill. (services, ND broker, FD broker, the day as the records name it)."""
+    s = open_services(make_db(backend), START)
+    try:
+        nd_broker, _ = day_of_fills(s)
+        fd_broker = s.accounts.create_user(kyc_level=2).uid
+        code = s.fd_brokers.set_up(fd_broker, code=None, types=("api",), ratio=Decimal("0.5"),
+                                   client_ratio=Decimal(0)).code
+        user = trader(s, "1000")
+        s.trading.place(user, PlaceRequest("BTC-USDT", "cash", "buy", "market", Decimal("0.01"), None, "base_ccy",
+                                           tag=code, auth="api"))
+        s.advance_clock(to=next_hkt_midnight(START) + dt.timedelta(minutes=1))
+        with s.db.read() as conn:
+            day = conn.execute(select(nd_rebate_records.c.day).distinct()).scalar_one()
+            fd_total = conn.execute(select(fd_rebate_records.c.broker_rebate)).scalar_one()
+        assert fd_total > 0
+        report = s.audit()
+        assert report.ok, failing(report)
+        checked = {c.name: c.checked for c in report.checks}
+        assert checked[ND_PAID] == 1 and checked[FD_PAID] == 1
+        yield s, nd_broker, fd_broker, day
+    finally:
+        s.close()
+
+
+def test_an_nd_day_paid_other_than_its_records(rebated: tuple[Services, str, str, str]) -> None:
+    s, broker, _, day = rebated
+    with s.db.write() as conn:
+        rid, income, entry = conn.execute(select(nd_rebate_records.c.id, nd_rebate_records.c.income,
+                                                 nd_rebate_records.c.entry_id).limit(1)).one()
+        conn.execute(update(nd_rebate_records).where(nd_rebate_records.c.id == rid)
+                     .values(income=income + Decimal("0.1")))
+    assert failing(s.audit()) == {ND_PAID: [f"{broker} {day}: records 0.82, paid 0.72 (entry {entry})"]}
+
+
+def test_an_nd_day_whose_records_point_at_two_payouts(rebated: tuple[Services, str, str, str]) -> None:
+    s, broker, _, day = rebated
+    with s.db.write() as conn:
+        rid = conn.execute(select(nd_rebate_records.c.id).limit(1)).scalar_one()
+        conn.execute(update(nd_rebate_records).where(nd_rebate_records.c.id == rid).values(entry_id=None))
+    assert failing(s.audit()) == {ND_PAID: [f"{broker} {day}: records 0.72, paid None (entry several)"]}
+
+
+def test_an_fd_day_paid_other_than_its_records(rebated: tuple[Services, str, str, str]) -> None:
+    s, _, broker, day = rebated
+    with s.db.write() as conn:
+        rebate, entry = conn.execute(select(fd_rebate_records.c.broker_rebate, fd_rebate_records.c.entry_id)).one()
+        conn.execute(update(fd_rebate_records).values(user_rebate=Decimal("0.00000001")))
+    assert failing(s.audit()) == {FD_PAID: [
+        f"{broker} api {day}: records {to_plain(rebate + Decimal('0.00000001'))}, paid {to_plain(rebate)} "
+        f"(entry {entry})"]}

@@ -129,9 +129,9 @@ def money_add(a: ColumnElement[Decimal], b: ColumnElement[Decimal]) -> ColumnEle
     return _MoneyAdd(a, b)
 
 
-def money_below(a: ColumnElement[Decimal], b: ColumnElement[Decimal] | Decimal) -> ColumnElement[bool]:
-    """Exactly ``a < b`` for money on both databases (see :class:`_MoneyBinary`); ``b`` may be a value."""
-    return _MoneyBelow(a, b if isinstance(b, ColumnElement) else literal(b, Money()))
+def money_below(a: ColumnElement[Decimal] | Decimal, b: ColumnElement[Decimal] | Decimal) -> ColumnElement[bool]:
+    """Exactly ``a < b`` for money on both databases (see :class:`_MoneyBinary`); either may be a value."""
+    return _MoneyBelow(*(x if isinstance(x, ColumnElement) else literal(x, Money()) for x in (a, b)))
 
 
 # The audit's statements, built once ("Prebuilt statements" in docs/architecture.md; the sandbox and the

@@ -4,11 +4,13 @@ every detail file's rebates for a day equal that day's records."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Column, Connection, Row, Select, case, distinct, func, literal, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
 
 from stakehouse.broker.access import broker_sub_accounts
 from stakehouse.db.tables import (
@@ -19,59 +21,71 @@ from stakehouse.db.tables import (
     postings,
     rebate_files,
 )
-from stakehouse.ledger.audit import AuditCheck, CheckResult
+from stakehouse.db.types import Money
+from stakehouse.ledger.audit import AuditCheck, CheckResult, money_add, money_below, money_sum
 from stakehouse.ledger.rules import FUNDING
-from stakehouse.money import ZERO
+from stakehouse.money import ZERO, to_plain
 from stakehouse.rebates.files import FileStore, read_rebates
 
-Key = tuple[str, ...]
 
-
-# The checks' statements, built once ("Prebuilt statements" in docs/architecture.md).
-_PAYOUTS = (select(journal_entries.c.id, postings.c.amount)
-            .join(postings, postings.c.entry_id == journal_entries.c.id)
-            .join(ledger_accounts, ledger_accounts.c.id == postings.c.account_id)
-            .where(journal_entries.c.type == bindparam("entry_type"), ledger_accounts.c.acct_type == FUNDING))
-_ND_RECORDS = select(nd_rebate_records.c.broker_uid, nd_rebate_records.c.day, nd_rebate_records.c.income,
-                     nd_rebate_records.c.entry_id)
-_FD_RECORDS = select(fd_rebate_records.c.broker_uid, fd_rebate_records.c.broker_type, fd_rebate_records.c.day,
-                     fd_rebate_records.c.broker_rebate, fd_rebate_records.c.user_rebate, fd_rebate_records.c.entry_id)
-
-
-def _paid(conn: Connection, entry_type: str) -> dict[int, Decimal]:
+# The checks' statements, built once ("Prebuilt statements" in docs/architecture.md). Records are a row per
+# (broker, sub-account or user, day): the database sums them per day and compares with the payouts, and
+# returns only the days that are off (on SQLite equal money is equal canonical text); Python checks those again.
+def _paid(entry_type: str) -> Subquery:
     """Per payout entry of ``entry_type``: what it put into users' funding accounts."""
-    paid: dict[int, Decimal] = {}
-    for p in conn.execute(_PAYOUTS, {"entry_type": entry_type}):
-        paid[p.id] = paid.get(p.id, ZERO) + p.amount
-    return paid
+    return (select(postings.c.entry_id, money_sum(postings.c.amount).label("paid"))
+            .join(journal_entries, journal_entries.c.id == postings.c.entry_id)
+            .join(ledger_accounts, ledger_accounts.c.id == postings.c.account_id)
+            .where(journal_entries.c.type == entry_type, ledger_accounts.c.acct_type == FUNDING)
+            .group_by(postings.c.entry_id).subquery("paid"))
 
 
-def _compare(result: CheckResult, days: dict[Key, tuple[Decimal, set[int | None]]], paid: dict[int, Decimal]
-             ) -> None:
-    for key, (total, entries) in sorted(days.items()):
-        result.checked += 1
-        entry = next(iter(entries)) if len(entries) == 1 else "several"
-        got = paid.get(entry, ZERO) if isinstance(entry, int) else None
+def _days_off(keys: Sequence[Column[str]], amount: ColumnElement[Decimal], entry_id: ColumnElement[int],
+              entry_type: str) -> tuple[Select[Any], Select[Any]]:
+    """(how many days there are, the days whose records and payout disagree): a day with records paid by
+    one entry must have been paid their sum if it is positive, and no entry if it is zero."""
+    days = (select(*keys, money_sum(amount).label("total"), func.count(distinct(entry_id)).label("entries"),
+                   (func.count() - func.count(entry_id)).label("unpaid"), func.min(entry_id).label("entry"))
+            .group_by(*keys).subquery("days"))
+    paid = _paid(entry_type)
+    d = days.c
+    several = (d.entries + case((d.unpaid > 0, 1), else_=0)) != 1
+    positive, zero = money_below(ZERO, d.total), d.total == literal(ZERO, Money())
+    off = (select(*(d[k.name] for k in keys), d.total, d.entries, d.unpaid, d.entry, paid.c.paid)
+           .select_from(days.outerjoin(paid, paid.c.entry_id == d.entry))
+           .where((several & (positive | zero))
+                  | (~several & (d.entries == 0) & positive)
+                  | (~several & (d.entries == 1)
+                     & ((positive & (func.coalesce(paid.c.paid, literal(ZERO, Money())) != d.total)) | zero)))
+           .order_by(*(d[k.name] for k in keys)))
+    return select(func.count()).select_from(days), off
+
+
+_N, _F = nd_rebate_records.c, fd_rebate_records.c
+_ND_DAYS, _ND_OFF = _days_off((_N.broker_uid, _N.day), _N.income, _N.entry_id, "nd_rebate")
+_FD_DAYS, _FD_OFF = _days_off((_F.broker_uid, _F.broker_type, _F.day), money_add(_F.broker_rebate, _F.user_rebate),
+                              _F.entry_id, "fd_rebate")
+
+
+def _compare(result: CheckResult, rows: Iterable[Row[Any]], width: int) -> None:
+    """Each day the database found off (its first ``width`` columns are its key), checked again."""
+    for r in rows:
+        several = r.entries + (1 if r.unpaid else 0) != 1
+        entry: int | str | None = "several" if several else r.entry
+        got = (r.paid if r.paid is not None else ZERO) if isinstance(entry, int) else None
+        total = r.total
         if (total > 0 and got != total) or (total == 0 and entry is not None):
-            result.violations.append(f"{' '.join(key)}: records {total}, paid {got} (entry {entry})")
+            shown = to_plain(got) if got is not None else None
+            result.violations.append(f"{' '.join(r[:width])}: records {to_plain(total)}, paid {shown} (entry {entry})")
 
 
 def _paid_equals_records(conn: Connection) -> list[CheckResult]:
-    nd = CheckResult("rebates: each ND (broker, day) paid = the sum of its records", 0)
-    days: dict[Key, tuple[Decimal, set[int | None]]] = {}
-    for r in conn.execute(_ND_RECORDS):
-        total, entries = days.get((r.broker_uid, r.day), (ZERO, set()))
-        entries.add(r.entry_id)
-        days[(r.broker_uid, r.day)] = (total + r.income, entries)
-    _compare(nd, days, _paid(conn, "nd_rebate"))
+    nd = CheckResult("rebates: each ND (broker, day) paid = the sum of its records",
+                     conn.execute(_ND_DAYS).scalar_one())
+    _compare(nd, conn.execute(_ND_OFF), 2)
     fd = CheckResult("rebates: each FD (broker, type, day) paid = the sum of its records (broker's and users' shares)",
-                     0)
-    days = {}
-    for g in conn.execute(_FD_RECORDS):
-        total, entries = days.get((g.broker_uid, g.broker_type, g.day), (ZERO, set()))
-        entries.add(g.entry_id)
-        days[(g.broker_uid, g.broker_type, g.day)] = (total + g.broker_rebate + g.user_rebate, entries)
-    _compare(fd, days, _paid(conn, "fd_rebate"))
+                     conn.execute(_FD_DAYS).scalar_one())
+    _compare(fd, conn.execute(_FD_OFF), 3)
     return [nd, fd]
 
 
