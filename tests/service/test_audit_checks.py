@@ -82,6 +82,13 @@ def failing(report: AuditReport) -> dict[str, list[str]]:
     return {c.name: c.violations for c in report.checks if not c.ok}
 
 
+def checked_when_clean(s: Services) -> dict[str, int]:
+    """The audit passes; how much each of its checks looked at."""
+    report = s.audit()
+    assert report.ok, failing(report)
+    return {c.name: c.checked for c in report.checks}
+
+
 def entry(conn: Connection, key: str, legs: list[tuple[int, str, str]]) -> int:
     """A journal entry written behind the ledger's back: its postings (account, bucket, amount), and the
     cached balances moved by them as the ledger would (so only what the test breaks is broken)."""
@@ -100,14 +107,12 @@ def entry(conn: Connection, key: str, legs: list[tuple[int, str, str]]) -> int:
 
 def test_clean_books_count_what_was_checked(books: tuple[Services, int, int]) -> None:
     s, _, _ = books
-    report = s.audit()
-    assert report.ok, failing(report)
+    checked = checked_when_clean(s)
     with s.db.read() as conn:
         accounts = conn.execute(select(func.count()).select_from(ledger_accounts)).scalar_one()
         guarded = conn.execute(select(func.count()).select_from(ledger_accounts)
                                .where(ledger_accounts.c.allow_negative.is_(False))).scalar_one()
         entries = conn.execute(select(func.count()).select_from(journal_entries)).scalar_one()
-    checked = {c.name: c.checked for c in report.checks}
     assert checked[CACHED] == accounts and checked[NEGATIVE] == guarded and checked[ENTRIES] == entries
     assert 0 < guarded < accounts  # the platform's accounts may go negative, the user's may not
 
@@ -173,9 +178,7 @@ def market(make_db: Callable[[str], str], backend: str) -> Iterator[tuple[Servic
         resting = s.trading.place(uid, PlaceRequest("BTC-USDT", "cash", "buy", "limit", Decimal("0.0025"),
                                                     Decimal("40000")))
         assert resting.state == "live" and filled.state == "filled"
-        report = s.audit()
-        assert report.ok, failing(report)
-        checked = {c.name: c.checked for c in report.checks}
+        checked = checked_when_clean(s)
         assert checked[FILL_FEES] == 1 and checked[LOCKS] >= 1
         yield s, uid, filled, resting
     finally:
@@ -258,8 +261,7 @@ def test_a_reward_row_whose_parts_do_not_add_up(make_db: Callable[[str], str], b
         with s.db.read() as conn:  # 2.5 * 0.05 / 365, no fee: the day after the purchase earns
             assert dict(conn.execute(select(staking_rewards.c.gross, staking_rewards.c.net, staking_rewards.c.fee)
                                      .where(key)).one()._mapping) == row
-        report = s.audit()
-        assert report.ok and {c.name: c.checked for c in report.checks}[REWARDS] >= 2, failing(report)
+        assert checked_when_clean(s)[REWARDS] >= 2
         with s.db.write() as conn:
             conn.execute(update(staking_rewards).where(key).values({column: Decimal(value)}))
         row[column] = Decimal(value)
@@ -292,9 +294,7 @@ def stakers(make_db: Callable[[str], str], backend: str) -> Iterator[tuple[Servi
                 ledger_accounts.c.uid == staker_uid, ledger_accounts.c.acct_type > STAKING_BASE)).scalar_one()
             redeem = conn.execute(select(provider_events.c.id).where(
                 provider_events.c.uid == staker_uid, provider_events.c.type == "Redeem")).scalar_one()
-        report = s.audit()
-        assert report.ok, failing(report)
-        checked = {c.name: c.checked for c in report.checks}
+        checked = checked_when_clean(s)
         assert checked[HISTORY] == 1 and checked[UNSTAKES] == 1
         yield s, staker_uid, other, kind - STAKING_BASE, redeem
     finally:
@@ -347,11 +347,10 @@ def runs(make_db: Callable[[str], str], backend: str) -> Iterator[tuple[Services
             w.stake(w.user(ETH="10"), eth, Decimal(5))
         w.at(START + 2 * dt.timedelta(days=1))
         period = next(r.period for r in s.runner.runs(job=JOB, limit=100) if r.planned == 2 and r.finished)
-        report = s.audit()
-        assert report.ok, failing(report)
+        checked = checked_when_clean(s)
         with s.db.read() as conn:
             plans = conn.execute(select(func.count()).select_from(job_run_plans)).scalar_one()
-        assert {c.name: c.checked for c in report.checks}[RUNS] == plans
+        assert checked[RUNS] == plans
         yield s, period
     finally:
         s.close()
@@ -444,8 +443,7 @@ def dcd(make_db: Callable[[str], str], backend: str) -> Iterator[tuple[Services,
         product = s.dcd.products("ETH", "USDT", "P")[0].product
         order = s.dcd.order(sub, s.dcd.quote(sub, QuoteRequest(product.product_id, Decimal(100), "USDT", tag="")
                                              ).quote_id)
-        report = s.audit()
-        assert report.ok and {c.name: c.checked for c in report.checks}[BOOK] == 1, failing(report)
+        assert checked_when_clean(s)[BOOK] == 1
         yield s, order
     finally:
         s.close()
@@ -464,8 +462,7 @@ def test_a_settled_dcd_order_that_paid_other_than_the_rule(dcd: tuple[Services, 
     with s.db.read() as conn:
         state, amount, ccy = conn.execute(select(dcd_orders.c.state, dcd_orders.c.sett_amt, dcd_orders.c.sett_ccy)
                                           .where(dcd_orders.c.ord_id == order.ord_id)).one()
-    report = s.audit()
-    assert state == "settled" and report.ok and {c.name: c.checked for c in report.checks}[SETTLED] == 1
+    assert state == "settled" and checked_when_clean(s)[SETTLED] == 1
     with s.db.write() as conn:  # one unit more paid out than the book paid
         conn.execute(update(dcd_orders).where(dcd_orders.c.ord_id == order.ord_id)
                      .values(sett_amt=amount + Decimal("0.000001")))
@@ -487,8 +484,7 @@ def test_an_internal_withdrawal_out_of_step_with_its_deposit(books: tuple[Servic
     receiver = s.accounts.create_user(kyc_level=2).uid
     s.chain.credit_deposit(sender, "USDT", Decimal(50), idempotency_key="audit-internal")
     w = s.withdrawals.withdraw(sender, WithdrawalRequest(ccy="USDT", amt=Decimal(20), dest=3, to_addr=receiver))
-    report = s.audit()
-    assert report.ok and {c.name: c.checked for c in report.checks}[WITHDRAWALS] == 1, failing(report)
+    assert checked_when_clean(s)[WITHDRAWALS] == 1
     with s.db.write() as conn:
         [credit] = conn.execute(select(deposits).where(deposits.c.from_wd_id == w.wd_id)).mappings().all()
         if tamper == "amount":  # the receiver's deposit record says another amount than was sent
@@ -530,9 +526,7 @@ def rebated(make_db: Callable[[str], str], backend: str) -> Iterator[tuple[Servi
             day = conn.execute(select(nd_rebate_records.c.day).distinct()).scalar_one()
             fd_total = conn.execute(select(fd_rebate_records.c.broker_rebate)).scalar_one()
         assert fd_total > 0
-        report = s.audit()
-        assert report.ok, failing(report)
-        checked = {c.name: c.checked for c in report.checks}
+        checked = checked_when_clean(s)
         assert checked[ND_PAID] == 1 and checked[FD_PAID] == 1
         yield s, nd_broker, fd_broker, day
     finally:
